@@ -1,0 +1,59 @@
+# Everything a person does with SupportDesk. `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The venv is rebuilt whenever the pinned lock changes.
+LOCK_HASH := $(shell sha256sum requirements/dev.lock | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+
+.PHONY: run serve test lint format typecheck bench lock migrate seed clean system-deps
+
+$(STAMP): requirements/dev.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+	@$(PY) -m pip install -q -r requirements/dev.lock 2>&1 | grep -v "is ignored" || true
+	@$(PY) -c "import django, channels, rest_framework" # fail loudly if the install did not work
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+migrate: $(STAMP)
+	@$(PY) manage.py migrate --noinput -v 0
+
+seed: migrate
+	@$(PY) manage.py seed_demo
+
+## Install, migrate, seed demo data and serve on http://$(HOST):$(PORT) (embedded profile).
+run: seed
+	@echo "SupportDesk on http://$(HOST):$(PORT)  (widget /, admin /admin/, API docs /api/docs/)"
+	@$(VENV)/bin/uvicorn supportdesk.asgi:application --host $(HOST) --port $(PORT) --log-level warning
+
+## The whole suite: system packages, venv, lint, type check, unit/consumer/API tests, browser tests.
+test:
+	@bash scripts/test.sh
+
+system-deps:
+	@bash scripts/system_deps.sh
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+typecheck: $(STAMP)
+	@$(VENV)/bin/mypy .
+
+bench: $(STAMP)
+	@$(PY) bench/chat_roundtrip.py
+
+lock:
+	@bash scripts/lock.sh
+
+clean:
+	rm -rf $(VENV) db.sqlite3* .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,144 @@
+"""Customer REST fallback: the same services as the WebSocket (docs/protocol.md)."""
+
+import uuid
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from apps.chat import selectors, services
+from apps.chat.authentication import ConversationTokenAuthentication, HasConversationToken
+from apps.chat.models import Conversation, Message
+from apps.core.errors import NotFound
+
+EVENTS_PAGE = 200
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    class Meta:
+        model = Message
+        fields = ["id", "client_id", "sender", "text", "created_at"]
+
+
+class EventSerializer(serializers.Serializer[dict[str, object]]):
+    """A stored event frame, exactly as the socket sends it."""
+
+    type = serializers.ChoiceField(choices=["message", "status"])
+    seq = serializers.IntegerField()
+
+    def to_representation(self, instance: dict[str, object]) -> dict[str, object]:
+        return instance
+
+
+class ConversationApiView(APIView):
+    """Base for endpoints authenticated by the conversation's bearer token."""
+
+    authentication_classes = [ConversationTokenAuthentication]
+    permission_classes = [HasConversationToken]
+
+    def get_conversation(self, request: Request, conversation_id: uuid.UUID) -> Conversation:
+        conversation = request.auth
+        # A token for another conversation looks exactly like a conversation that does not exist.
+        if not isinstance(conversation, Conversation) or conversation.id != conversation_id:
+            raise NotFound("Conversation not found.")
+        return conversation
+
+
+class ConversationCreateApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "conversation_create"
+
+    class InputSerializer(serializers.Serializer[dict[str, str]]):
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        email = serializers.EmailField(required=False, allow_blank=True)
+
+    class OutputSerializer(serializers.Serializer[dict[str, object]]):
+        id = serializers.UUIDField()
+        token = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        """Open a conversation; the token in the answer is shown only this once."""
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created = services.conversation_create(**serializer.validated_data)
+        output = self.OutputSerializer({"id": created.conversation.id, "token": created.token})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+class ConversationDetailApi(ConversationApiView):
+    class OutputSerializer(serializers.Serializer[dict[str, object]]):
+        id = serializers.UUIDField()
+        status = serializers.CharField(allow_null=True)
+        pool = serializers.CharField(allow_null=True)
+        pool_name = serializers.CharField(allow_null=True)
+        last_seq = serializers.IntegerField()
+        messages = MessageSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        """The conversation's ticket status and pool, and its messages (never a confidence)."""
+        conversation = self.get_conversation(request, conversation_id)
+        ticket = selectors.conversation_current_ticket(conversation=conversation)
+        data: dict[str, object] = {
+            "id": conversation.id,
+            "status": ticket.status if ticket else None,
+            "pool": ticket.pool.slug if ticket and ticket.pool else None,
+            "pool_name": ticket.pool.name if ticket and ticket.pool else None,
+            "last_seq": conversation.last_seq,
+            "messages": selectors.message_list(conversation=conversation),
+        }
+        return Response(self.OutputSerializer(data).data)
+
+
+class ConversationMessageCreateApi(ConversationApiView):
+    class InputSerializer(serializers.Serializer[dict[str, object]]):
+        # Length and emptiness are checked by the service, with the same codes as the socket.
+        text = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        client_id = serializers.UUIDField(required=False, allow_null=True)
+
+    @extend_schema(
+        request=InputSerializer, responses={201: MessageSerializer, 200: MessageSerializer}
+    )
+    def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        """Post a customer message; a repeated client_id returns the stored message (200)."""
+        conversation = self.get_conversation(request, conversation_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        posted = services.message_post(
+            conversation=conversation,
+            text=serializer.validated_data["text"],
+            sender=Message.Sender.CUSTOMER,
+            client_id=serializer.validated_data.get("client_id"),
+        )
+        code = status.HTTP_201_CREATED if posted.created else status.HTTP_200_OK
+        return Response(MessageSerializer(posted.message).data, status=code)
+
+
+class ConversationEventListApi(ConversationApiView):
+    class OutputSerializer(serializers.Serializer[dict[str, object]]):
+        events = EventSerializer(many=True)
+        last_seq = serializers.IntegerField()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Return events with seq > after.")],
+        responses=OutputSerializer,
+    )
+    def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        """Stored events after `after`, as the socket sends them (polling fallback)."""
+        conversation = self.get_conversation(request, conversation_id)
+        after = serializers.IntegerField(min_value=0).run_validation(
+            request.query_params.get("after", 0)
+        )
+        events = selectors.event_list_after(
+            conversation_id=conversation.id, after=after, limit=EVENTS_PAGE
+        )
+        return Response(
+            {"events": [event.frame() for event in events], "last_seq": conversation.last_seq}
+        )

@@ -1,0 +1,144 @@
+"""The customer's WebSocket: authenticate, validate frames, call services, relay events."""
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from apps.chat import selectors, services
+from apps.chat.frames import HelloFrame, MessageFrame, TypingFrame, frame_parse
+from apps.chat.models import Conversation, Message
+from apps.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+CLOSE_AUTH_FAILED = 4401
+CLOSE_ORIGIN_NOT_ALLOWED = 4403
+REPLAY_BATCH = 500
+
+
+def origin_allowed(scope: dict[str, Any]) -> bool:
+    """Whether the page that opened the socket is on an allowed origin."""
+    allowed = settings.CHAT_ALLOWED_ORIGINS
+    if "*" in allowed:
+        return True
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    return origin in allowed
+
+
+class CustomerChatConsumer(AsyncWebsocketConsumer):
+    """`/ws/chat/`. See docs/protocol.md for the frames."""
+
+    conversation: Conversation | None = None
+    group: str | None = None
+    sent_seq = 0  # highest event seq sent on this socket: nothing at or below it is sent again
+
+    async def connect(self) -> None:
+        await self.accept()
+        if not origin_allowed(self.scope):
+            await self.send_error("origin_not_allowed", "This page may not open the chat.")
+            await self.close(code=CLOSE_ORIGIN_NOT_ALLOWED)
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        client_id: str | None = None
+        try:
+            frame = frame_parse(text_data, max_bytes=settings.CHAT_MAX_FRAME_BYTES)
+            if isinstance(frame, HelloFrame):
+                await self.on_hello(frame)
+                return
+            if self.conversation is None:
+                await self.send_error("hello_required", "Send a hello frame first.")
+                return
+            if isinstance(frame, MessageFrame):
+                client_id = str(frame.client_id)
+                await self.on_message(frame)
+            elif isinstance(frame, TypingFrame):
+                await database_sync_to_async(services.conversation_typing_publish)(
+                    conversation_id=self.conversation.id,
+                    sender=Message.Sender.CUSTOMER,
+                    origin=self.channel_name,
+                )
+        except ApplicationError as exc:
+            await self.send_error(exc.code, exc.message, client_id=client_id, **exc.extra)
+
+    async def on_hello(self, frame: HelloFrame) -> None:
+        if self.conversation is not None:
+            await self.send_error("already_authenticated", "This socket is already authenticated.")
+            return
+        conversation = await database_sync_to_async(selectors.conversation_authenticate)(
+            conversation_id=frame.conversation, token=frame.token
+        )
+        if conversation is None:
+            await self.send_error("auth_failed", "Unknown conversation or wrong token.")
+            await self.close(code=CLOSE_AUTH_FAILED)
+            return
+        self.conversation = conversation
+        # Join before reading the log: an event committed meanwhile arrives through the group
+        # too, and `sent_seq` drops the copy.
+        self.group = services.conversation_group(conversation.id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        latest = await database_sync_to_async(self._latest_seq)()
+        await self.send_json({"type": "welcome", "seq": latest})
+        self.sent_seq = min(frame.last_seq, latest)
+        await self.send_missed(until=None)
+
+    async def on_message(self, frame: MessageFrame) -> None:
+        assert self.conversation is not None
+        await database_sync_to_async(services.message_post)(
+            conversation=self.conversation,
+            text=frame.text,
+            sender=Message.Sender.CUSTOMER,
+            client_id=frame.client_id,
+        )
+        # The stored message comes back to every socket, this one included, as an event.
+
+    async def conversation_event(self, message: dict[str, Any]) -> None:
+        """A stored event published by a service; fill any gap from the log, never resend."""
+        frame = message["frame"]
+        seq = frame["seq"]
+        if seq <= self.sent_seq:
+            return
+        if seq > self.sent_seq + 1:
+            await self.send_missed(until=seq - 1)
+        await self.send_json(frame)
+        self.sent_seq = seq
+
+    async def conversation_typing(self, message: dict[str, Any]) -> None:
+        if message["origin"] == self.channel_name or message["sender"] == Message.Sender.CUSTOMER:
+            return
+        await self.send_json({"type": "typing", "sender": message["sender"]})
+
+    async def send_missed(self, *, until: int | None) -> None:
+        assert self.conversation is not None
+        while True:
+            events = await database_sync_to_async(selectors.event_list_after)(
+                conversation_id=self.conversation.id,
+                after=self.sent_seq,
+                until=until,
+                limit=REPLAY_BATCH,
+            )
+            for event in events:
+                await self.send_json(event.frame())
+                self.sent_seq = event.seq
+            if len(events) < REPLAY_BATCH:
+                return
+
+    def _latest_seq(self) -> int:
+        assert self.conversation is not None
+        self.conversation.refresh_from_db(fields=["last_seq"])
+        return self.conversation.last_seq
+
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        extra = {key: value for key, value in extra.items() if value is not None}
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))

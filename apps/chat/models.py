@@ -1,0 +1,134 @@
+"""Customers, conversations, messages, tickets and the per-conversation event log."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import TimeStampedModel
+from apps.pools.models import Pool
+
+
+class Customer(TimeStampedModel):
+    """Someone who chats with support. Anonymous unless they tell us who they are."""
+
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name or self.email or f"Customer {self.pk}"
+
+
+class Conversation(TimeStampedModel):
+    """One chat thread. Its bearer token is stored only as a SHA-256 hash."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="conversations")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The seq of the newest event; incremented under a row lock so seqs never collide.
+    last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+
+    def __str__(self) -> str:
+        return f"Conversation {self.id}"
+
+
+class Ticket(TimeStampedModel):
+    """A request for help. A conversation has at most one ticket that is not resolved."""
+
+    class Status(models.TextChoices):
+        ROUTING = "routing", "Routing"
+        AWAITING_CUSTOMER = "awaiting_customer", "Awaiting customer"
+        QUEUED = "queued", "Queued"
+        ASSIGNED = "assigned", "Assigned"
+        IN_REVIEW = "in_review", "In review"
+        RESOLVED = "resolved", "Resolved"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="tickets")
+    status = models.CharField(
+        max_length=32, choices=Status.choices, default=Status.ROUTING, db_index=True
+    )
+    pool = models.ForeignKey(
+        Pool, on_delete=models.PROTECT, null=True, blank=True, related_name="tickets"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=~Q(status="resolved"),
+                name="one_open_ticket_per_conversation",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["routing", "awaiting_customer", "in_review", "resolved"])
+                | Q(pool__isnull=False),
+                name="queued_or_assigned_ticket_has_pool",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "pool", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Ticket #{self.pk} ({self.status})"
+
+
+class Message(TimeStampedModel):
+    """One chat message. `client_id` makes customer sends idempotent across reconnects."""
+
+    class Sender(models.TextChoices):
+        CUSTOMER = "customer", "Customer"
+        BOT = "bot", "Bot"
+        AGENT = "agent", "Agent"
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    sender = models.CharField(max_length=16, choices=Sender.choices)
+    text = models.TextField()
+    client_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_client_id_unique_per_conversation",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender}: {self.text[:40]}"
+
+
+class ConversationEvent(models.Model):
+    """The append-only log of what a conversation's participants see, numbered by `seq`.
+
+    Sockets replay it after `last_seq` on reconnect; the REST fallback polls it.
+    """
+
+    class Type(models.TextChoices):
+        MESSAGE = "message", "Message"
+        STATUS = "status", "Status"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=16, choices=Type.choices)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="event_seq_unique"),
+            models.CheckConstraint(condition=Q(seq__gte=1), name="event_seq_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq}"
+
+    def frame(self) -> dict[str, object]:
+        """The frame clients receive for this event."""
+        return {**self.payload, "type": self.type, "seq": self.seq}

@@ -1,0 +1,59 @@
+"""Read-side queries for conversations, messages, tickets and events."""
+
+import hashlib
+import hmac
+import uuid
+
+from django.db.models import QuerySet
+
+from apps.chat.models import Conversation, ConversationEvent, Message, Ticket
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a conversation token (tokens are random, so plain SHA-256 suffices)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def conversation_get_by_token(*, token: str) -> Conversation | None:
+    """The conversation this bearer token opens, or None."""
+    if not token or len(token) > 200:
+        return None
+    digest = token_hash(token)
+    conversation = Conversation.objects.filter(token_hash=digest).first()
+    # The lookup is by an indexed hash; compare again in constant time for good measure.
+    if conversation is None or not hmac.compare_digest(conversation.token_hash, digest):
+        return None
+    return conversation
+
+
+def conversation_authenticate(
+    *, conversation_id: uuid.UUID | str, token: str
+) -> Conversation | None:
+    """The conversation when `token` belongs to `conversation_id`, else None."""
+    conversation = conversation_get_by_token(token=token)
+    if conversation is None or str(conversation.id) != str(conversation_id):
+        return None
+    return conversation
+
+
+def conversation_current_ticket(*, conversation: Conversation) -> Ticket | None:
+    """The open ticket, or else the most recent one, or None before the first message."""
+    tickets = Ticket.objects.filter(conversation=conversation).select_related("pool")
+    open_ticket = tickets.exclude(status=Ticket.Status.RESOLVED).first()
+    return open_ticket or tickets.order_by("-created_at", "-id").first()
+
+
+def message_list(*, conversation: Conversation) -> QuerySet[Message]:
+    """Every message of a conversation, oldest first."""
+    return Message.objects.filter(conversation=conversation).order_by("created_at", "id")
+
+
+def event_list_after(
+    *, conversation_id: uuid.UUID, after: int, until: int | None = None, limit: int | None = None
+) -> list[ConversationEvent]:
+    """Events with `after < seq (<= until)`, in seq order."""
+    events = ConversationEvent.objects.filter(conversation_id=conversation_id, seq__gt=after)
+    if until is not None:
+        events = events.filter(seq__lte=until)
+    events = events.order_by("seq")
+    return list(events[:limit] if limit is not None else events)

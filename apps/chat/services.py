@@ -1,0 +1,170 @@
+"""Write-side operations of the customer chat. Socket and REST edges both call these."""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.chat.models import Conversation, ConversationEvent, Customer, Message, Ticket
+from apps.chat.selectors import token_hash
+from apps.core.errors import EmptyText, InvalidText, TextTooLong
+from apps.core.ratelimit import rate_limit_hit
+from apps.core.realtime import group_send, publish_on_commit
+from apps.pools.models import Pool
+
+
+def conversation_group(conversation_id: uuid.UUID) -> str:
+    """The channel-layer group every socket of one conversation joins."""
+    return f"conversation.{conversation_id.hex}"
+
+
+@dataclass(frozen=True)
+class ConversationCreated:
+    conversation: Conversation
+    token: str  # shown once; only its hash is stored
+
+
+@dataclass(frozen=True)
+class MessagePosted:
+    message: Message
+    created: bool  # False when the client_id had been used: nothing new was stored
+
+
+def conversation_create(*, name: str = "", email: str = "") -> ConversationCreated:
+    """Open a conversation for a new (possibly anonymous) customer and issue its token."""
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        customer = Customer.objects.create(name=name.strip(), email=email.strip())
+        conversation = Conversation.objects.create(customer=customer, token_hash=token_hash(token))
+    return ConversationCreated(conversation=conversation, token=token)
+
+
+def message_text_clean(text: str) -> str:
+    """Trim a message and refuse it when empty, too long or unstorable."""
+    cleaned = text.strip()
+    if not cleaned:
+        raise EmptyText()
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if len(cleaned) > limit:
+        raise TextTooLong(f"Messages are limited to {limit:,} characters.", extra={"limit": limit})
+    if "\x00" in cleaned:
+        raise InvalidText()
+    return cleaned
+
+
+def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
+    # Row lock on PostgreSQL; SQLite runs IMMEDIATE transactions, which serialise writers.
+    return Conversation.objects.select_for_update().get(pk=conversation_id)
+
+
+def _event_append(
+    conversation: Conversation, event_type: ConversationEvent.Type, payload: dict[str, Any]
+) -> ConversationEvent:
+    """Append one event to a conversation locked by the caller and publish it after commit."""
+    conversation.last_seq += 1
+    conversation.save(update_fields=["last_seq", "updated_at"])
+    event = ConversationEvent.objects.create(
+        conversation=conversation, seq=conversation.last_seq, type=event_type, payload=payload
+    )
+    publish_on_commit(
+        conversation_group(conversation.id), {"type": "conversation.event", "frame": event.frame()}
+    )
+    return event
+
+
+def _message_payload(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "client_id": str(message.client_id) if message.client_id else None,
+        "sender": message.sender,
+        "text": message.text,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def _status_payload(ticket: Ticket) -> dict[str, Any]:
+    pool: Pool | None = ticket.pool
+    return {
+        "status": ticket.status,
+        "pool": pool.slug if pool else None,
+        "pool_name": pool.name if pool else None,
+    }
+
+
+def message_post(
+    *,
+    conversation: Conversation,
+    text: str,
+    sender: Message.Sender,
+    client_id: uuid.UUID | None = None,
+) -> MessagePosted:
+    """Store a message, open a ticket on the customer's first message, and publish both.
+
+    Idempotent on `client_id`: a resend returns the stored message and publishes nothing.
+    Customer messages count against the conversation's rate limit.
+    """
+    cleaned = message_text_clean(text)
+    if client_id is not None:
+        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+        if existing is not None:
+            return MessagePosted(message=existing, created=False)
+    if sender == Message.Sender.CUSTOMER:
+        rate_limit_hit(
+            scope="chat_message", key=str(conversation.pk), rate=settings.CHAT_RATE_LIMIT
+        )
+
+    with transaction.atomic():
+        locked = _conversation_lock(conversation.pk)
+        if client_id is not None:
+            # Checked again under the lock: two racing resends store one message.
+            existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
+            if existing is not None:
+                return MessagePosted(message=existing, created=False)
+        ticket = (
+            Ticket.objects.filter(conversation=locked)
+            .exclude(status=Ticket.Status.RESOLVED)
+            .first()
+        )
+        opened = ticket is None and sender == Message.Sender.CUSTOMER
+        if opened:
+            ticket = Ticket.objects.create(conversation=locked, status=Ticket.Status.ROUTING)
+        message = Message.objects.create(
+            conversation=locked, ticket=ticket, sender=sender, text=cleaned, client_id=client_id
+        )
+        _event_append(locked, ConversationEvent.Type.MESSAGE, _message_payload(message))
+        if opened:
+            assert ticket is not None
+            _event_append(locked, ConversationEvent.Type.STATUS, _status_payload(ticket))
+    conversation.last_seq = locked.last_seq
+    return MessagePosted(message=message, created=True)
+
+
+def ticket_status_set(*, ticket: Ticket, status: Ticket.Status, pool: Pool | None = None) -> Ticket:
+    """Move a ticket to `status` (and `pool`), and tell the conversation's participants."""
+    with transaction.atomic():
+        locked = _conversation_lock(ticket.conversation_id)
+        ticket.status = status
+        if pool is not None:
+            ticket.pool = pool
+        ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None
+        ticket.full_clean(exclude=["conversation"])
+        ticket.save()
+        _event_append(locked, ConversationEvent.Type.STATUS, _status_payload(ticket))
+    return ticket
+
+
+def conversation_typing_publish(
+    *, conversation_id: uuid.UUID, sender: Message.Sender, origin: str
+) -> None:
+    """Tell the other participants that `sender` is typing (ephemeral, not stored)."""
+    rate_limit_hit(
+        scope="chat_typing", key=str(conversation_id), rate=settings.CHAT_TYPING_RATE_LIMIT
+    )
+    group_send(
+        conversation_group(conversation_id),
+        {"type": "conversation.typing", "sender": sender, "origin": origin},
+    )

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from apps.chat import api
+
+urlpatterns = [
+    path("conversations/", api.ConversationCreateApi.as_view(), name="conversation-create"),
+    path(
+        "conversations/<uuid:conversation_id>/",
+        api.ConversationDetailApi.as_view(),
+        name="conversation-detail",
+    ),
+    path(
+        "conversations/<uuid:conversation_id>/messages/",
+        api.ConversationMessageCreateApi.as_view(),
+        name="conversation-message-create",
+    ),
+    path(
+        "conversations/<uuid:conversation_id>/events/",
+        api.ConversationEventListApi.as_view(),
+        name="conversation-event-list",
+    ),
+]

@@ -1,0 +1,18 @@
+"""Seed demo pools and staff accounts (idempotent) and print the logins."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from apps.core.services import demo_seed
+
+
+class Command(BaseCommand):
+    help = "Create the default pools and demo staff accounts; print their logins."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        seeded = demo_seed()
+        self.stdout.write(f"Pools: {', '.join(seeded.pools)}")
+        self.stdout.write("Demo logins (username / password) for http://127.0.0.1:8000/admin/:")
+        for login in seeded.logins:
+            self.stdout.write(f"  {login.username:<18} {login.password:<20} {login.role}")

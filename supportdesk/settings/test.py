@@ -1,0 +1,16 @@
+"""Test settings: fast hashing, a file-backed SQLite test database, quiet logs."""
+
+from supportdesk.settings.base import *  # noqa: F403
+from supportdesk.settings.base import BASE_DIR, DATABASES, LOGGING, REST_FRAMEWORK, env_str
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so live servers in other threads and processes share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env_str("TEST_SQLITE_PATH", str(BASE_DIR / ".test-db.sqlite3"))
+    }
+LOGGING["root"]["level"] = "WARNING"
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"conversation_create": "1000/minute"}

@@ -1,0 +1,257 @@
+import json
+import uuid
+from contextlib import asynccontextmanager
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import override_settings
+
+from apps.chat.models import Message, Ticket
+from apps.chat.services import (
+    conversation_create,
+    conversation_group,
+    message_post,
+    ticket_status_set,
+)
+from supportdesk.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+@asynccontextmanager
+async def socket(origin=ORIGIN):
+    communicator = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[origin] if origin else []
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    try:
+        yield communicator
+    finally:
+        await communicator.disconnect()
+
+
+async def hello(ws, created, last_seq=0):
+    await ws.send_json_to(
+        {
+            "type": "hello",
+            "conversation": str(created.conversation.id),
+            "token": created.token,
+            "last_seq": last_seq,
+        }
+    )
+    return await ws.receive_json_from()
+
+
+async def receive_until_quiet(ws, quiet=0.3):
+    frames = []
+    while not await ws.receive_nothing(timeout=quiet):
+        frames.append(await ws.receive_json_from())
+    return frames
+
+
+@pytest.fixture
+def created(db):
+    return conversation_create()
+
+
+async def test_hello_then_message_comes_back_as_an_event_with_status(created):
+    async with socket() as ws:
+        assert await hello(ws, created) == {"type": "welcome", "seq": 0}
+        client_id = str(uuid.uuid4())
+        await ws.send_json_to(
+            {"type": "message", "client_id": client_id, "text": "My invoice is wrong"}
+        )
+        message = await ws.receive_json_from()
+        status = await ws.receive_json_from()
+    assert message["type"] == "message"
+    assert message["seq"] == 1
+    assert message["client_id"] == client_id
+    assert message["sender"] == "customer"
+    assert message["text"] == "My invoice is wrong"
+    assert status == {
+        "type": "status",
+        "seq": 2,
+        "status": "routing",
+        "pool": None,
+        "pool_name": None,
+    }
+
+
+async def test_reconnect_with_last_seq_gets_exactly_the_missed_events(created):
+    post = database_sync_to_async(message_post)
+    for text in ["one", "two", "three"]:
+        await post(conversation=created.conversation, text=text, sender=Message.Sender.CUSTOMER)
+    # Events: 1 one, 2 status, 3 two, 4 three. The client saw up to 2.
+    async with socket() as ws:
+        assert await hello(ws, created, last_seq=2) == {"type": "welcome", "seq": 4}
+        frames = await receive_until_quiet(ws)
+    assert [(f["seq"], f.get("text")) for f in frames] == [(3, "two"), (4, "three")]
+
+
+async def test_events_while_connected_arrive_once_and_in_order(created):
+    async with socket() as ws:
+        await hello(ws, created)
+        post = database_sync_to_async(message_post)
+        await post(
+            conversation=created.conversation,
+            text="via another path",
+            sender=Message.Sender.CUSTOMER,
+        )
+        ticket = await database_sync_to_async(Ticket.objects.get)(conversation=created.conversation)
+        await database_sync_to_async(ticket_status_set)(
+            ticket=ticket, status=Ticket.Status.IN_REVIEW
+        )
+        frames = await receive_until_quiet(ws)
+    assert [f["seq"] for f in frames] == [1, 2, 3]
+    assert frames[2]["status"] == "in_review"
+
+
+async def test_second_socket_of_the_same_conversation_sees_messages_live(created):
+    async with socket() as first, socket() as second:
+        await hello(first, created)
+        await hello(second, created)
+        await first.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "hi"})
+        seen_by_second = await receive_until_quiet(second)
+    assert [f["type"] for f in seen_by_second] == ["message", "status"]
+
+
+async def test_duplicate_client_id_after_reconnect_stores_one_message(created):
+    client_id = str(uuid.uuid4())
+    async with socket() as ws:
+        await hello(ws, created)
+        await ws.send_json_to({"type": "message", "client_id": client_id, "text": "hello"})
+        first = await receive_until_quiet(ws)
+    async with socket() as ws:
+        await hello(ws, created, last_seq=first[-1]["seq"])
+        await ws.send_json_to({"type": "message", "client_id": client_id, "text": "hello"})
+        assert await receive_until_quiet(ws) == []
+    count = await database_sync_to_async(
+        Message.objects.filter(conversation=created.conversation).count
+    )()
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_frame"),
+        ('{"text": "no type"}', "invalid_frame"),
+        ('{"type": "shout"}', "unknown_type"),
+        ('{"type": "message", "text": "no client id"}', "missing_field"),
+        ('{"type": "message", "client_id": "not-a-uuid", "text": "x"}', "invalid_frame"),
+        ('{"type": "message", "client_id": "CID", "text": 5}', "invalid_frame"),
+        ('{"type": "message", "client_id": "CID", "text": ""}', "empty_text"),
+        ('{"type": "message", "client_id": "CID", "text": "   "}', "empty_text"),
+        ('{"type": "message", "client_id": "CID", "text": "LONG"}', "text_too_long"),
+        ('{"type": "message", "client_id": "CID", "text": "a\\u0000b"}', "invalid_text"),
+        ('{"type": "hello", "conversation": "CONV", "token": "TOKEN"}', "already_authenticated"),
+    ],
+)
+async def test_each_bad_frame_gets_its_error_code_and_the_socket_stays_open(created, frame, code):
+    frame = (
+        frame.replace("CID", str(uuid.uuid4()))
+        .replace("LONG", "x" * 4001)
+        .replace("CONV", str(created.conversation.id))
+        .replace("TOKEN", created.token)
+    )
+    async with socket() as ws:
+        await hello(ws, created)
+        await ws.send_to(text_data=frame)
+        error = await ws.receive_json_from()
+        assert error["type"] == "error"
+        assert error["code"] == code
+        assert error["message"]
+        # Still open and working.
+        await ws.send_json_to(
+            {"type": "message", "client_id": str(uuid.uuid4()), "text": "still here"}
+        )
+        assert (await ws.receive_json_from())["text"] == "still here"
+    assert await database_sync_to_async(Message.objects.count)() == 1
+
+
+async def test_error_for_a_message_frame_names_its_client_id(created):
+    client_id = str(uuid.uuid4())
+    async with socket() as ws:
+        await hello(ws, created)
+        await ws.send_json_to({"type": "message", "client_id": client_id, "text": " "})
+        error = await ws.receive_json_from()
+    assert error["client_id"] == client_id
+
+
+async def test_binary_and_oversized_frames_are_refused(created):
+    async with socket() as ws:
+        await hello(ws, created)
+        await ws.send_to(bytes_data=b"\x00\x01")
+        assert (await ws.receive_json_from())["code"] == "invalid_frame"
+        await ws.send_to(text_data=json.dumps({"type": "typing", "pad": "x" * 70_000}))
+        assert (await ws.receive_json_from())["code"] == "frame_too_large"
+
+
+async def test_message_before_hello_is_refused(created):
+    async with socket() as ws:
+        await ws.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "hi"})
+        assert (await ws.receive_json_from())["code"] == "hello_required"
+
+
+@pytest.mark.parametrize("wrong", ["token", "conversation"])
+async def test_wrong_credentials_get_auth_failed_and_close(created, wrong):
+    other = await database_sync_to_async(conversation_create)()
+    frame = {"type": "hello", "conversation": str(created.conversation.id), "token": created.token}
+    if wrong == "token":
+        frame["token"] = "not-the-token"
+    else:
+        frame["conversation"] = str(other.conversation.id)  # a real id, but not this token's
+    async with socket() as ws:
+        await ws.send_json_to(frame)
+        assert (await ws.receive_json_from())["code"] == "auth_failed"
+        assert await ws.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
+async def test_foreign_origin_gets_an_error_frame_and_is_closed(created):
+    async with socket(origin=(b"origin", b"https://evil.example")) as ws:
+        assert (await ws.receive_json_from())["code"] == "origin_not_allowed"
+        assert await ws.receive_output() == {"type": "websocket.close", "code": 4403}
+
+
+@override_settings(CHAT_RATE_LIMIT="2/minute")
+async def test_rate_limited_message_gets_an_error_frame_with_retry_after(created):
+    async with socket() as ws:
+        await hello(ws, created)
+        for n in range(2):
+            await ws.send_json_to(
+                {"type": "message", "client_id": str(uuid.uuid4()), "text": f"m{n}"}
+            )
+        await receive_until_quiet(ws)
+        await ws.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "m3"})
+        error = await ws.receive_json_from()
+    assert error["code"] == "rate_limited"
+    assert error["retry_after"] >= 1
+
+
+async def test_typing_reaches_other_participants_but_not_the_sender(created):
+    layer = get_channel_layer()
+    staff_channel = await layer.new_channel()
+    await layer.group_add(conversation_group(created.conversation.id), staff_channel)
+    async with socket() as customer:
+        await hello(customer, created)
+        await customer.send_json_to({"type": "typing"})
+        relayed = await layer.receive(staff_channel)
+        assert await customer.receive_nothing(timeout=0.2)
+    assert relayed["type"] == "conversation.typing"
+    assert relayed["sender"] == "customer"
+
+
+async def test_agent_typing_is_shown_to_the_customer(created):
+    async with socket() as customer:
+        await hello(customer, created)
+        await get_channel_layer().group_send(
+            conversation_group(created.conversation.id),
+            {"type": "conversation.typing", "sender": "agent", "origin": "desk"},
+        )
+        assert await customer.receive_json_from() == {"type": "typing", "sender": "agent"}
