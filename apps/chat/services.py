@@ -58,22 +58,29 @@ def message_text_clean(text: str) -> str:
 
 def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
     # Row lock on PostgreSQL; SQLite runs IMMEDIATE transactions, which serialise writers.
-    return Conversation.objects.select_for_update().get(pk=conversation_id)
+    return Conversation.objects.select_for_update().only("id", "last_seq").get(pk=conversation_id)
 
 
-def _event_append(
-    conversation: Conversation, event_type: ConversationEvent.Type, payload: dict[str, Any]
-) -> ConversationEvent:
-    """Append one event to a conversation locked by the caller and publish it after commit."""
-    conversation.last_seq += 1
-    conversation.save(update_fields=["last_seq", "updated_at"])
-    event = ConversationEvent.objects.create(
-        conversation=conversation, seq=conversation.last_seq, type=event_type, payload=payload
+EventSpec = tuple[ConversationEvent.Type, dict[str, Any]]
+
+
+def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[ConversationEvent]:
+    """Append events to a conversation locked by the caller; publish them after commit."""
+    events = [
+        ConversationEvent(
+            conversation=conversation, seq=conversation.last_seq + n, type=kind, payload=payload
+        )
+        for n, (kind, payload) in enumerate(specs, start=1)
+    ]
+    ConversationEvent.objects.bulk_create(events)
+    conversation.last_seq += len(events)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_seq=conversation.last_seq, updated_at=timezone.now()
     )
-    publish_on_commit(
-        conversation_group(conversation.id), {"type": "conversation.event", "frame": event.frame()}
-    )
-    return event
+    group = conversation_group(conversation.pk)
+    for event in events:
+        publish_on_commit(group, {"type": "conversation.event", "frame": event.frame()})
+    return events
 
 
 def _message_payload(message: Message) -> dict[str, Any]:
@@ -104,26 +111,19 @@ def message_post(
 ) -> MessagePosted:
     """Store a message, open a ticket on the customer's first message, and publish both.
 
-    Idempotent on `client_id`: a resend returns the stored message and publishes nothing.
-    Customer messages count against the conversation's rate limit.
+    Idempotent on `client_id`: a resend returns the stored message, publishes nothing and does
+    not count against the conversation's rate limit; new customer messages do.
     """
     cleaned = message_text_clean(text)
-    if client_id is not None:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return MessagePosted(message=existing, created=False)
-    if sender == Message.Sender.CUSTOMER:
-        rate_limit_hit(
-            scope="chat_message", key=str(conversation.pk), rate=settings.CHAT_RATE_LIMIT
-        )
-
     with transaction.atomic():
+        # Under the conversation's lock, so two racing resends store one message.
         locked = _conversation_lock(conversation.pk)
         if client_id is not None:
-            # Checked again under the lock: two racing resends store one message.
             existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
             if existing is not None:
                 return MessagePosted(message=existing, created=False)
+        if sender == Message.Sender.CUSTOMER:
+            rate_limit_hit(scope="chat_message", key=str(locked.pk), rate=settings.CHAT_RATE_LIMIT)
         ticket = (
             Ticket.objects.filter(conversation=locked)
             .exclude(status=Ticket.Status.RESOLVED)
@@ -135,10 +135,11 @@ def message_post(
         message = Message.objects.create(
             conversation=locked, ticket=ticket, sender=sender, text=cleaned, client_id=client_id
         )
-        _event_append(locked, ConversationEvent.Type.MESSAGE, _message_payload(message))
+        events: list[EventSpec] = [(ConversationEvent.Type.MESSAGE, _message_payload(message))]
         if opened:
             assert ticket is not None
-            _event_append(locked, ConversationEvent.Type.STATUS, _status_payload(ticket))
+            events.append((ConversationEvent.Type.STATUS, _status_payload(ticket)))
+        _events_append(locked, events)
     conversation.last_seq = locked.last_seq
     return MessagePosted(message=message, created=True)
 
@@ -153,7 +154,7 @@ def ticket_status_set(*, ticket: Ticket, status: Ticket.Status, pool: Pool | Non
         ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None
         ticket.full_clean(exclude=["conversation"])
         ticket.save()
-        _event_append(locked, ConversationEvent.Type.STATUS, _status_payload(ticket))
+        _events_append(locked, [(ConversationEvent.Type.STATUS, _status_payload(ticket))])
     return ticket
 
 

@@ -76,5 +76,5 @@ def demo_seed() -> DemoSeeded:
             user.save(update_fields=["password"])
         if group is not None:
             user.groups.add(groups[group])
-        logins.append(DemoLogin(username, DEMO_PASSWORD if created else "(unchanged)", role))
+        logins.append(DemoLogin(username, DEMO_PASSWORD, role))
     return DemoSeeded(pools=pools, logins=logins)

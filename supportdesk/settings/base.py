@@ -6,6 +6,7 @@ and REDIS_URL (channel layer, cache, Celery broker, rate limits). See .env.examp
 """
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,12 @@ import django_stubs_ext
 # Lets `ModelAdmin[Pool]` and friends be subscripted at run time as in the stubs
 # (DRF's classes are patched in apps.core.apps, once Django's settings exist).
 django_stubs_ext.monkeypatch()
+
+# WhiteNoise streams static files with a synchronous iterator; under ASGI Django warns on
+# every file. The files are small and served from memory-mapped reads, so the warning is noise.
+warnings.filterwarnings(
+    "ignore", message="StreamingHttpResponse must consume synchronous iterators"
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 

@@ -16,3 +16,4 @@ class Command(BaseCommand):
         self.stdout.write("Demo logins (username / password) for http://127.0.0.1:8000/admin/:")
         for login in seeded.logins:
             self.stdout.write(f"  {login.username:<18} {login.password:<20} {login.role}")
+        self.stdout.write("(Passwords are set only when an account is first created.)")
