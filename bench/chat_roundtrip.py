@@ -12,6 +12,7 @@ the same server program, so the ratio between the two is comparable across noisy
 import argparse
 import asyncio
 import json
+import random
 import sys
 import tempfile
 import time
@@ -44,7 +45,7 @@ def create_conversation(base: str) -> dict:
 
 
 async def chat_customer(
-    server: AsgiServer, conversation: dict, messages: int, start: asyncio.Event
+    server: AsgiServer, conversation: dict, messages: int, start: asyncio.Event, think: float
 ) -> list[float]:
     url = server.url.replace("http://", "ws://") + "/ws/chat/"
     timings = []
@@ -61,7 +62,10 @@ async def chat_customer(
         )
         assert json.loads(await ws.recv())["type"] == "welcome"
         await start.wait()
+        await asyncio.sleep(random.uniform(0, think))  # spread paced customers over one period
         for n in range(messages):
+            if n:
+                await asyncio.sleep(think)
             client_id = str(uuid.uuid4())
             sent = time.perf_counter()
             await ws.send(
@@ -83,12 +87,17 @@ async def chat_customer(
     return timings
 
 
-async def echo_customer(server: AsgiServer, messages: int, start: asyncio.Event) -> list[float]:
+async def echo_customer(
+    server: AsgiServer, messages: int, start: asyncio.Event, think: float
+) -> list[float]:
     url = server.url.replace("http://", "ws://") + "/ws/echo/"
     timings = []
     async with connect(url, origin=Origin(server.url), open_timeout=60) as ws:
         await start.wait()
+        await asyncio.sleep(random.uniform(0, think))
         for n in range(messages):
+            if n:
+                await asyncio.sleep(think)
             payload = json.dumps(
                 {"type": "message", "client_id": str(uuid.uuid4()), "text": f"message {n}"}
             )
@@ -110,7 +119,7 @@ async def run_load(make_customer, customers: int) -> tuple[list[float], float]:
     return [t for timings in results for t in timings], elapsed
 
 
-def measure(server_name: str, customers: int, messages: int, workdir: Path) -> dict:
+def measure(server_name: str, customers: int, messages: int, think: float, workdir: Path) -> dict:
     env = embedded_env(
         workdir, CHAT_RATE_LIMIT="100000/minute", CONVERSATION_CREATE_RATE="100000/hour"
     )
@@ -131,7 +140,9 @@ def measure(server_name: str, customers: int, messages: int, workdir: Path) -> d
             conversations = list(pool.map(create_conversation, [chat.url] * customers))
         iterator = iter(conversations)
         timings, elapsed = asyncio.run(
-            run_load(lambda start: chat_customer(chat, next(iterator), messages, start), customers)
+            run_load(
+                lambda start: chat_customer(chat, next(iterator), messages, start, think), customers
+            )
         )
         figures["chat"] = (timings, elapsed)
     finally:
@@ -139,7 +150,7 @@ def measure(server_name: str, customers: int, messages: int, workdir: Path) -> d
     try:
         echo.start()
         timings, elapsed = asyncio.run(
-            run_load(lambda start: echo_customer(echo, messages, start), customers)
+            run_load(lambda start: echo_customer(echo, messages, start, think), customers)
         )
         figures["echo"] = (timings, elapsed)
     finally:
@@ -154,18 +165,24 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5, help="messages per customer")
     parser.add_argument("--servers", default="uvicorn,daphne")
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0,
+        help="pause between one customer's messages (0: back to back, a burst)",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sd-bench-"))
     print(
         f"chat round trip: {args.customers} concurrent customers x {args.messages} messages, "
-        "loopback, embedded profile (SQLite, in-memory layer)"
+        f"{args.think_ms:.0f} ms apart, loopback, embedded profile (SQLite, in-memory layer)"
     )
     print(
         f"{'server':8} {'path':5} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'msg/s':>8}"
     )
     summary = []
     for server_name in args.servers.split(","):
-        figures = measure(server_name, args.customers, args.messages, workdir)
+        figures = measure(server_name, args.customers, args.messages, args.think_ms / 1000, workdir)
         row = {}
         for path, (timings, elapsed) in figures.items():
             p50, p95, p99 = (percentile(timings, q) for q in (0.5, 0.95, 0.99))

@@ -1,5 +1,7 @@
 """The customer's WebSocket: authenticate, validate frames, call services, relay events."""
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -36,14 +38,27 @@ class CustomerChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
     group: str | None = None
     sent_seq = 0  # highest event seq sent on this socket: nothing at or below it is sent again
+    hello_deadline: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         await self.accept()
         if not origin_allowed(self.scope):
             await self.send_error("origin_not_allowed", "This page may not open the chat.")
             await self.close(code=CLOSE_ORIGIN_NOT_ALLOWED)
+            return
+        # A socket that never authenticates must not hold a connection slot forever.
+        self.hello_deadline = asyncio.create_task(self.close_without_hello())
+
+    async def close_without_hello(self) -> None:
+        await asyncio.sleep(settings.CHAT_HELLO_TIMEOUT_SECONDS)
+        await self.send_error("hello_timeout", "No hello frame arrived in time.")
+        await self.close(code=CLOSE_AUTH_FAILED)
 
     async def disconnect(self, code: int) -> None:
+        if self.hello_deadline is not None:
+            self.hello_deadline.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.hello_deadline
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -81,6 +96,8 @@ class CustomerChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_AUTH_FAILED)
             return
         self.conversation = conversation
+        if self.hello_deadline is not None:
+            self.hello_deadline.cancel()
         # Join before reading the log: an event committed meanwhile arrives through the group
         # too, and `sent_seq` drops the copy.
         self.group = services.conversation_group(conversation.id)

@@ -213,6 +213,20 @@ async def test_wrong_credentials_get_auth_failed_and_close(created, wrong):
         assert await ws.receive_output() == {"type": "websocket.close", "code": 4401}
 
 
+@override_settings(CHAT_HELLO_TIMEOUT_SECONDS=0.2)
+async def test_a_socket_that_never_says_hello_is_closed(created):
+    async with socket() as ws:
+        assert (await ws.receive_json_from(timeout=2))["code"] == "hello_timeout"
+        assert await ws.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+
+
+@override_settings(CHAT_HELLO_TIMEOUT_SECONDS=0.2)
+async def test_an_authenticated_socket_is_not_closed_by_the_hello_timeout(created):
+    async with socket() as ws:
+        await hello(ws, created)
+        assert await ws.receive_nothing(timeout=0.5)
+
+
 async def test_foreign_origin_gets_an_error_frame_and_is_closed(created):
     async with socket(origin=(b"origin", b"https://evil.example")) as ws:
         assert (await ws.receive_json_from())["code"] == "origin_not_allowed"
