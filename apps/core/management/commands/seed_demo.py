@@ -13,7 +13,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         seeded = demo_seed()
         self.stdout.write(f"Pools: {', '.join(seeded.pools)}")
-        self.stdout.write("Demo logins (username / password) for http://127.0.0.1:8000/admin/:")
+        self.stdout.write("Demo staff logins for /admin/ (username, password, role):")
         for login in seeded.logins:
             self.stdout.write(f"  {login.username:<18} {login.password:<20} {login.role}")
         self.stdout.write("(Passwords are set only when an account is first created.)")
