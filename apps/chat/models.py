@@ -51,6 +51,10 @@ class Ticket(TimeStampedModel):
         Pool, on_delete=models.PROTECT, null=True, blank=True, related_name="tickets"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Set by routing: instructions aimed at the router were found; LLM tiers may not auto-route.
+    injection_suspected = models.BooleanField(default=False)
+    # Facts the chosen pool needs that the customer has not given yet (status awaiting_customer).
+    missing_fields = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [

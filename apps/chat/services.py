@@ -140,8 +140,22 @@ def message_post(
             assert ticket is not None
             events.append((ConversationEvent.Type.STATUS, _status_payload(ticket)))
         _events_append(locked, events)
+        if (
+            ticket is not None
+            and sender == Message.Sender.CUSTOMER
+            and (opened or ticket.status == Ticket.Status.AWAITING_CUSTOMER)
+        ):
+            ticket_id = ticket.pk
+            transaction.on_commit(lambda: _ticket_route_enqueue(ticket_id))
     conversation.last_seq = locked.last_seq
     return MessagePosted(message=message, created=True)
+
+
+def _ticket_route_enqueue(ticket_id: int) -> None:
+    # Imported here: the orchestrator builds on chat, so chat may not import it at load time.
+    from apps.orchestrator.tasks import ticket_route_enqueue
+
+    ticket_route_enqueue(ticket_id)
 
 
 def ticket_status_set(*, ticket: Ticket, status: Ticket.Status, pool: Pool | None = None) -> Ticket:

@@ -1,14 +1,18 @@
 """Project-wide write operations: demo data."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from apps.orchestrator.local_model import seed_examples
+from apps.orchestrator.models import ModelVersion
+from apps.orchestrator.services import model_version_train
 from apps.pools.services import pool_upsert
 
-DEFAULT_POOLS = [
+DEFAULT_POOLS: list[dict[str, Any]] = [
     {
         "slug": "billing",
         "name": "Billing",
@@ -47,15 +51,17 @@ class DemoLogin:
 class DemoSeeded:
     pools: list[str]
     logins: list[DemoLogin]
+    model_version: int | None  # the local router model trained now, if there was none
 
 
 @transaction.atomic
 def demo_seed() -> DemoSeeded:
-    """Create the default pools, staff groups and one demo account per role (idempotent).
+    """Create the default pools, staff groups, one demo account per role and, when there is
+    none, a local router model trained on the shipped seed examples (idempotent).
 
     Existing accounts keep their passwords: a second run never resets what a person changed.
     """
-    pools = [pool_upsert(**spec).slug for spec in DEFAULT_POOLS]  # type: ignore[arg-type]
+    pools = [pool_upsert(**spec).slug for spec in DEFAULT_POOLS]
     groups = {name: Group.objects.get_or_create(name=name)[0] for name in STAFF_ROLES}
     accounts: list[tuple[str, str | None, str]] = [
         (f"agent-{slug}", "Agents", f"agent, {slug} pool") for slug in pools
@@ -77,4 +83,7 @@ def demo_seed() -> DemoSeeded:
         if group is not None:
             user.groups.add(groups[group])
         logins.append(DemoLogin(username, DEMO_PASSWORD, role))
-    return DemoSeeded(pools=pools, logins=logins)
+    trained = None
+    if not ModelVersion.objects.filter(active=True).exists():
+        trained = model_version_train(examples=seed_examples(), note="seed_demo: seed examples").pk
+    return DemoSeeded(pools=pools, logins=logins, model_version=trained)

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.pools",
     "apps.chat",
+    "apps.orchestrator",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    # A ticket whose routing process died is routed again: none is left in `routing`.
+    "requeue-stuck-tickets": {
+        "task": "apps.orchestrator.tasks.tickets_stuck_requeue_task",
+        "schedule": 60.0,
+    },
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -185,6 +193,28 @@ CORS_ALLOWED_ORIGINS = [origin for origin in CHAT_ALLOWED_ORIGINS if origin != "
 CORS_ALLOW_ALL_ORIGINS = "*" in CHAT_ALLOWED_ORIGINS
 CORS_URLS_REGEX = r"^/api/v1/conversations/.*$"
 CORS_ALLOW_HEADERS = ["authorization", "content-type"]
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value in (None, "") else float(value)
+
+
+# Routing orchestrator. Without ANTHROPIC_API_KEY the LLM tiers are skipped: doubtful → review.
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL") or None
+ROUTER_MODEL = env_str("ROUTER_MODEL", "claude-haiku-4-5")
+ESCALATION_MODEL = env_str("ESCALATION_MODEL", "claude-sonnet-4-6")
+ROUTER_ACCEPT_THRESHOLD = env_float("ROUTER_ACCEPT_THRESHOLD", 0.7)
+ROUTER_REVIEW_THRESHOLD = env_float("ROUTER_REVIEW_THRESHOLD", 0.5)
+# Used when no trained model version carries its own threshold.
+ROUTER_LOCAL_THRESHOLD = env_float("ROUTER_LOCAL_THRESHOLD", 0.8)
+ROUTER_CACHE_TTL_SECONDS = env_int("ROUTER_CACHE_TTL_SECONDS", 24 * 3600)
+ROUTER_TIMEOUT_SECONDS = env_float("ROUTER_TIMEOUT_SECONDS", 10.0)
+ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2)
+ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
+# Embedded profile: route in a background thread so a chat socket never waits for a model.
+ROUTER_IN_THREAD = env_bool("ROUTER_IN_THREAD", default=not REDIS_URL)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

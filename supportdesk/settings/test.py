@@ -13,4 +13,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env_str("TEST_SQLITE_PATH", str(BASE_DIR / ".test-db.sqlite3"))
     }
 LOGGING["root"]["level"] = "WARNING"
+# Tests route synchronously (eager Celery) so they can assert on the outcome at once.
+ROUTER_IN_THREAD = False
+ANTHROPIC_API_KEY = ""
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"conversation_create": "1000/minute"}

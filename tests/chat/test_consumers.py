@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
 from apps.chat.models import Message, Ticket
+from apps.chat.selectors import event_list_after
 from apps.chat.services import (
     conversation_create,
     conversation_group,
@@ -86,11 +87,15 @@ async def test_reconnect_with_last_seq_gets_exactly_the_missed_events(created):
     post = database_sync_to_async(message_post)
     for text in ["one", "two", "three"]:
         await post(conversation=created.conversation, text=text, sender=Message.Sender.CUSTOMER)
-    # Events: 1 one, 2 status, 3 two, 4 three. The client saw up to 2.
+    stored = await database_sync_to_async(event_list_after)(
+        conversation_id=created.conversation.id, after=0
+    )
+    # 1 "one", 2 status routing, 3 status after routing, 4 "two", 5 "three". The client saw 3.
+    assert [e.seq for e in stored] == [1, 2, 3, 4, 5]
     async with socket() as ws:
-        assert await hello(ws, created, last_seq=2) == {"type": "welcome", "seq": 4}
+        assert await hello(ws, created, last_seq=3) == {"type": "welcome", "seq": 5}
         frames = await receive_until_quiet(ws)
-    assert [(f["seq"], f.get("text")) for f in frames] == [(3, "two"), (4, "three")]
+    assert [(f["seq"], f.get("text")) for f in frames] == [(4, "two"), (5, "three")]
 
 
 async def test_events_while_connected_arrive_once_and_in_order(created):
@@ -104,11 +109,12 @@ async def test_events_while_connected_arrive_once_and_in_order(created):
         )
         ticket = await database_sync_to_async(Ticket.objects.get)(conversation=created.conversation)
         await database_sync_to_async(ticket_status_set)(
-            ticket=ticket, status=Ticket.Status.IN_REVIEW
+            ticket=ticket, status=Ticket.Status.RESOLVED
         )
         frames = await receive_until_quiet(ws)
-    assert [f["seq"] for f in frames] == [1, 2, 3]
-    assert frames[2]["status"] == "in_review"
+    # message, status routing, status after routing (no model: review), resolved
+    assert [f["seq"] for f in frames] == [1, 2, 3, 4]
+    assert [f.get("status") for f in frames] == [None, "routing", "in_review", "resolved"]
 
 
 async def test_second_socket_of_the_same_conversation_sees_messages_live(created):
@@ -117,7 +123,8 @@ async def test_second_socket_of_the_same_conversation_sees_messages_live(created
         await hello(second, created)
         await first.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "hi"})
         seen_by_second = await receive_until_quiet(second)
-    assert [f["type"] for f in seen_by_second] == ["message", "status"]
+    assert [f["type"] for f in seen_by_second] == ["message", "status", "status"]
+    assert [f["seq"] for f in seen_by_second] == [1, 2, 3]
 
 
 async def test_duplicate_client_id_after_reconnect_stores_one_message(created):

@@ -38,21 +38,22 @@ def send(page: Page, text: str) -> None:
 def test_customer_sends_sees_status_and_history_survives_reload(live_server_proc, page: Page):
     page.goto(live_server_proc.url + "/")
     widget(page, "sd-launcher").click()
-    send(page, "<img src=x onerror=alert(1)> I was charged twice for my invoice")
+    send(page, "<img src=x onerror=alert(1)> Please send me a copy of my latest invoice")
 
-    delivered = widget(page, "sd-message").filter(has_text="charged twice")
+    delivered = widget(page, "sd-message").filter(has_text="latest invoice")
     expect(delivered).to_have_count(1)
     expect(delivered).to_have_attribute("data-seq", "1")
     # Rendered as text, not markup.
     expect(delivered).to_contain_text("<img src=x onerror=alert(1)>")
     expect(page.locator("img[src=x]")).to_have_count(0)
-    expect(widget(page, "sd-status")).to_have_text(re.compile("finding the right team"))
-    expect(widget(page, "sd-status")).not_to_contain_text(re.compile(r"\d\.\d|confiden", re.I))
+    # Routed by the local model seed_demo trained: the customer hears which team, never how sure.
+    expect(widget(page, "sd-status")).to_have_text("Your request is with our Billing team.")
+    expect(widget(page, "sd-panel")).not_to_contain_text(re.compile(r"\d\.\d|confiden|%", re.I))
 
     page.reload()
     widget(page, "sd-panel").wait_for(state="visible")
-    expect(widget(page, "sd-message").filter(has_text="charged twice")).to_have_count(1)
-    expect(widget(page, "sd-status")).to_have_text(re.compile("finding the right team"))
+    expect(widget(page, "sd-message").filter(has_text="latest invoice")).to_have_count(1)
+    expect(widget(page, "sd-status")).to_have_text("Your request is with our Billing team.")
 
 
 def test_message_sent_while_the_server_is_down_is_delivered_once(live_server_proc, page: Page):
@@ -93,7 +94,7 @@ def test_without_websockets_the_widget_chats_over_http(live_server_proc, page: P
     send(page, "my browser has no websockets")
     delivered = widget(page, "sd-message").filter(has_text="no websockets")
     expect(delivered).to_have_attribute("data-seq", "1", timeout=15_000)
-    expect(widget(page, "sd-status")).to_have_text(re.compile("finding the right team"))
+    expect(widget(page, "sd-status")).not_to_be_empty()
     assert page.evaluate("window.SupportDeskWidget._debug().transport") == "http"
     assert [m["text"] for m in conversation_messages(live_server_proc, page)] == [
         "my browser has no websockets"

@@ -13,6 +13,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         seeded = demo_seed()
         self.stdout.write(f"Pools: {', '.join(seeded.pools)}")
+        if seeded.model_version is not None:
+            self.stdout.write(
+                f"Trained local router model v{seeded.model_version} on seed examples"
+            )
         self.stdout.write("Demo staff logins for /admin/ (username, password, role):")
         for login in seeded.logins:
             self.stdout.write(f"  {login.username:<18} {login.password:<20} {login.role}")

@@ -1,0 +1,103 @@
+"""Routing quality of the whole pipeline on labelled texts (evaluate_router)."""
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from apps.orchestrator.local_model import OTHER
+from apps.orchestrator.models import RoutingDecision
+from apps.orchestrator.pipeline import RoutingPipeline
+
+LLM_TIERS = {RoutingDecision.Tier.LLM, RoutingDecision.Tier.ESCALATION}
+REVIEW = "(review)"
+
+
+@dataclass
+class PipelineEvaluation:
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_pool: dict[str, dict[str, float]]
+    confusion: dict[str, dict[str, int]]
+    tier_share: dict[str, float]
+    llm_call_share: float
+    review_share: float
+    cost_per_1000_usd: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def pipeline_evaluate(
+    pipeline: RoutingPipeline,
+    rows: Sequence[tuple[str, str]],
+    *,
+    progress: Callable[[Sequence[tuple[str, str]]], Iterable[tuple[str, str]]] = lambda rows: rows,
+) -> PipelineEvaluation:
+    """Run every text through the pipeline. A text labelled `other` is right when sent to review."""
+    truths, predictions, tiers = [], [], Counter[str]()
+    latencies, llm_calls, cost = [], 0, Decimal(0)
+    for text, label in progress(rows):
+        started = time.perf_counter()
+        outcome = pipeline.run(text)
+        latencies.append((time.perf_counter() - started) * 1000)
+        predicted = (
+            outcome.pool.slug if outcome.action in ("route", "clarify") and outcome.pool else REVIEW
+        )
+        truths.append(REVIEW if label == OTHER else label)
+        predictions.append(predicted)
+        deciding = [
+            d
+            for d in outcome.trail
+            if d.tier not in (RoutingDecision.Tier.REVIEW, RoutingDecision.Tier.CLARIFY)
+        ]
+        tiers[
+            outcome.final.tier
+            if outcome.action == "review"
+            else (deciding[-1].tier if deciding else "none")
+        ] += 1
+        llm_calls += any(d.tier in LLM_TIERS for d in outcome.trail)
+        cost += sum((d.cost for d in outcome.trail), Decimal(0))
+    n = len(rows)
+    labels = sorted(set(truths) | set(predictions))
+    per_pool: dict[str, dict[str, float]] = {}
+    for label in labels:
+        tp = sum(t == p == label for t, p in zip(truths, predictions, strict=True))
+        fp = sum(p == label and t != label for t, p in zip(truths, predictions, strict=True))
+        fn = sum(t == label and p != label for t, p in zip(truths, predictions, strict=True))
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_pool[label] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": float(tp + fn),
+        }
+    confusion: dict[str, dict[str, int]] = {}
+    for t, p in zip(truths, predictions, strict=True):
+        confusion.setdefault(t, {}).setdefault(p, 0)
+        confusion[t][p] += 1
+    supported = [v["f1"] for v in per_pool.values() if v["support"]]
+    return PipelineEvaluation(
+        n=n,
+        accuracy=sum(t == p for t, p in zip(truths, predictions, strict=True)) / n if n else 0.0,
+        macro_f1=sum(supported) / len(supported) if supported else 0.0,
+        per_pool=per_pool,
+        confusion=confusion,
+        tier_share={tier: count / n for tier, count in tiers.most_common()},
+        llm_call_share=llm_calls / n if n else 0.0,
+        review_share=predictions.count(REVIEW) / n if n else 0.0,
+        cost_per_1000_usd=float(cost / n * 1000) if n else 0.0,
+        latency_p50_ms=_percentile(latencies, 0.5),
+        latency_p95_ms=_percentile(latencies, 0.95),
+    )

@@ -1,0 +1,173 @@
+"""Routing configuration and the append-only record of every routing decision."""
+
+import re
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from apps.chat.models import Ticket
+from apps.core.models import TimeStampedModel
+from apps.pools.models import Pool
+
+
+class PromptVersion(models.Model):
+    """An immutable router prompt: a template with `{pools}` and few-shot examples."""
+
+    purpose = models.CharField(max_length=32, default="router", db_index=True)
+    text = models.TextField(help_text="System prompt template; `{pools}` lists the active pools.")
+    few_shot = models.JSONField(
+        default=list, blank=True, help_text='[{"text": "...", "pool": "billing"}, ...]'
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    active = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purpose"], condition=Q(active=True), name="one_active_prompt_per_purpose"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} prompt v{self.pk}"
+
+
+class RoutingRule(TimeStampedModel):
+    """An admin-editable pattern that routes a ticket without any model call."""
+
+    class Kind(models.TextChoices):
+        KEYWORD = "keyword", "Keyword or phrase (whole words, any case)"
+        REGEX = "regex", "Regular expression (any case)"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.KEYWORD)
+    pattern = models.CharField(max_length=500)
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="rules")
+    priority = models.IntegerField(default=100, help_text="Higher runs first.")
+    active = models.BooleanField(default=True, db_index=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.pool.slug}"
+
+    def clean(self) -> None:
+        if not self.pattern.strip():
+            raise ValidationError({"pattern": "A rule needs a pattern."})
+        if self.kind == self.Kind.REGEX:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValidationError(
+                    {"pattern": f"Not a valid regular expression: {exc}"}
+                ) from exc
+
+
+class ModelVersion(models.Model):
+    """A trained local classifier, stored signed, with the metrics it was evaluated on."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    labels = models.JSONField(default=list)
+    artifact = models.BinaryField()
+    signature = models.CharField(max_length=64, help_text="HMAC-SHA256 of the artifact.")
+    metrics = models.JSONField(default=dict, blank=True)
+    threshold = models.FloatField(help_text="Confidence at or above which the local tier decides.")
+    training_examples = models.PositiveIntegerField(default=0)
+    note = models.CharField(max_length=300, blank=True)
+    active = models.BooleanField(default=False, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["active"], condition=Q(active=True), name="one_active_model_version"
+            ),
+            models.CheckConstraint(
+                condition=Q(threshold__gte=0) & Q(threshold__lte=1),
+                name="model_threshold_between_0_and_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"local model v{self.pk}"
+
+
+class RoutingDecision(models.Model):
+    """One tier's attempt at routing one ticket (or one dry-run text). Never edited."""
+
+    class Tier(models.TextChoices):
+        VALIDATION = "validation", "Input validation"
+        RULES = "rules", "Rules"
+        CACHE = "cache", "Decision cache"
+        LOCAL = "local", "Local model"
+        LLM = "llm", "Router LLM"
+        ESCALATION = "escalation", "Escalation LLM"
+        CLARIFY = "clarify", "Clarify"
+        REVIEW = "review", "Review queue"
+
+    class Action(models.TextChoices):
+        ROUTE = "route", "Route"
+        ESCALATE = "escalate", "Escalate"
+        CLARIFY = "clarify", "Clarify"
+        PASS = "pass", "Pass to next tier"
+        REVIEW = "review", "Send to review"
+
+    ticket = models.ForeignKey(
+        Ticket, on_delete=models.CASCADE, null=True, blank=True, related_name="decisions"
+    )
+    request_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    model = models.CharField(max_length=100, blank=True)
+    prompt_version = models.ForeignKey(
+        PromptVersion, on_delete=models.PROTECT, null=True, blank=True
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    rule = models.ForeignKey(RoutingRule, on_delete=models.SET_NULL, null=True, blank=True)
+    input_minimised = models.TextField(blank=True)
+    raw_output = models.TextField(blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    pool = models.ForeignKey(Pool, on_delete=models.SET_NULL, null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    valid = models.BooleanField(default=True)
+    error = models.CharField(max_length=500, blank=True)
+    latency_ms = models.FloatField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_creation_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    final = models.BooleanField(default=False)
+    dry_run = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True)
+                | (Q(confidence__gte=0) & Q(confidence__lte=1)),
+                name="decision_confidence_between_0_and_1",
+            ),
+            models.CheckConstraint(condition=Q(cost_usd__gte=0), name="decision_cost_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["tier", "created_at"]),
+            models.Index(fields=["final", "created_at"]),
+            models.Index(fields=["pool", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier}:{self.action} ticket={self.ticket_id}"

@@ -1,0 +1,483 @@
+"""The tiered routing pipeline: cheap tiers first, the LLM only where needed, review last.
+
+Each tier decides or passes; every attempt becomes a DecisionDraft (saved as a RoutingDecision
+by the service that ran the pipeline). The pipeline itself writes nothing to the database and
+never raises for a provider failure: it falls through to the next tier and finally to review,
+so a ticket is never dropped and never routed to a pool that is not active.
+"""
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from apps.core.errors import ValidationFailed
+from apps.orchestrator import cache, prompts
+from apps.orchestrator.fields import fields_missing
+from apps.orchestrator.local_model import OTHER, LocalClassifier
+from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
+from apps.orchestrator.pricing import Usage, cost_usd
+from apps.orchestrator.providers.base import (
+    ProviderCall,
+    ProviderError,
+    ProviderReply,
+    RouterProvider,
+)
+from apps.orchestrator.rules import rule_match
+from apps.orchestrator.schema import route_output_errors, route_tool
+from apps.orchestrator.validation import input_validate
+from apps.pools.models import Pool
+
+Tier = RoutingDecision.Tier
+Action = RoutingDecision.Action
+
+
+class ReviewReason:
+    LOW_CONFIDENCE = "low_confidence"
+    NO_POOL_FITS = "no_pool_fits"
+    INVALID_OUTPUT = "invalid_output"
+    CONSISTENCY = "consistency_failure"
+    INJECTION = "suspected_injection"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    LLM_DISABLED = "llm_disabled"
+    REFUSED_INPUT = "refused_input"
+
+
+@dataclass
+class DecisionDraft:
+    tier: str
+    action: str
+    pool: Pool | None = None
+    confidence: float | None = None
+    reason: str = ""
+    model: str = ""
+    prompt_version: PromptVersion | None = None
+    model_version: ModelVersion | None = None
+    rule: RoutingRule | None = None
+    raw_output: str = ""
+    valid: bool = True
+    error: str = ""
+    latency_ms: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal = Decimal(0)
+    final: bool = False
+
+
+@dataclass
+class RoutingOutcome:
+    """Where a text goes: `route` to a pool, `clarify` (pool known, facts missing) or `review`."""
+
+    action: str  # route | clarify | review
+    pool: Pool | None
+    trail: list[DecisionDraft]
+    minimised: str
+    injection: bool = False
+    review_reason: str = ""
+    missing_fields: list[str] = field(default_factory=list)
+    candidates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def final(self) -> DecisionDraft:
+        return self.trail[-1]
+
+
+@dataclass(frozen=True)
+class LocalTier:
+    version: ModelVersion
+    classifier: LocalClassifier
+    threshold: float
+
+
+@dataclass
+class _LlmVerdict:
+    output: dict[str, Any] | None  # valid tool input, or None when the tier failed
+    failure: str = ""  # a ReviewReason when output is None
+
+
+class RoutingPipeline:
+    """The tiers, configured; build one per run (pools, rules and prompt may change)."""
+
+    def __init__(
+        self,
+        *,
+        pools: Sequence[Pool],
+        rules: Sequence[RoutingRule],
+        prompt: PromptVersion | None,
+        local: LocalTier | None,
+        provider: RouterProvider | None,
+        write_cache: bool = True,
+        clarify_allowed: bool = True,
+    ) -> None:
+        self.pools = {pool.slug: pool for pool in pools if pool.active}
+        self.rules = rules
+        self.prompt = prompt
+        self.local = local
+        self.provider = provider if prompt is not None else None
+        self.write_cache = write_cache
+        self.clarify_allowed = clarify_allowed
+        self.accept = settings.ROUTER_ACCEPT_THRESHOLD
+        self.floor = settings.ROUTER_REVIEW_THRESHOLD
+
+    # -- the flow -------------------------------------------------------------------------
+    def run(self, text: str) -> RoutingOutcome:
+        trail: list[DecisionDraft] = []
+        started = time.perf_counter()
+        try:
+            validated = input_validate(text, max_chars=settings.ROUTER_MAX_INPUT_CHARS)
+        except ValidationFailed as exc:
+            trail.append(
+                DecisionDraft(
+                    Tier.VALIDATION,
+                    Action.REVIEW,
+                    error=exc.code,
+                    valid=False,
+                    reason=exc.message,
+                    latency_ms=_ms(started),
+                )
+            )
+            return self._review(trail, "", ReviewReason.REFUSED_INPUT)
+        minimised = validated.minimised
+        injection = validated.injection_suspected
+        if injection or validated.redactions:
+            trail.append(
+                DecisionDraft(
+                    Tier.VALIDATION,
+                    Action.PASS,
+                    latency_ms=_ms(started),
+                    reason="suspected injection: " + ", ".join(validated.injection_signals)
+                    if injection
+                    else "",
+                    raw_output=json.dumps(
+                        {
+                            "redactions": validated.redactions,
+                            "injection_signals": validated.injection_signals,
+                        }
+                    ),
+                )
+            )
+
+        outcome = self._rules(minimised, trail) or self._cache(minimised, trail)
+        if outcome is None:
+            outcome = self._local(minimised, trail)
+        if outcome is None:
+            if injection:
+                # Never let an LLM decide on text that tries to steer it.
+                outcome = self._review(trail, minimised, ReviewReason.INJECTION)
+            elif self.provider is None:
+                outcome = self._review(trail, minimised, ReviewReason.LLM_DISABLED)
+            else:
+                outcome = self._llm(minimised, trail)
+        outcome.injection = injection
+        outcome.minimised = minimised
+        if outcome.action == "route":
+            outcome = self._clarify(outcome)
+        outcome.final.final = True
+        return outcome
+
+    # -- tiers ----------------------------------------------------------------------------
+    def _rules(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome | None:
+        started = time.perf_counter()
+        rule = rule_match(text, [r for r in self.rules if r.pool.slug in self.pools])
+        if rule is None:
+            return None
+        trail.append(
+            DecisionDraft(
+                Tier.RULES,
+                Action.ROUTE,
+                pool=self.pools[rule.pool.slug],
+                confidence=1.0,
+                rule=rule,
+                reason=f"rule: {rule.name}",
+                latency_ms=_ms(started),
+            )
+        )
+        return RoutingOutcome("route", self.pools[rule.pool.slug], trail, text)
+
+    def _cache_key(self, text: str) -> str | None:
+        if self.prompt is None:
+            return None
+        return cache.decision_key(
+            text=text, prompt_version=self.prompt.pk, pools=sorted(self.pools)
+        )
+
+    def _cache(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome | None:
+        key = self._cache_key(text)
+        if key is None:
+            return None
+        started = time.perf_counter()
+        hit = cache.decision_get(key)
+        if hit is None or hit["pool"] not in self.pools:
+            return None
+        pool = self.pools[hit["pool"]]
+        trail.append(
+            DecisionDraft(
+                Tier.CACHE,
+                Action.ROUTE,
+                pool=pool,
+                confidence=hit["confidence"],
+                prompt_version=self.prompt,
+                reason=hit.get("reason", ""),
+                raw_output=json.dumps(hit),
+                latency_ms=_ms(started),
+            )
+        )
+        return RoutingOutcome("route", pool, trail, text)
+
+    def _local(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome | None:
+        if self.local is None:
+            return None
+        started = time.perf_counter()
+        prediction = self.local.classifier.predict(text)
+        draft = DecisionDraft(
+            Tier.LOCAL,
+            Action.PASS,
+            confidence=prediction.confidence,
+            model=f"local-v{self.local.version.pk}",
+            model_version=self.local.version,
+            raw_output=json.dumps({"label": prediction.label, "scores": prediction.scores}),
+            latency_ms=_ms(started),
+        )
+        trail.append(draft)
+        candidates = {
+            label: score for label, score in prediction.scores.items() if label in self.pools
+        }
+        if prediction.confidence < self.local.threshold:
+            draft.reason = f"below threshold {self.local.threshold:.2f}"
+            return None
+        if prediction.label == OTHER:
+            draft.action, draft.reason = Action.REVIEW, "no pool fits"
+            return RoutingOutcome(
+                "review",
+                None,
+                trail,
+                text,
+                review_reason=ReviewReason.NO_POOL_FITS,
+                candidates=candidates,
+            )
+        if prediction.label not in self.pools:
+            draft.reason = f"label {prediction.label!r} is not an active pool"
+            return None
+        draft.action, draft.pool = Action.ROUTE, self.pools[prediction.label]
+        return RoutingOutcome("route", draft.pool, trail, text, candidates=candidates)
+
+    def _llm(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome:
+        verdict = self._llm_ask(Tier.LLM, settings.ROUTER_MODEL, text, trail)
+        escalate = verdict.output is None  # a failed router falls to the next tier
+        if verdict.output is not None:
+            decided = self._judge(verdict.output, trail, final_tier=False)
+            if decided is not None:
+                return decided
+            escalate = True
+        if escalate:
+            verdict = self._llm_ask(Tier.ESCALATION, settings.ESCALATION_MODEL, text, trail)
+            if verdict.output is None:
+                return self._review(trail, text, verdict.failure)
+            decided = self._judge(verdict.output, trail, final_tier=True)
+            assert decided is not None
+            return decided
+        raise AssertionError("unreachable")
+
+    def _judge(
+        self, output: dict[str, Any], trail: list[DecisionDraft], *, final_tier: bool
+    ) -> RoutingOutcome | None:
+        """Apply thresholds and consistency to a valid tool input. None: ask the larger model."""
+        action, slug, confidence = output["action"], output["pool"], float(output["confidence"])
+        draft = trail[-1]
+        candidates = {slug: confidence} if slug else {}
+        consistent = (action == "escalate" and slug is None) or (
+            action in ("route", "clarify") and slug in self.pools
+        )
+        if not consistent:
+            draft.valid, draft.error = False, "action and pool disagree or pool is not active"
+            return self._review(trail, "", ReviewReason.CONSISTENCY, candidates)
+        if confidence < self.floor:
+            return self._review(trail, "", ReviewReason.LOW_CONFIDENCE, candidates)
+        if confidence < self.accept:
+            if final_tier:
+                return self._review(trail, "", ReviewReason.LOW_CONFIDENCE, candidates)
+            return None
+        if action == "escalate":
+            return self._review(trail, "", ReviewReason.NO_POOL_FITS, candidates)
+        draft.pool = self.pools[slug]
+        draft.action = Action.ROUTE
+        return RoutingOutcome(
+            "route",
+            draft.pool,
+            trail,
+            "",
+            candidates=candidates,
+            missing_fields=list(output.get("missing_fields", [])),
+        )
+
+    def llm_call(self, model: str, text: str) -> ProviderCall:
+        """The forced tool call that asks `model` to route the minimised `text`."""
+        assert self.prompt is not None
+        system = prompts.system_prompt(
+            template=self.prompt.text,
+            few_shot=self.prompt.few_shot,
+            pools=list(self.pools.values()),
+        )
+        return ProviderCall(
+            model=model,
+            system=system,
+            tool=route_tool(sorted(self.pools)),
+            messages=[{"role": "user", "content": prompts.user_turn(text)}],
+        )
+
+    def _read_reply(
+        self, draft: DecisionDraft, reply: ProviderReply, *, batch: bool = False
+    ) -> list[str]:
+        """Record a reply on its draft; return its schema errors (empty when valid)."""
+        self._record_reply(draft, reply, batch=batch)
+        errors = (
+            ["no route_ticket tool call in the answer"]
+            if reply.tool_input is None
+            else route_output_errors(reply.tool_input, sorted(self.pools))
+        )
+        if errors:
+            draft.valid, draft.error = False, "; ".join(errors)[:500]
+            return errors
+        output = reply.tool_input
+        assert isinstance(output, dict)  # the schema requires an object
+        draft.action = Action.CLARIFY if output["action"] == "clarify" else output["action"]
+        draft.confidence = float(output["confidence"])
+        draft.reason = str(output["reason"])[:500]
+        draft.pool = self.pools.get(output["pool"]) if output["pool"] else None
+        return []
+
+    def _llm_ask(self, tier: str, model: str, text: str, trail: list[DecisionDraft]) -> _LlmVerdict:
+        """One forced tool call, and one retry with the errors if the answer is invalid."""
+        assert self.provider is not None
+        call = self.llm_call(model, text)
+        for attempt in (1, 2):
+            draft = DecisionDraft(tier, Action.PASS, model=model, prompt_version=self.prompt)
+            trail.append(draft)
+            try:
+                reply = self.provider.complete(call)
+            except ProviderError as exc:
+                draft.valid, draft.error, draft.latency_ms = False, str(exc)[:500], exc.latency_ms
+                if exc.kind == "malformed" and attempt == 1:
+                    continue
+                return _LlmVerdict(None, ReviewReason.PROVIDER_UNAVAILABLE)
+            errors = self._read_reply(draft, reply)
+            if not errors:
+                return _LlmVerdict(_tool_input(reply))
+            call = ProviderCall(
+                model=model,
+                system=call.system,
+                tool=call.tool,
+                messages=[*call.messages, *self._retry_turns(reply, errors, set(self.pools))],
+            )
+        return _LlmVerdict(None, ReviewReason.INVALID_OUTPUT)
+
+    def batch_outcome(
+        self, outcome: RoutingOutcome, reply: ProviderReply | ProviderError
+    ) -> RoutingOutcome:
+        """Finish a text that the cheap tiers left doubtful with a batch answer (no retry)."""
+        trail = [draft for draft in outcome.trail if draft.tier != Tier.REVIEW]
+        for draft in trail:
+            draft.final = False
+        draft = DecisionDraft(
+            Tier.LLM, Action.PASS, model=settings.ROUTER_MODEL, prompt_version=self.prompt
+        )
+        trail.append(draft)
+        if isinstance(reply, ProviderError):
+            draft.valid, draft.error = False, str(reply)[:500]
+            decided = self._review(trail, outcome.minimised, ReviewReason.PROVIDER_UNAVAILABLE)
+        elif self._read_reply(draft, reply, batch=True):
+            decided = self._review(trail, outcome.minimised, ReviewReason.INVALID_OUTPUT)
+        else:
+            judged = self._judge(_tool_input(reply), trail, final_tier=True)
+            assert judged is not None
+            decided = judged
+        decided.minimised, decided.injection = outcome.minimised, outcome.injection
+        decided.final.final = True
+        return decided
+
+    def _retry_turns(
+        self, reply: ProviderReply, errors: list[str], slugs: set[str]
+    ) -> list[dict[str, Any]]:
+        instructions = prompts.retry_instructions(errors, slugs)
+        assistant = {
+            "role": "assistant",
+            "content": reply.content or [{"type": "text", "text": "(no answer)"}],
+        }
+        if reply.tool_use_id is not None:
+            feedback: Any = [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": reply.tool_use_id,
+                    "is_error": True,
+                    "content": instructions,
+                }
+            ]
+        else:
+            feedback = instructions
+        return [assistant, {"role": "user", "content": feedback}]
+
+    @staticmethod
+    def _record_reply(draft: DecisionDraft, reply: ProviderReply, *, batch: bool = False) -> None:
+        draft.model = reply.model
+        draft.raw_output = reply.raw_output
+        draft.latency_ms = reply.latency_ms
+        draft.usage = reply.usage
+        draft.cost = cost_usd(model=reply.model, usage=reply.usage, batch=batch)
+
+    def _clarify(self, outcome: RoutingOutcome) -> RoutingOutcome:
+        assert outcome.pool is not None
+        missing = fields_missing(
+            required=list(outcome.pool.required_fields),
+            text=outcome.minimised,
+            reported_missing=outcome.missing_fields,
+        )
+        outcome.missing_fields = missing
+        deciding = outcome.final
+        if deciding.tier in (Tier.LLM, Tier.ESCALATION) and self.write_cache:
+            key = self._cache_key(outcome.minimised)
+            if key is not None and deciding.confidence is not None:
+                cache.decision_set(
+                    key,
+                    {
+                        "pool": outcome.pool.slug,
+                        "confidence": deciding.confidence,
+                        "reason": deciding.reason,
+                        "tier": deciding.tier,
+                    },
+                )
+        if missing and self.clarify_allowed:
+            outcome.action = "clarify"
+            outcome.trail.append(
+                DecisionDraft(
+                    Tier.CLARIFY,
+                    Action.CLARIFY,
+                    pool=outcome.pool,
+                    confidence=deciding.confidence,
+                    reason="missing: " + ", ".join(missing),
+                )
+            )
+        return outcome
+
+    def _review(
+        self,
+        trail: list[DecisionDraft],
+        text: str,
+        reason: str,
+        candidates: dict[str, float] | None = None,
+    ) -> RoutingOutcome:
+        trail.append(DecisionDraft(Tier.REVIEW, Action.REVIEW, reason=reason))
+        return RoutingOutcome(
+            "review", None, trail, text, review_reason=reason, candidates=candidates or {}
+        )
+
+
+def _tool_input(reply: ProviderReply) -> dict[str, Any]:
+    assert isinstance(reply.tool_input, dict)  # only called once the schema check passed
+    return dict(reply.tool_input)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,55 @@
+"""What the pipeline needs from an LLM provider: one forced tool call, with usage and errors."""
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from apps.orchestrator.pricing import Usage
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    model: str
+    system: str
+    messages: list[dict[str, Any]]
+    tool: dict[str, Any]
+    max_tokens: int = 300
+
+
+@dataclass(frozen=True)
+class ProviderReply:
+    model: str
+    tool_input: Any | None  # the forced tool's input, or None if the model answered otherwise
+    tool_use_id: str | None
+    content: list[dict[str, Any]]  # the assistant turn, to replay it in a retry
+    raw_output: str
+    usage: Usage
+    latency_ms: float
+
+
+@dataclass
+class ProviderError(Exception):
+    """The provider failed after its own retries. `kind` names the failure for the record."""
+
+    # timeout, connection, rate_limited, overloaded, server_error, bad_request, auth, malformed
+    kind: str
+    message: str
+    latency_ms: float = 0.0
+    status: int | None = None
+    usage: Usage = field(default_factory=Usage)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+class RouterProvider(Protocol):
+    def complete(self, call: ProviderCall) -> ProviderReply:
+        """Make one forced tool call; raise ProviderError when the provider fails."""
+        ...
+
+
+class BatchProvider(Protocol):
+    def batch_run(
+        self, calls: dict[str, ProviderCall], *, poll_seconds: float, timeout_seconds: float
+    ) -> dict[str, ProviderReply | ProviderError]:
+        """Submit calls as one batch (half price), wait for it, and return each result by id."""
+        ...

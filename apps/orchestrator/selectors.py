@@ -1,0 +1,96 @@
+"""Read-side queries of the orchestrator."""
+
+import hashlib
+import hmac
+import logging
+import threading
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from apps.chat.models import Message, Ticket
+from apps.orchestrator.local_model import LocalClassifier
+from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
+from apps.orchestrator.pipeline import LocalTier
+from apps.pools.models import Pool
+
+logger = logging.getLogger(__name__)
+
+_classifiers: dict[int, LocalClassifier] = {}
+_classifiers_lock = threading.Lock()
+
+
+def artifact_signature(artifact: bytes) -> str:
+    """HMAC-SHA256 of a model artifact under SECRET_KEY: only artifacts we wrote are loaded."""
+    return hmac.new(settings.SECRET_KEY.encode(), artifact, hashlib.sha256).hexdigest()
+
+
+def prompt_active(*, purpose: str = "router") -> PromptVersion | None:
+    return PromptVersion.objects.filter(purpose=purpose, active=True).first()
+
+
+def rule_list_active() -> list[RoutingRule]:
+    return list(RoutingRule.objects.filter(active=True, pool__active=True).select_related("pool"))
+
+
+def local_tier_active() -> LocalTier | None:
+    """The active local model, loaded once per process and version; None if there is none."""
+    version = ModelVersion.objects.filter(active=True).defer("artifact").first()
+    if version is None:
+        return None
+    classifier = _classifiers.get(version.pk)
+    if classifier is None:
+        with _classifiers_lock:
+            classifier = _classifiers.get(version.pk)
+            if classifier is None:
+                artifact = bytes(
+                    ModelVersion.objects.values_list("artifact", flat=True).get(pk=version.pk)
+                )
+                if not hmac.compare_digest(artifact_signature(artifact), version.signature):
+                    logger.error(
+                        "local model v%s has a bad signature; local tier disabled", version.pk
+                    )
+                    return None
+                classifier = LocalClassifier.from_bytes(artifact)
+                _classifiers.clear()  # keep one model in memory
+                _classifiers[version.pk] = classifier
+    return LocalTier(version=version, classifier=classifier, threshold=version.threshold)
+
+
+def ticket_routing_text(*, ticket: Ticket) -> str:
+    """Everything the customer wrote on this ticket, oldest first."""
+    texts = (
+        Message.objects.filter(ticket=ticket, sender=Message.Sender.CUSTOMER)
+        .order_by("created_at", "id")
+        .values_list("text", flat=True)
+    )
+    return "\n".join(texts)
+
+
+def decision_list(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    tier: str | None = None,
+    pool: Pool | None = None,
+    ticket: Ticket | None = None,
+    final: bool | None = None,
+) -> QuerySet[RoutingDecision]:
+    """Routing decisions, newest first, filtered."""
+    decisions = RoutingDecision.objects.select_related("pool", "prompt_version").order_by(
+        "-created_at", "-id"
+    )
+    if since is not None:
+        decisions = decisions.filter(created_at__gte=since)
+    if until is not None:
+        decisions = decisions.filter(created_at__lt=until)
+    if tier is not None:
+        decisions = decisions.filter(tier=tier)
+    if pool is not None:
+        decisions = decisions.filter(pool=pool)
+    if ticket is not None:
+        decisions = decisions.filter(ticket=ticket)
+    if final is not None:
+        decisions = decisions.filter(final=final)
+    return decisions

@@ -1,0 +1,263 @@
+"""Write-side operations of the orchestrator: route tickets, record decisions, train models."""
+
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.chat.models import Message, Ticket
+from apps.chat.services import message_post, ticket_status_set
+from apps.orchestrator import selectors
+from apps.orchestrator.fields import field_label
+from apps.orchestrator.local_model import LocalClassifier, evaluate, threshold_for_precision
+from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision
+from apps.orchestrator.pipeline import DecisionDraft, RoutingOutcome, RoutingPipeline
+from apps.orchestrator.providers.anthropic import AnthropicProvider
+from apps.orchestrator.providers.base import BatchProvider, RouterProvider
+from apps.pools.selectors import pool_list
+
+logger = logging.getLogger(__name__)
+
+ROUTABLE = (Ticket.Status.ROUTING, Ticket.Status.AWAITING_CUSTOMER)
+
+
+def router_provider() -> AnthropicProvider | None:
+    """The configured LLM provider, or None without an API key (LLM tiers are then skipped)."""
+    if not settings.ANTHROPIC_API_KEY:
+        return None
+    return AnthropicProvider(
+        api_key=settings.ANTHROPIC_API_KEY,
+        base_url=settings.ANTHROPIC_BASE_URL,
+        timeout=settings.ROUTER_TIMEOUT_SECONDS,
+        max_retries=settings.ROUTER_MAX_RETRIES,
+    )
+
+
+def batch_provider() -> BatchProvider | None:
+    """The Message Batches provider, or None without an API key."""
+    return router_provider()
+
+
+def pipeline_build(
+    *,
+    provider: RouterProvider | None = None,
+    write_cache: bool = True,
+    clarify_allowed: bool = True,
+    use_llm: bool = True,
+) -> RoutingPipeline:
+    """A pipeline over the current pools, rules, prompt and local model."""
+    if use_llm and provider is None:
+        provider = router_provider()
+    return RoutingPipeline(
+        pools=list(pool_list()),
+        rules=selectors.rule_list_active(),
+        prompt=selectors.prompt_active(),
+        local=selectors.local_tier_active(),
+        provider=provider if use_llm else None,
+        write_cache=write_cache,
+        clarify_allowed=clarify_allowed,
+    )
+
+
+def _decisions_save(
+    outcome: RoutingOutcome, *, ticket: Ticket | None, request_id: uuid.UUID, dry_run: bool
+) -> list[RoutingDecision]:
+    rows = [_decision_row(draft, outcome, ticket, request_id, dry_run) for draft in outcome.trail]
+    return RoutingDecision.objects.bulk_create(rows)
+
+
+def _decision_row(
+    draft: DecisionDraft,
+    outcome: RoutingOutcome,
+    ticket: Ticket | None,
+    request_id: uuid.UUID,
+    dry_run: bool,
+) -> RoutingDecision:
+    return RoutingDecision(
+        ticket=ticket,
+        request_id=request_id,
+        tier=draft.tier,
+        model=draft.model,
+        prompt_version=draft.prompt_version,
+        model_version=draft.model_version,
+        rule=draft.rule,
+        input_minimised=outcome.minimised,
+        raw_output=draft.raw_output,
+        action=draft.action,
+        pool=draft.pool,
+        confidence=draft.confidence,
+        reason=draft.reason[:500],
+        valid=draft.valid,
+        error=draft.error[:500],
+        latency_ms=round(draft.latency_ms, 3),
+        input_tokens=draft.usage.input_tokens,
+        output_tokens=draft.usage.output_tokens,
+        cache_read_tokens=draft.usage.cache_read_tokens,
+        cache_creation_tokens=draft.usage.cache_creation_tokens,
+        cost_usd=draft.cost,
+        final=draft.final,
+        dry_run=dry_run,
+    )
+
+
+def clarify_question(*, pool_name: str, fields: Sequence[str]) -> str:
+    """What the bot asks when a pool needs facts the customer has not given."""
+    wanted = " and ".join(field_label(name) for name in fields)
+    return f"To pass your request to our {pool_name} team we need your {wanted}. Could you send it?"
+
+
+def ticket_route(
+    *, ticket: Ticket, provider: RouterProvider | None = None
+) -> RoutingDecision | None:
+    """Route a ticket through the tiers, record every attempt, and move the ticket.
+
+    Returns the final decision, or None when the ticket no longer needs routing. LLM calls
+    happen outside any database transaction.
+    """
+    ticket = Ticket.objects.select_related("conversation").get(pk=ticket.pk)
+    if ticket.status not in ROUTABLE:
+        return None
+    asked_before = ticket.decisions.filter(tier=RoutingDecision.Tier.CLARIFY).exists()
+    pipeline = pipeline_build(provider=provider, clarify_allowed=not asked_before)
+    outcome = pipeline.run(selectors.ticket_routing_text(ticket=ticket))
+    request_id = uuid.uuid4()
+    with transaction.atomic():
+        locked = Ticket.objects.select_for_update().select_related("conversation").get(pk=ticket.pk)
+        if locked.status not in ROUTABLE:
+            return None  # routed meanwhile (a duplicate task or a person)
+        decisions = _decisions_save(outcome, ticket=locked, request_id=request_id, dry_run=False)
+        locked.injection_suspected = outcome.injection
+        locked.missing_fields = outcome.missing_fields if outcome.action == "clarify" else []
+        locked.save(update_fields=["injection_suspected", "missing_fields", "updated_at"])
+        if outcome.action == "route":
+            ticket_status_set(ticket=locked, status=Ticket.Status.QUEUED, pool=outcome.pool)
+        elif outcome.action == "clarify":
+            assert outcome.pool is not None
+            ticket_status_set(
+                ticket=locked, status=Ticket.Status.AWAITING_CUSTOMER, pool=outcome.pool
+            )
+            message_post(
+                conversation=locked.conversation,
+                text=clarify_question(pool_name=outcome.pool.name, fields=outcome.missing_fields),
+                sender=Message.Sender.BOT,
+            )
+        else:
+            ticket_status_set(ticket=locked, status=Ticket.Status.IN_REVIEW)
+    logger.info(
+        "ticket %s routed: %s %s via %s",
+        ticket.pk,
+        outcome.action,
+        outcome.pool.slug if outcome.pool else "-",
+        outcome.final.tier,
+    )
+    return decisions[-1]
+
+
+@dataclass(frozen=True)
+class DryRun:
+    outcome: RoutingOutcome
+    decisions: list[RoutingDecision]
+
+
+def text_route_dry_run(*, text: str, provider: RouterProvider | None = None) -> DryRun:
+    """Route a text without a ticket: record the attempts (they cost money), write no cache."""
+    pipeline = pipeline_build(provider=provider, write_cache=False)
+    outcome = pipeline.run(text)
+    decisions = _decisions_save(outcome, ticket=None, request_id=uuid.uuid4(), dry_run=True)
+    return DryRun(outcome=outcome, decisions=decisions)
+
+
+def tickets_stuck_requeue(*, older_than: timedelta = timedelta(minutes=2)) -> list[int]:
+    """Ids of tickets left in `routing` (e.g. a worker died) to route again."""
+    cutoff = timezone.now() - older_than
+    return list(
+        Ticket.objects.filter(status=Ticket.Status.ROUTING, updated_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+@transaction.atomic
+def prompt_version_create(
+    *,
+    text: str,
+    few_shot: list[dict[str, object]],
+    note: str = "",
+    author_id: int | None = None,
+    activate: bool = True,
+) -> PromptVersion:
+    """Append a prompt version (versions are never edited) and optionally make it active."""
+    parent = selectors.prompt_active()
+    if activate:
+        PromptVersion.objects.filter(purpose="router", active=True).update(active=False)
+    return PromptVersion.objects.create(
+        text=text, few_shot=few_shot, note=note, author_id=author_id, parent=parent, active=activate
+    )
+
+
+def model_version_train(
+    *,
+    examples: Sequence[tuple[str, str]],
+    note: str = "",
+    activate: bool = True,
+    target_precision: float = 0.98,
+    holdout_share: float = 0.2,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> ModelVersion:
+    """Train a local classifier, evaluate it on a held-out slice, store it signed.
+
+    The threshold is the lowest confidence at which held-out decisions reach
+    `target_precision`; the final model is then trained on every example.
+    """
+    rows = list(examples)
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    cut = int(len(rows) * (1 - holdout_share))
+    train, held = rows[:cut], rows[cut:]
+    metrics: dict[str, object] = {}
+    threshold = settings.ROUTER_LOCAL_THRESHOLD
+    if held and len({label for _, label in train}) >= 2:
+        candidate = LocalClassifier.train(
+            texts=[t for t, _ in train], labels=[label for _, label in train], seed=seed
+        )
+        held_texts, held_labels = [t for t, _ in held], [label for _, label in held]
+        evaluation = evaluate(candidate, texts=held_texts, labels=held_labels)
+        predictions = candidate.predict_many(held_texts)
+        threshold = threshold_for_precision(
+            predictions, held_labels, target_precision=target_precision
+        )
+        metrics = {
+            "accuracy": evaluation.accuracy,
+            "macro_f1": evaluation.macro_f1,
+            "ece": evaluation.ece,
+            "per_label": evaluation.per_label,
+            "holdout": evaluation.n,
+            "target_precision": target_precision,
+        }
+    classifier = LocalClassifier.train(
+        texts=[t for t, _ in rows],
+        labels=[label for _, label in rows],
+        seed=seed,
+        show_progress=show_progress,
+    )
+    artifact = classifier.to_bytes()
+    with transaction.atomic():
+        if activate:
+            ModelVersion.objects.filter(active=True).update(active=False)
+        return ModelVersion.objects.create(
+            labels=classifier.labels,
+            artifact=artifact,
+            signature=selectors.artifact_signature(artifact),
+            metrics=metrics,
+            threshold=min(max(threshold, 0.0), 1.0),
+            training_examples=len(rows),
+            note=note,
+            active=activate,
+        )

@@ -1,0 +1,341 @@
+"""The routing pipeline through the real anthropic SDK against the Messages API stand-in."""
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+
+from apps.chat.models import Message, Ticket
+from apps.chat.services import conversation_create, message_post
+from apps.orchestrator.models import RoutingDecision, RoutingRule
+from apps.orchestrator.services import ticket_route
+from tests.fakes import messages_api as api
+from tests.orchestrator.conftest import route_reply
+
+pytestmark = pytest.mark.django_db
+
+DATA = Path(__file__).parent / "data"
+Tier = RoutingDecision.Tier
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+
+
+def open_ticket(text: str) -> Ticket:
+    """A customer's first message opens a ticket; routing runs on commit (eager in tests)."""
+    conversation = conversation_create().conversation
+    message_post(conversation=conversation, text=text, sender=Message.Sender.CUSTOMER)
+    return Ticket.objects.get(conversation=conversation)
+
+
+def route(text: str) -> tuple[Ticket, list[RoutingDecision]]:
+    ticket = open_ticket(text)
+    ticket_route(ticket=ticket)
+    ticket.refresh_from_db()
+    return ticket, list(ticket.decisions.order_by("id"))
+
+
+def test_happy_path_llm_routes_and_records_tokens_cost_and_prompt(pools, llm):
+    llm.enqueue(route_reply("billing", 0.93))
+    ticket, decisions = route("Why is there a second charge on my card this month?")
+    assert ticket.status == Ticket.Status.QUEUED
+    assert ticket.pool == pools["billing"]
+    final = decisions[-1]
+    assert (final.tier, final.action, final.final) == (Tier.LLM, "route", True)
+    assert final.model == "claude-haiku-4-5"
+    assert final.prompt_version is not None
+    assert (final.input_tokens, final.output_tokens) == (350, 40)
+    assert final.cost_usd == Decimal(350) / 10**6 * 1 + Decimal(40) / 10**6 * 5
+    assert final.confidence == pytest.approx(0.93)
+    body = llm.requests[0].json
+    assert body["tool_choice"] == {"type": "tool", "name": "route_ticket"}
+    assert body["tools"][0]["input_schema"]["properties"]["pool"]["enum"] == [
+        "billing",
+        "refund",
+        "technical",
+        None,
+    ]
+    assert "second charge" not in body["system"]
+    assert "<customer_message>" in body["messages"][0]["content"]
+
+
+def test_cost_counts_cache_reads_and_writes_at_their_rates(pools, llm):
+    llm.enqueue(
+        api.tool_use(
+            {
+                "action": "route",
+                "pool": "technical",
+                "confidence": 0.9,
+                "reason": "r",
+                "missing_fields": [],
+            },
+            input_tokens=1000,
+            output_tokens=100,
+            cache_read_input_tokens=4000,
+            cache_creation_input_tokens=200,
+        )
+    )
+    _, decisions = route("The app crashes when I open settings")
+    expected = (
+        Decimal(1000) * 1
+        + Decimal(100) * 5
+        + Decimal(4000) * Decimal("0.1")
+        + Decimal(200) * Decimal("1.25")
+    ) / 10**6
+    assert decisions[-1].cost_usd == expected
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param([api.error(529, "overloaded_error")] * 3, id="529"),
+        pytest.param([api.error(500, "api_error")] * 3, id="500"),
+        pytest.param([api.error(429, "rate_limit_error")] * 3, id="429"),
+        pytest.param([api.delay(1.5, route_reply("billing"))] * 3, id="timeout"),
+        pytest.param([api.malformed()] * 2, id="malformed-body"),
+        pytest.param([api.disconnect()] * 3, id="connection"),
+    ],
+)
+def test_router_fault_falls_to_escalation_model_and_ticket_is_never_lost(pools, llm, fault):
+    llm.enqueue(*fault, route_reply("technical", 0.88))
+    ticket, decisions = route("I cannot log in, the page keeps spinning")
+    assert ticket.status == Ticket.Status.QUEUED
+    assert ticket.pool == pools["technical"]
+    failed = [d for d in decisions if d.tier == Tier.LLM]
+    assert failed
+    assert all(not d.valid and d.error for d in failed)
+    assert decisions[-1].tier == Tier.ESCALATION
+    assert decisions[-1].model == "claude-sonnet-4-6"
+
+
+def test_both_models_failing_sends_the_ticket_to_review(pools, llm):
+    llm.default = lambda body: api.error(529, "overloaded_error")
+    ticket, decisions = route("Something is wrong with my account")
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    assert ticket.pool is None
+    assert decisions[-1].tier == Tier.REVIEW
+    assert decisions[-1].reason == "provider_unavailable"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(
+            {
+                "action": "route",
+                "pool": "sales_agent",
+                "confidence": 0.9,
+                "reason": "x",
+                "missing_fields": [],
+            },
+            id="hallucinated-pool",
+        ),
+        pytest.param(
+            {"action": "route", "pool": "billing", "reason": "x", "missing_fields": []},
+            id="missing-confidence",
+        ),
+        pytest.param(
+            {
+                "action": "route",
+                "pool": "billing",
+                "confidence": 1.7,
+                "reason": "x",
+                "missing_fields": [],
+            },
+            id="confidence-1.7",
+        ),
+    ],
+)
+def test_invalid_output_is_retried_with_the_errors_then_accepted(pools, llm, bad):
+    llm.enqueue(api.tool_use(bad), route_reply("billing", 0.9))
+    ticket, decisions = route("Please send me last month's invoice")
+    assert ticket.pool == pools["billing"]
+    first, second = [d for d in decisions if d.tier == Tier.LLM]
+    assert not first.valid
+    assert first.error
+    assert second.valid
+    assert second.final
+    retry = llm.requests[1].json["messages"]
+    assert retry[1]["role"] == "assistant"
+    assert retry[2]["content"][0]["type"] == "tool_result"
+    assert retry[2]["content"][0]["is_error"] is True
+    assert "More examples" in retry[2]["content"][0]["content"]
+
+
+def test_text_instead_of_tool_call_twice_falls_through_to_escalation(pools, llm):
+    llm.enqueue(api.text("I think billing."), api.text("Billing!"), route_reply("billing", 0.95))
+    ticket, decisions = route("Where can I download my receipts?")
+    assert ticket.pool == pools["billing"]
+    assert [d.tier for d in decisions][-3:] == [Tier.LLM, Tier.LLM, Tier.ESCALATION]
+    assert "no route_ticket tool call" in decisions[-3].error
+
+
+def test_invalid_twice_on_both_models_goes_to_review_as_invalid_output(pools, llm):
+    llm.default = lambda body: api.tool_use(
+        {
+            "action": "route",
+            "pool": "sales_agent",
+            "confidence": 2,
+            "reason": "x",
+            "missing_fields": [],
+        }
+    )
+    ticket, decisions = route("Where can I download my receipts?")
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    assert decisions[-1].reason == "invalid_output"
+    assert len(llm.requests) == 4
+
+
+def test_mid_confidence_is_re_evaluated_by_the_escalation_model(pools, llm):
+    llm.enqueue(route_reply("billing", 0.6), route_reply("refund", 0.85, missing=[]))
+    ticket, decisions = route("I was charged twice and want the money back for order #A-10293")
+    assert [r.json["model"] for r in llm.requests] == ["claude-haiku-4-5", "claude-sonnet-4-6"]
+    assert ticket.pool == pools["refund"]
+    assert decisions[-1].tier == Tier.ESCALATION
+
+
+@pytest.mark.parametrize(
+    ("confidence", "status"), [(0.7, "queued"), (0.69, "escalated"), (0.49, "in_review")]
+)
+def test_thresholds(pools, llm, confidence, status):
+    llm.enqueue(route_reply("technical", confidence), route_reply("technical", 0.5))
+    ticket, _ = route("The export button does nothing")
+    if status == "queued":
+        assert ticket.status == Ticket.Status.QUEUED
+        assert len(llm.requests) == 1
+    elif status == "escalated":
+        assert len(llm.requests) == 2
+        assert ticket.status == Ticket.Status.IN_REVIEW  # the larger model was unsure too
+    else:
+        assert len(llm.requests) == 1
+        assert ticket.status == Ticket.Status.IN_REVIEW
+
+
+def test_confident_escalate_means_no_pool_fits_and_goes_to_review(pools, llm):
+    llm.enqueue(route_reply(None, 0.95, action="escalate"))
+    ticket, decisions = route("Are you hiring designers in Lisbon?")
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    assert decisions[-1].reason == "no_pool_fits"
+
+
+def test_action_and_pool_disagreeing_is_a_consistency_failure(pools, llm):
+    llm.enqueue(route_reply(None, 0.95, action="route"))
+    ticket, decisions = route("My invoice total looks wrong")
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    assert decisions[-1].reason == "consistency_failure"
+
+
+def test_an_inactive_pool_is_never_offered_nor_routed_to(pools, llm):
+    pools["billing"].active = False
+    pools["billing"].save()
+    llm.default = lambda body: route_reply("billing", 0.99)  # insists on the inactive pool
+    ticket, decisions = route("My invoice total looks wrong")
+    assert (
+        "billing"
+        not in llm.requests[0].json["tools"][0]["input_schema"]["properties"]["pool"]["enum"]
+    )
+    assert ticket.pool is None
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    assert decisions[-1].reason == "invalid_output"
+    assert not any(d.pool == pools["billing"] for d in decisions)
+
+
+def test_clarify_round_trip_in_the_chat(pools, llm, django_capture_on_commit_callbacks):
+    llm.default = lambda body: route_reply("refund", 0.9, missing=["order_number"])
+    conversation = conversation_create().conversation
+    with django_capture_on_commit_callbacks(execute=True):  # routing runs after commit
+        message_post(
+            conversation=conversation,
+            text="I want my money back for the broken lamp",
+            sender=Message.Sender.CUSTOMER,
+        )
+    ticket = Ticket.objects.get(conversation=conversation)
+    assert ticket.status == Ticket.Status.AWAITING_CUSTOMER
+    assert ticket.missing_fields == ["order_number"]
+    bot = Message.objects.filter(conversation=conversation, sender=Message.Sender.BOT).get()
+    assert "order number" in bot.text
+    with django_capture_on_commit_callbacks(execute=True):
+        message_post(
+            conversation=conversation,
+            text="Sure, it is order #A-10293",
+            sender=Message.Sender.CUSTOMER,
+        )
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.QUEUED
+    assert ticket.pool == pools["refund"]
+    assert ticket.missing_fields == []
+    assert "order #A-10293" in llm.requests[-1].json["messages"][0]["content"]
+
+
+def test_rule_hit_routes_without_any_model_call(pools, llm):
+    RoutingRule.objects.create(
+        name="vat", kind="keyword", pattern="VAT number", pool=pools["billing"], priority=10
+    )
+    ticket, decisions = route("How do I add my vat number to invoices?")
+    assert ticket.pool == pools["billing"]
+    assert decisions[-1].tier == Tier.RULES
+    assert llm.requests == []
+
+
+def test_second_identical_text_is_served_by_the_cache(pools, llm):
+    llm.enqueue(route_reply("technical", 0.9))
+    route("The sync stopped working since yesterday")
+    ticket, decisions = route("the  sync stopped working since YESTERDAY")
+    assert ticket.pool == pools["technical"]
+    assert decisions[-1].tier == Tier.CACHE
+    assert len(llm.requests) == 1
+
+
+def test_confident_local_model_routes_without_an_llm_call(pools, llm, local_model):
+    ticket, decisions = route("I forgot my password and the reset email never arrives")
+    assert ticket.pool == pools["technical"]
+    assert decisions[-1].tier == Tier.LOCAL
+    assert llm.requests == []
+
+
+def test_without_an_api_key_llm_tiers_are_skipped_and_doubt_goes_to_review(pools, settings):
+    settings.ANTHROPIC_API_KEY = ""
+    ticket, decisions = route("Hmm, a question about something")
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    assert decisions[-1].reason == "llm_disabled"
+
+
+INJECTIONS = [
+    line.strip()
+    for line in (DATA / "injection_corpus.txt").read_text().splitlines()
+    if line.strip()
+]
+
+
+def test_the_corpus_has_at_least_thirty_attempts():
+    assert len(INJECTIONS) >= 30
+
+
+@pytest.mark.parametrize("attempt", INJECTIONS)
+def test_injection_attempts_never_auto_route_on_an_llm_tier(pools, llm, attempt):
+    llm.default = lambda body: route_reply("refund", 0.99)
+    ticket, decisions = route(attempt)
+    assert ticket.injection_suspected
+    routed_by_llm = ticket.status == Ticket.Status.QUEUED and decisions[-1].tier in (
+        Tier.LLM,
+        Tier.ESCALATION,
+    )
+    assert not routed_by_llm
+    assert llm.requests == []
+
+
+def test_the_model_never_sees_the_customers_personal_data(pools, llm):
+    text = (
+        "Charged twice! Card 4111 1111 1111 1111, mail me at jane.doe@example.com or "
+        "call +44 20 7946 0958. IBAN GB82 WEST 1234 5698 7654 32"
+    )
+    llm.enqueue(route_reply("billing", 0.9))
+    _ticket, decisions = route(text)
+    sent = json.dumps(llm.requests[0].json)
+    for secret in ["4111 1111 1111 1111", "jane.doe@example.com", "7946 0958", "GB82", "WEST 1234"]:
+        assert secret not in sent
+    assert "jane.doe" not in decisions[-1].input_minimised
