@@ -339,3 +339,41 @@ def test_the_model_never_sees_the_customers_personal_data(pools, llm):
     for secret in ["4111 1111 1111 1111", "jane.doe@example.com", "7946 0958", "GB82", "WEST 1234"]:
         assert secret not in sent
     assert "jane.doe" not in decisions[-1].input_minimised
+
+
+def test_routing_works_with_150_pools(db, llm):
+    from apps.pools.services import pool_upsert
+
+    for n in range(150):
+        pool_upsert(slug=f"intent-{n}", name=f"Intent {n}", description=f"Questions of kind {n}.")
+    llm.enqueue(route_reply("intent-149", 0.88))
+    ticket, _ = route("A question of kind one hundred forty nine")
+    assert ticket.pool is not None
+    assert ticket.pool.slug == "intent-149"
+    enum = llm.requests[0].json["tools"][0]["input_schema"]["properties"]["pool"]["enum"]
+    assert len(enum) == 151  # 150 pools and null
+
+
+def test_the_system_prompt_stays_under_500_tokens_for_the_default_pools(pools, llm):
+    llm.enqueue(route_reply("billing", 0.9))
+    route("Where is my invoice?")
+    system = llm.requests[0].json["system"]
+    # ~4 characters per token for English; 3.5 leaves a margin.
+    assert len(system) / 3.5 < 500
+    assert "Where is my invoice" not in system
+
+
+def test_a_task_for_a_deleted_ticket_does_nothing(db):
+    from apps.orchestrator.tasks import ticket_route_task
+
+    assert ticket_route_task.apply(args=(999_999,)).successful()
+
+
+def test_tickets_left_in_routing_are_found_by_the_sweep(pools):
+    from datetime import timedelta
+
+    from apps.orchestrator.services import tickets_stuck_requeue
+
+    ticket = open_ticket("anything at all")  # on_commit did not run: it stays in routing
+    assert tickets_stuck_requeue(older_than=timedelta(0)) == [ticket.pk]
+    assert tickets_stuck_requeue(older_than=timedelta(minutes=5)) == []

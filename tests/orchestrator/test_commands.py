@@ -1,0 +1,136 @@
+"""train_router, evaluate_router and classify_batch, run as a person runs them."""
+
+import csv
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.orchestrator.local_model import seed_examples
+from apps.orchestrator.models import ModelVersion
+from apps.pools.models import Pool
+from tests.orchestrator.conftest import route_reply
+
+pytestmark = pytest.mark.django_db
+
+
+def write_csv(path, rows, header=("text", "pool")):
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def test_train_router_on_seed_examples_stores_an_active_signed_model_with_metrics(pools):
+    out = StringIO()
+    call_command("train_router", stdout=out, stderr=StringIO())
+    version = ModelVersion.objects.get(active=True)
+    assert set(version.labels) == {"billing", "technical", "refund", "other"}
+    assert version.metrics["accuracy"] > 0.7
+    assert 0 < version.threshold <= 1
+    assert version.training_examples == len(seed_examples())
+    assert f"model v{version.pk}" in out.getvalue()
+
+
+def test_train_router_refuses_unknown_labels_unless_asked_to_create_pools(pools, tmp_path):
+    data = write_csv(tmp_path / "d.csv", [("how do I reset my router", "networking")] * 3)
+    with pytest.raises(CommandError, match="not pools"):
+        call_command("train_router", "--data", str(data), stdout=StringIO(), stderr=StringIO())
+    assert not Pool.objects.filter(slug="networking").exists()
+
+
+def test_train_router_works_for_150_pools(db, tmp_path):
+    rows = [
+        (f"question number {n} about topic{label} thing{label} item{label}", f"intent_{label}")
+        for label in range(150)
+        for n in range(4)
+    ]
+    data = write_csv(tmp_path / "many.csv", rows)
+    call_command(
+        "train_router",
+        "--data",
+        str(data),
+        "--create-pools",
+        "--no-seed",
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+    assert Pool.objects.filter(active=True).count() == 150
+    assert len(ModelVersion.objects.get(active=True).labels) == 150
+
+
+def test_evaluate_router_json_reports_the_figures(pools, local_model, tmp_path):
+    rows = [
+        ("I forgot my password and cannot log in", "technical"),
+        ("Please send me the invoice for March", "billing"),
+        ("Are you hiring in Berlin?", "other"),
+    ]
+    data = write_csv(tmp_path / "eval.csv", rows)
+    out = StringIO()
+    call_command("evaluate_router", "--data", str(data), "--json", stdout=out, stderr=StringIO())
+    result = json.loads(out.getvalue())
+    for key in [
+        "accuracy",
+        "macro_f1",
+        "per_pool",
+        "confusion",
+        "tier_share",
+        "llm_call_share",
+        "review_share",
+        "cost_per_1000_usd",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ]:
+        assert key in result
+    assert result["n"] == 3
+    assert result["llm_call_share"] == 0  # no API key in tests
+    assert sum(sum(row.values()) for row in result["confusion"].values()) == 3
+
+
+def test_classify_batch_sends_doubtful_texts_in_one_batch_at_half_price(pools, llm, tmp_path):
+    llm.default = lambda body: route_reply("technical", 0.9)
+    source = write_csv(
+        tmp_path / "in.csv", [("the app shows error 500 on save",), ("hmm",)], header=("text",)
+    )
+    target = tmp_path / "out.csv"
+    call_command(
+        "classify_batch",
+        "--in",
+        str(source),
+        "--out",
+        str(target),
+        "--anthropic-batch",
+        "--poll-seconds",
+        "0.01",
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+    with target.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["routed_pool"] for r in rows] == ["technical", "technical"]
+    assert {r["routed_tier"] for r in rows} == {"llm"}
+    assert len(llm.batches) == 1
+    # 350 input + 40 output tokens at Haiku prices, halved for the batch.
+    assert rows[0]["cost_usd"] == f"{(350 * 1 + 40 * 5) / 2 / 1_000_000:.8f}"
+    assert not [r for r in llm.requests if r.path == "/v1/messages"]
+
+
+def test_classify_batch_without_the_flag_never_calls_a_model(pools, llm, tmp_path):
+    source = write_csv(tmp_path / "in.csv", [("hmm",)], header=("text",))
+    target = tmp_path / "out.csv"
+    call_command(
+        "classify_batch",
+        "--in",
+        str(source),
+        "--out",
+        str(target),
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+    with target.open() as handle:
+        row = next(csv.DictReader(handle))
+    assert row["routed_action"] == "review"
+    assert llm.requests == []
