@@ -14,6 +14,7 @@ from apps.chat.selectors import token_hash
 from apps.core.errors import EmptyText, InvalidText, TextTooLong
 from apps.core.ratelimit import rate_limit_hit
 from apps.core.realtime import group_send, publish_on_commit
+from apps.orchestrator.validation import refused_characters
 from apps.pools.models import Pool
 
 
@@ -44,15 +45,21 @@ def conversation_create(*, name: str = "", email: str = "") -> ConversationCreat
 
 
 def message_text_clean(text: str) -> str:
-    """Trim a message and refuse it when empty, too long or unstorable."""
+    """Trim a message and refuse it when empty, too long, or carrying control or bidi characters
+    (what an agent reads must be what the router reads)."""
     cleaned = text.strip()
     if not cleaned:
         raise EmptyText()
     limit = settings.CHAT_MAX_MESSAGE_CHARS
     if len(cleaned) > limit:
         raise TextTooLong(f"Messages are limited to {limit:,} characters.", extra={"limit": limit})
-    if "\x00" in cleaned:
-        raise InvalidText()
+    refused = refused_characters(cleaned)
+    if refused:
+        raise InvalidText(
+            "The message contains hidden control or text-direction characters "
+            f"({', '.join(refused[:3])}). Please retype it as plain text.",
+            extra={"characters": refused[:10]},
+        )
     return cleaned
 
 

@@ -95,7 +95,7 @@ def _is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf" or _is_variation_selector(ch) or ch in _FILLERS
 
 
-def _refused_characters(text: str) -> list[str]:
+def refused_characters(text: str) -> list[str]:
     """Code points of the characters input_validate refuses, in order of first appearance."""
     found: dict[str, None] = {}
     for ch in text:
@@ -145,7 +145,7 @@ def input_validate(text: str, *, max_chars: int = 4000) -> ValidatedInput:
             f"Messages are limited to {max_chars:,} characters.",
             extra={"limit": max_chars, "length": len(text)},
         )
-    refused = _refused_characters(text)
+    refused = refused_characters(text)
     if refused:
         raise ControlCharacters(extra={"characters": refused[:10]})
     normalised = unicodedata.normalize("NFKC", _strip_invisible(text))

@@ -157,6 +157,7 @@ async def test_duplicate_client_id_after_reconnect_stores_one_message(created):
         ('{"type": "message", "client_id": "CID", "text": "   "}', "empty_text"),
         ('{"type": "message", "client_id": "CID", "text": "LONG"}', "text_too_long"),
         ('{"type": "message", "client_id": "CID", "text": "a\\u0000b"}', "invalid_text"),
+        ('{"type": "message", "client_id": "CID", "text": "pay \\u202eevil"}', "invalid_text"),
         ('{"type": "hello", "conversation": "CONV", "token": "TOKEN"}', "already_authenticated"),
     ],
 )

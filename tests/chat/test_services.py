@@ -102,7 +102,14 @@ def test_same_client_id_in_two_conversations_is_two_messages(conversation):
 
 @pytest.mark.parametrize(
     ("text", "error"),
-    [("", EmptyText), ("   \n\t ", EmptyText), ("x" * 4001, TextTooLong), ("a\x00b", InvalidText)],
+    [
+        ("", EmptyText),
+        ("   \n\t ", EmptyText),
+        ("x" * 4001, TextTooLong),
+        ("a\x00b", InvalidText),
+        ("a\x1b[31mred", InvalidText),
+        ("x\u202ey", InvalidText),
+    ],
 )
 def test_bad_text_is_refused_and_nothing_is_stored(conversation, text, error):
     conv = conversation.conversation
