@@ -1,19 +1,13 @@
 from django.contrib import admin
 
 from apps.chat.models import Conversation, ConversationEvent, Customer, Message, Ticket
+from apps.core.admin import ReadOnlyAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Chat history is evidence: staff read it here and change it only through the desk."""
+class ChatHistoryAdmin(ReadOnlyAdmin):
+    """Chat history: staff read it here and act on it through the desk."""
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
-
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return request.user.is_superuser
+    superuser_can_delete = True
 
 
 class MessageInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -31,7 +25,7 @@ class CustomerAdmin(admin.ModelAdmin[Customer]):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(ReadOnlyAdmin):
+class ConversationAdmin(ChatHistoryAdmin):
     list_display = ["id", "customer", "last_seq", "created_at", "updated_at"]
     search_fields = ["id", "customer__name", "customer__email"]
     exclude = ["token_hash"]
@@ -39,20 +33,20 @@ class ConversationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Ticket)
-class TicketAdmin(ReadOnlyAdmin):
+class TicketAdmin(ChatHistoryAdmin):
     list_display = ["id", "status", "pool", "conversation", "created_at", "updated_at"]
     list_filter = ["status", "pool"]
     date_hierarchy = "created_at"
 
 
 @admin.register(Message)
-class MessageAdmin(ReadOnlyAdmin):
+class MessageAdmin(ChatHistoryAdmin):
     list_display = ["id", "conversation", "sender", "text", "created_at"]
     list_filter = ["sender"]
     search_fields = ["text"]
 
 
 @admin.register(ConversationEvent)
-class ConversationEventAdmin(ReadOnlyAdmin):
+class ConversationEventAdmin(ChatHistoryAdmin):
     list_display = ["conversation", "seq", "type", "created_at"]
     list_filter = ["type"]

@@ -1,6 +1,6 @@
 from django.contrib import admin
-from django.http import HttpRequest
 
+from apps.core.admin import ReadOnlyAdmin
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
 
 
@@ -12,21 +12,8 @@ class RoutingRuleAdmin(admin.ModelAdmin[RoutingRule]):
     search_fields = ["name", "pattern"]
 
 
-class AppendOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Records that are evidence: readable, never changed or deleted here."""
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
 @admin.register(RoutingDecision)
-class RoutingDecisionAdmin(AppendOnlyAdmin):
+class RoutingDecisionAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "ticket",
@@ -47,12 +34,12 @@ class RoutingDecisionAdmin(AppendOnlyAdmin):
 
 
 @admin.register(PromptVersion)
-class PromptVersionAdmin(AppendOnlyAdmin):
+class PromptVersionAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "purpose", "active", "author", "note", "created_at"]
     list_filter = ["purpose", "active"]
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(AppendOnlyAdmin):
+class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "active", "threshold", "training_examples", "note", "created_at"]
     exclude = ["artifact"]

@@ -266,20 +266,17 @@ class RoutingPipeline:
 
     def _llm(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome:
         verdict = self._llm_ask(Tier.LLM, settings.ROUTER_MODEL, text, trail)
-        escalate = verdict.output is None  # a failed router falls to the next tier
         if verdict.output is not None:
             decided = self._judge(verdict.output, trail, final_tier=False)
             if decided is not None:
                 return decided
-            escalate = True
-        if escalate:
-            verdict = self._llm_ask(Tier.ESCALATION, settings.ESCALATION_MODEL, text, trail)
-            if verdict.output is None:
-                return self._review(trail, text, verdict.failure)
-            decided = self._judge(verdict.output, trail, final_tier=True)
-            assert decided is not None
-            return decided
-        raise AssertionError("unreachable")
+        # The router was unsure, or failed: the escalation model is the next tier.
+        verdict = self._llm_ask(Tier.ESCALATION, settings.ESCALATION_MODEL, text, trail)
+        if verdict.output is None:
+            return self._review(trail, text, verdict.failure)
+        decided = self._judge(verdict.output, trail, final_tier=True)
+        assert decided is not None  # a final tier always decides
+        return decided
 
     def _judge(
         self, output: dict[str, Any], trail: list[DecisionDraft], *, final_tier: bool
