@@ -50,6 +50,8 @@ typecheck: $(STAMP)
 	@$(VENV)/bin/mypy .
 
 bench: $(STAMP)
+	@$(PY) bench/router_latency.py
+	@$(PY) bench/router_accuracy.py
 	@$(PY) bench/chat_roundtrip.py
 
 lock:
