@@ -25,6 +25,7 @@ migrate: $(STAMP)
 
 seed: migrate
 	@$(PY) manage.py seed_demo
+	@$(PY) manage.py route_stuck
 
 ## Install, migrate, seed demo data and serve on http://$(HOST):$(PORT) (embedded profile).
 run: seed

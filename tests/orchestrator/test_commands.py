@@ -134,3 +134,23 @@ def test_classify_batch_without_the_flag_never_calls_a_model(pools, llm, tmp_pat
         row = next(csv.DictReader(handle))
     assert row["routed_action"] == "review"
     assert llm.requests == []
+
+
+def test_route_stuck_routes_tickets_left_in_routing(pools, local_model):
+    from apps.chat.models import Message, Ticket
+    from apps.chat.services import conversation_create, message_post
+
+    conversation = conversation_create().conversation
+    # Inside the test transaction on_commit never fires: like a server killed before routing.
+    message_post(
+        conversation=conversation,
+        text="I forgot my password and cannot log in",
+        sender=Message.Sender.CUSTOMER,
+    )
+    ticket = Ticket.objects.get(conversation=conversation)
+    assert ticket.status == Ticket.Status.ROUTING
+    out = StringIO()
+    call_command("route_stuck", stdout=out)
+    ticket.refresh_from_db()
+    assert ticket.status != Ticket.Status.ROUTING
+    assert "routed 1 ticket" in out.getvalue()
