@@ -1,12 +1,14 @@
 """Scale-out profile: real PostgreSQL and Redis, two ASGI processes sharing them."""
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.servers import AsgiServer, PostgresServer, RedisServer, manage
+from tests.servers import ROOT, AsgiServer, PostgresServer, RedisServer, manage
 
 
 @dataclass
@@ -14,6 +16,7 @@ class ScaleCluster:
     redis: RedisServer
     postgres: PostgresServer
     servers: list[AsgiServer]
+    worker: subprocess.Popen[bytes]
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +36,40 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
         "LOG_LEVEL": "WARNING",
     }
     servers: list[AsgiServer] = []
+    worker: subprocess.Popen[bytes] | None = None
     try:
         manage("migrate", "--noinput", env=env)
+        manage("seed_demo", env=env)  # pools and the local router model
         for n in range(2):
             server = AsgiServer(env, log=workdir / f"asgi-{n}.log")
             server.start()
             servers.append(server)
-        yield ScaleCluster(redis=redis, postgres=postgres, servers=servers)
+        with (workdir / "celery.log").open("ab") as log:
+            worker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "supportdesk",
+                    "worker",
+                    "--concurrency",
+                    "1",
+                    "--pool",
+                    "solo",
+                    "--loglevel",
+                    "WARNING",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        yield ScaleCluster(redis=redis, postgres=postgres, servers=servers, worker=worker)
     finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=20)
         for server in servers:
             server.stop()
         postgres.stop()

@@ -127,3 +127,28 @@ async def test_resend_of_the_same_client_id_to_the_other_process_is_not_duplicat
     second = await asyncio.to_thread(http, "POST", b.url + path, body, conversation["token"])
     assert (first[0], second[0]) == (201, 200)
     assert first[1]["id"] == second[1]["id"]
+
+
+async def test_a_celery_worker_routes_the_ticket_and_the_socket_hears_it(scale_cluster):
+    a, b = scale_cluster.servers
+    _, conversation = await asyncio.to_thread(http, "POST", f"{a.url}/api/v1/conversations/", {})
+    ws = await open_socket(b, conversation)
+    try:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "message",
+                    "client_id": str(uuid.uuid4()),
+                    "text": "I forgot my password and the reset email never arrives",
+                }
+            )
+        )
+        statuses: list[tuple[str, str | None]] = []
+        while len(statuses) < 2:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if frame["type"] == "status":
+                statuses.append((frame["status"], frame["pool"]))
+    finally:
+        await ws.close()
+    # Routed in the Celery worker process (local model tier); the event crossed Redis.
+    assert statuses == [("routing", None), ("queued", "technical")]
