@@ -174,6 +174,7 @@ class RoutingPipeline:
         outcome.injection = injection
         outcome.minimised = minimised
         if outcome.action == "route":
+            self._remember(outcome)
             outcome = self._clarify(outcome)
         outcome.final.final = True
         return outcome
@@ -424,6 +425,24 @@ class RoutingPipeline:
         draft.usage = reply.usage
         draft.cost = cost_usd(model=reply.model, usage=reply.usage, batch=batch)
 
+    def _remember(self, outcome: RoutingOutcome) -> None:
+        """Cache a route that an LLM tier decided, so the same text costs no call next time."""
+        deciding = outcome.final
+        if not self.write_cache or deciding.tier not in (Tier.LLM, Tier.ESCALATION):
+            return
+        key = self._cache_key(outcome.minimised)
+        if key is None or outcome.pool is None or deciding.confidence is None:
+            return
+        cache.decision_set(
+            key,
+            {
+                "pool": outcome.pool.slug,
+                "confidence": deciding.confidence,
+                "reason": deciding.reason,
+                "tier": deciding.tier,
+            },
+        )
+
     def _clarify(self, outcome: RoutingOutcome) -> RoutingOutcome:
         assert outcome.pool is not None
         missing = fields_missing(
@@ -433,18 +452,6 @@ class RoutingPipeline:
         )
         outcome.missing_fields = missing
         deciding = outcome.final
-        if deciding.tier in (Tier.LLM, Tier.ESCALATION) and self.write_cache:
-            key = self._cache_key(outcome.minimised)
-            if key is not None and deciding.confidence is not None:
-                cache.decision_set(
-                    key,
-                    {
-                        "pool": outcome.pool.slug,
-                        "confidence": deciding.confidence,
-                        "reason": deciding.reason,
-                        "tier": deciding.tier,
-                    },
-                )
         if missing and self.clarify_allowed:
             outcome.action = "clarify"
             outcome.trail.append(
