@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -27,6 +28,9 @@ class Conversation(TimeStampedModel):
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     # The seq of the newest event; incremented under a row lock so seqs never collide.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # The customer asked for a person before writing anything: their first message skips the
+    # model tiers.
+    wants_human = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"Conversation {self.id}"
@@ -55,6 +59,22 @@ class Ticket(TimeStampedModel):
     injection_suspected = models.BooleanField(default=False)
     # Facts the chosen pool needs that the customer has not given yet (status awaiting_customer).
     missing_fields = models.JSONField(default=list, blank=True)
+    # The customer asked for a person: routed without waiting for the model tiers.
+    human_requested = models.BooleanField(default=False)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_tickets",
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    # Position in the pool's queue: oldest first. Kept when a ticket returns to the queue.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # SLA: the first reply by a person is due at `sla_due_at`.
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -68,8 +88,19 @@ class Ticket(TimeStampedModel):
                 | Q(pool__isnull=False),
                 name="queued_or_assigned_ticket_has_pool",
             ),
+            # Only an assigned ticket has an assignee (a resolved one keeps who resolved it).
+            models.CheckConstraint(
+                condition=Q(status="resolved")
+                | Q(status="assigned", assignee__isnull=False)
+                | (~Q(status="assigned") & Q(assignee__isnull=True)),
+                name="assignee_iff_assigned",
+            ),
         ]
-        indexes = [models.Index(fields=["status", "pool", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "pool", "created_at"]),
+            models.Index(fields=["pool", "status", "queued_at"]),
+            models.Index(fields=["assignee", "status"]),
+        ]
 
     def __str__(self) -> str:
         return f"Ticket #{self.pk} ({self.status})"
@@ -90,7 +121,11 @@ class Message(TimeStampedModel):
         Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )
     sender = models.CharField(max_length=16, choices=Sender.choices)
-    text = models.TextField()
+    # The staff user who wrote an agent message.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    text = models.TextField(blank=True)
     client_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
@@ -105,6 +140,39 @@ class Message(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.sender}: {self.text[:40]}"
+
+
+def attachment_path(instance: "Attachment", filename: str) -> str:
+    # A random name: the customer's file name is kept in `name`, never used as a path.
+    return f"attachments/{instance.conversation_id.hex}/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    """An image or PDF sent in a conversation, stored through Django's storage API and served
+    only to the conversation's participants."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="attachments"
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    sender = models.CharField(max_length=16, choices=Message.Sender.choices)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    file = models.FileField(upload_to=attachment_path, max_length=200)
+    name = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ConversationEvent(models.Model):

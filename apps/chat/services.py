@@ -16,6 +16,7 @@ from apps.core.ratelimit import rate_limit_hit
 from apps.core.realtime import group_send, publish_on_commit
 from apps.orchestrator.validation import refused_characters
 from apps.pools.models import Pool
+from apps.pools.realtime import desk_ticket_publish
 
 
 def conversation_group(conversation_id: uuid.UUID) -> str:
@@ -90,23 +91,36 @@ def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[C
     return events
 
 
+def staff_display_name(user: Any) -> str | None:
+    """What customers see of a staff user: their first name, never the login."""
+    if user is None:
+        return None
+    return (user.first_name or "").strip() or None
+
+
 def _message_payload(message: Message) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "id": message.pk,
         "client_id": str(message.client_id) if message.client_id else None,
         "sender": message.sender,
         "text": message.text,
         "created_at": message.created_at.isoformat(),
     }
+    if message.sender == Message.Sender.AGENT:
+        payload["author"] = staff_display_name(message.author)
+    return payload
 
 
 def _status_payload(ticket: Ticket) -> dict[str, Any]:
     pool: Pool | None = ticket.pool
-    return {
+    payload: dict[str, Any] = {
         "status": ticket.status,
         "pool": pool.slug if pool else None,
         "pool_name": pool.name if pool else None,
     }
+    if ticket.status == Ticket.Status.ASSIGNED:
+        payload["agent"] = staff_display_name(ticket.assignee)
+    return payload
 
 
 def message_post(
@@ -115,8 +129,11 @@ def message_post(
     text: str,
     sender: Message.Sender,
     client_id: uuid.UUID | None = None,
+    author: Any = None,
 ) -> MessagePosted:
     """Store a message, open a ticket on the customer's first message, and publish both.
+
+    `author` is the staff user behind an agent message.
 
     Idempotent on `client_id`: a resend returns the stored message, publishes nothing and does
     not count against the conversation's rate limit; new customer messages do.
@@ -138,15 +155,27 @@ def message_post(
         )
         opened = ticket is None and sender == Message.Sender.CUSTOMER
         if opened:
-            ticket = Ticket.objects.create(conversation=locked, status=Ticket.Status.ROUTING)
+            wants_human = Conversation.objects.filter(pk=locked.pk, wants_human=True).exists()
+            ticket = Ticket.objects.create(
+                conversation=locked, status=Ticket.Status.ROUTING, human_requested=wants_human
+            )
+            if wants_human:
+                Conversation.objects.filter(pk=locked.pk).update(wants_human=False)
         message = Message.objects.create(
-            conversation=locked, ticket=ticket, sender=sender, text=cleaned, client_id=client_id
+            conversation=locked,
+            ticket=ticket,
+            sender=sender,
+            text=cleaned,
+            client_id=client_id,
+            author=author,
         )
         events: list[EventSpec] = [(ConversationEvent.Type.MESSAGE, _message_payload(message))]
         if opened:
             assert ticket is not None
             events.append((ConversationEvent.Type.STATUS, _status_payload(ticket)))
         _events_append(locked, events)
+        if ticket is not None:
+            desk_ticket_publish(ticket, change="opened" if opened else "message")
         if (
             ticket is not None
             and sender == Message.Sender.CUSTOMER
@@ -165,18 +194,39 @@ def _ticket_route_enqueue(ticket_id: int) -> None:
     ticket_route_enqueue(ticket_id)
 
 
-def ticket_status_set(*, ticket: Ticket, status: Ticket.Status, pool: Pool | None = None) -> Ticket:
-    """Move a ticket to `status` (and `pool`), and tell the conversation's participants."""
+def ticket_status_set(
+    *,
+    ticket: Ticket,
+    status: Ticket.Status,
+    pool: Pool | None = None,
+    change: str = "status",
+    previous_pool_id: int | None = None,
+    previous_assignee_id: int | None = None,
+) -> Ticket:
+    """Move a ticket to `status` (and `pool`), saving the other fields the caller set on it, and
+    tell the conversation's participants and the desks that list it."""
     with transaction.atomic():
         locked = _conversation_lock(ticket.conversation_id)
         ticket.status = status
         if pool is not None:
             ticket.pool = pool
         ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None
-        ticket.full_clean(exclude=["conversation"])
+        ticket.full_clean(exclude=["conversation", "assignee"])
         ticket.save()
         _events_append(locked, [(ConversationEvent.Type.STATUS, _status_payload(ticket))])
+        desk_ticket_publish(
+            ticket,
+            change=change,
+            previous_pool_id=previous_pool_id,
+            previous_assignee_id=previous_assignee_id,
+        )
     return ticket
+
+
+def conversation_wants_human_set(*, conversation: Conversation) -> None:
+    """Remember that the customer asked for a person before writing: their first message
+    skips the model tiers."""
+    Conversation.objects.filter(pk=conversation.pk).update(wants_human=True)
 
 
 def conversation_typing_publish(

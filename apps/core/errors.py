@@ -61,3 +61,17 @@ class RateLimited(ApplicationError):
     def __init__(self, message: str | None = None, *, retry_after: int) -> None:
         super().__init__(message, extra={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class PermissionDenied(ApplicationError):
+    code = "permission_denied"
+    http_status = 403
+    default_message = "You may not do that."
+
+
+class Conflict(ApplicationError):
+    """The action does not fit the object's current state (e.g. resolving a resolved ticket)."""
+
+    code = "conflict"
+    http_status = 409
+    default_message = "That cannot be done in the ticket's current state."

@@ -39,3 +39,17 @@ def fields_missing(
 def field_label(name: str) -> str:
     """`order_number` → `order number`."""
     return name.replace("_", " ")
+
+
+# "talk to a person", "speak with a human", "real agent please", "live agent"
+HUMAN_REQUEST = re.compile(
+    r"\b(?:talk|speak|chat)\s+(?:to|with)\s+(?:a\s+|an\s+|some\s*one\s*|your\s+)?"
+    r"(?:real\s+|live\s+|actual\s+)?(?:human|person|agent|representative|operator|someone|people)\b"
+    r"|\b(?:real|live|human)\s+(?:agent|person|human|support)\b",
+    re.IGNORECASE,
+)
+
+
+def human_requested_in(text: str) -> bool:
+    """Whether the customer asks for a person in so many words."""
+    return bool(HUMAN_REQUEST.search(text))

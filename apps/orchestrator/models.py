@@ -113,6 +113,7 @@ class RoutingDecision(models.Model):
         LLM = "llm", "Router LLM"
         ESCALATION = "escalation", "Escalation LLM"
         CLARIFY = "clarify", "Clarify"
+        HANDOFF = "handoff", "Customer asked for a person"
         REVIEW = "review", "Review queue"
 
     class Action(models.TextChoices):

@@ -45,6 +45,7 @@ class ReviewReason:
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     LLM_DISABLED = "llm_disabled"
     REFUSED_INPUT = "refused_input"
+    HUMAN_REQUESTED = "human_requested_no_pool"
 
 
 @dataclass

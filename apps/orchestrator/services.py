@@ -11,16 +11,18 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import message_post, ticket_status_set
+from apps.chat.models import Conversation, Message, Ticket
+from apps.chat.services import conversation_wants_human_set, message_post, ticket_status_set
 from apps.orchestrator import selectors
-from apps.orchestrator.fields import field_label
+from apps.orchestrator.fields import field_label, human_requested_in
 from apps.orchestrator.local_model import LocalClassifier, evaluate, threshold_for_precision
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision
-from apps.orchestrator.pipeline import DecisionDraft, RoutingOutcome, RoutingPipeline
+from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
+from apps.pools.models import TicketActivity
 from apps.pools.selectors import pool_list
+from apps.pools.services import ticket_activity_add, ticket_queue
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +120,27 @@ def ticket_route(
     """Route a ticket through the tiers, record every attempt, and move the ticket.
 
     Returns the final decision, or None when the ticket no longer needs routing. LLM calls
-    happen outside any database transaction.
+    happen outside any database transaction. A customer who asked for a person skips the LLM
+    tiers and any clarifying question (`_handoff`).
     """
-    ticket = Ticket.objects.select_related("conversation").get(pk=ticket.pk)
+    ticket = Ticket.objects.select_related("conversation", "pool").get(pk=ticket.pk)
     if ticket.status not in ROUTABLE:
         return None
-    asked_before = ticket.decisions.filter(tier=RoutingDecision.Tier.CLARIFY).exists()
-    pipeline = pipeline_build(provider=provider, clarify_allowed=not asked_before)
-    outcome = pipeline.run(selectors.ticket_routing_text(ticket=ticket))
+    text = selectors.ticket_routing_text(ticket=ticket)
+    human = ticket.human_requested or human_requested_in(text)
+    if human and ticket.pool is not None:
+        outcome = RoutingOutcome("route", ticket.pool, [], "")  # the pool is known already
+    else:
+        asked_before = ticket.decisions.filter(tier=RoutingDecision.Tier.CLARIFY).exists()
+        pipeline = pipeline_build(
+            provider=provider,
+            clarify_allowed=not (asked_before or human),
+            use_llm=not human,
+            write_cache=not human,
+        )
+        outcome = pipeline.run(text)
+    if human:
+        outcome = _handoff(outcome)
     request_id = uuid.uuid4()
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().select_related("conversation").get(pk=ticket.pk)
@@ -134,9 +149,15 @@ def ticket_route(
         decisions = _decisions_save(outcome, ticket=locked, request_id=request_id, dry_run=False)
         locked.injection_suspected = outcome.injection
         locked.missing_fields = outcome.missing_fields if outcome.action == "clarify" else []
-        locked.save(update_fields=["injection_suspected", "missing_fields", "updated_at"])
+        locked.human_requested = human
+        locked.save(
+            update_fields=["injection_suspected", "missing_fields", "human_requested", "updated_at"]
+        )
+        if human:
+            ticket_activity_add(locked, TicketActivity.Kind.HUMAN_REQUESTED)
         if outcome.action == "route":
-            ticket_status_set(ticket=locked, status=Ticket.Status.QUEUED, pool=outcome.pool)
+            assert outcome.pool is not None
+            ticket_queue(ticket=locked, pool=outcome.pool)
         elif outcome.action == "clarify":
             assert outcome.pool is not None
             ticket_status_set(
@@ -149,6 +170,12 @@ def ticket_route(
             )
         else:
             ticket_status_set(ticket=locked, status=Ticket.Status.IN_REVIEW)
+        if human:
+            message_post(
+                conversation=locked.conversation,
+                text=handoff_message(pool_name=outcome.pool.name if outcome.pool else None),
+                sender=Message.Sender.BOT,
+            )
     logger.info(
         "ticket %s routed: %s %s via %s",
         ticket.pk,
@@ -157,6 +184,87 @@ def ticket_route(
         outcome.final.tier,
     )
     return decisions[-1]
+
+
+def _handoff(outcome: RoutingOutcome) -> RoutingOutcome:
+    """A person was asked for: the cheap tiers' pool if they found one, else the review queue.
+    The last step of the trail records the handoff itself."""
+    for draft in outcome.trail:
+        draft.final = False
+    if outcome.action in ("route", "clarify") and outcome.pool is not None:
+        action, reason = "route", f"customer asked for a person; {outcome.pool.name} fits"
+        outcome = RoutingOutcome(
+            "route", outcome.pool, outcome.trail, outcome.minimised, outcome.injection
+        )
+    else:
+        action, reason = "review", "customer asked for a person; no pool fits yet"
+        outcome = RoutingOutcome(
+            "review",
+            None,
+            outcome.trail,
+            outcome.minimised,
+            outcome.injection,
+            review_reason=ReviewReason.HUMAN_REQUESTED,
+            candidates=outcome.candidates,
+        )
+    outcome.trail.append(
+        DecisionDraft(
+            RoutingDecision.Tier.HANDOFF,
+            action,
+            pool=outcome.pool,
+            reason=reason,
+            final=True,
+        )
+    )
+    return outcome
+
+
+def handoff_message(*, pool_name: str | None) -> str:
+    """What the bot says when the customer asked for a person."""
+    if pool_name:
+        return f"A person from our {pool_name} team will reply here."
+    return "A person will look at your request shortly and reply here."
+
+
+def ticket_human_request(*, conversation: Conversation) -> Ticket | None:
+    """The customer asked for a person ("talk to a person"), at any point.
+
+    Before any message: remembered, and their first message skips the model tiers. While the
+    ticket is being routed (or waits for a fact): it goes to a pool queue at once, or to review
+    when no cheap tier finds a pool. Already with a team: acknowledged. Returns the ticket.
+    """
+    ticket = (
+        Ticket.objects.filter(conversation=conversation)
+        .exclude(status=Ticket.Status.RESOLVED)
+        .select_related("pool")
+        .first()
+    )
+    if ticket is None:
+        conversation_wants_human_set(conversation=conversation)
+        message_post(
+            conversation=conversation,
+            text="Of course. Tell us in a few words what you need and a person will pick it up.",
+            sender=Message.Sender.BOT,
+        )
+        return None
+    if ticket.status in ROUTABLE:
+        Ticket.objects.filter(pk=ticket.pk).update(human_requested=True)
+        ticket_route(ticket=ticket)
+    elif not ticket.human_requested:
+        with transaction.atomic():
+            Ticket.objects.filter(pk=ticket.pk).update(human_requested=True)
+            ticket_activity_add(ticket, TicketActivity.Kind.HUMAN_REQUESTED)
+            message_post(
+                conversation=conversation,
+                text=handoff_message(
+                    pool_name=ticket.pool.name
+                    if ticket.pool and ticket.status != Ticket.Status.IN_REVIEW
+                    else None
+                ),
+                sender=Message.Sender.BOT,
+            )
+    ticket.refresh_from_db()
+    return ticket
 
 
 @dataclass(frozen=True)

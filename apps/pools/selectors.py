@@ -1,11 +1,150 @@
-"""Read-side queries for pools."""
+"""Read-side queries for pools, the desk and who may see which ticket.
 
-from django.db.models import QuerySet
+Permissions live here and in the services, not in views: an agent sees the tickets of the pools
+they belong to; a supervisor (the `pools.supervise` permission, or a superuser) sees all.
+"""
 
-from apps.pools.models import Pool
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Q, QuerySet
+
+from apps.chat.models import Ticket
+from apps.core.errors import NotFound
+from apps.pools.models import AgentProfile, CannedReply, Pool, PoolMembership
+
+StaffUser = AbstractBaseUser | AnonymousUser
 
 
 def pool_list(*, active_only: bool = True) -> QuerySet[Pool]:
     """Pools in display order, by default only those that can receive tickets."""
     pools = Pool.objects.all()
     return pools.filter(active=True) if active_only else pools
+
+
+def user_is_staff(user: Any) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+def user_is_supervisor(user: Any) -> bool:
+    """Sees and acts on every pool's tickets."""
+    return user_is_staff(user) and bool(user.is_superuser or user.has_perm("pools.supervise"))
+
+
+def user_pool_ids(*, user: Any) -> list[int]:
+    """Ids of the pools `user` works (empty for a non-staff user)."""
+    if not user_is_staff(user):
+        return []
+    return list(
+        PoolMembership.objects.filter(user_id=user.pk)
+        .order_by("pool_id")
+        .values_list("pool_id", flat=True)
+    )
+
+
+def pool_list_for_user(*, user: Any) -> QuerySet[Pool]:
+    """The pools whose queues `user` may see: all for a supervisor, their own for an agent."""
+    if user_is_supervisor(user):
+        return Pool.objects.all()
+    return Pool.objects.filter(pk__in=user_pool_ids(user=user))
+
+
+def ticket_list_visible(
+    *,
+    user: Any,
+    pool: Pool | None = None,
+    status: str | None = None,
+    assignee_id: int | None = None,
+    conversation_id: Any = None,
+) -> QuerySet[Ticket]:
+    """Tickets `user` may see, newest activity first, filtered as asked."""
+    tickets = Ticket.objects.select_related("pool", "assignee", "conversation__customer")
+    if not user_is_supervisor(user):
+        tickets = tickets.filter(pool_id__in=user_pool_ids(user=user))
+    if pool is not None:
+        tickets = tickets.filter(pool=pool)
+    if status is not None:
+        tickets = tickets.filter(status=status)
+    if assignee_id is not None:
+        tickets = tickets.filter(assignee_id=assignee_id)
+    if conversation_id is not None:
+        tickets = tickets.filter(conversation_id=conversation_id)
+    return tickets.order_by("-updated_at", "-id")
+
+
+def ticket_can_access(*, user: Any, ticket: Ticket) -> bool:
+    """Whether `user` may see and act on `ticket`."""
+    if user_is_supervisor(user):
+        return True
+    return ticket.pool_id is not None and ticket.pool_id in user_pool_ids(user=user)
+
+
+def ticket_get_visible(*, user: Any, ticket_id: int) -> Ticket:
+    """The ticket, if `user` may see it; otherwise NotFound (its existence is not revealed)."""
+    ticket = (
+        Ticket.objects.select_related("pool", "assignee", "conversation__customer")
+        .filter(pk=ticket_id)
+        .first()
+    )
+    if ticket is None or not ticket_can_access(user=user, ticket=ticket):
+        raise NotFound("No such ticket.")
+    return ticket
+
+
+def queue_counts(*, user: Any) -> dict[str, Any]:
+    """Open tickets per visible pool by status, and how many are the user's own."""
+    pools = pool_list_for_user(user=user)
+    per_pool = {
+        row["pool_id"]: row
+        for row in Ticket.objects.filter(pool__in=pools)
+        .values("pool_id")
+        .annotate(
+            queued=Count("id", filter=Q(status=Ticket.Status.QUEUED)),
+            assigned=Count("id", filter=Q(status=Ticket.Status.ASSIGNED)),
+            breached=Count(
+                "id",
+                filter=Q(sla_breached_at__isnull=False)
+                & Q(status__in=[Ticket.Status.QUEUED, Ticket.Status.ASSIGNED]),
+            ),
+        )
+    }
+    mine = Ticket.objects.filter(assignee_id=user.pk, status=Ticket.Status.ASSIGNED).count()
+    return {
+        "pools": [
+            {
+                "id": pool.pk,
+                "slug": pool.slug,
+                "name": pool.name,
+                "queued": per_pool.get(pool.pk, {}).get("queued", 0),
+                "assigned": per_pool.get(pool.pk, {}).get("assigned", 0),
+                "breached": per_pool.get(pool.pk, {}).get("breached", 0),
+            }
+            for pool in pools
+        ],
+        "mine": mine,
+    }
+
+
+def agent_load(*, user_ids: list[int]) -> dict[int, int]:
+    """Assigned (open) tickets per agent."""
+    rows = (
+        Ticket.objects.filter(assignee_id__in=user_ids, status=Ticket.Status.ASSIGNED)
+        .values("assignee_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["assignee_id"]: row["n"] for row in rows}
+
+
+def pool_agents(*, pool: Pool) -> QuerySet[AgentProfile]:
+    """Profiles of the pool's active staff members."""
+    return AgentProfile.objects.filter(
+        user__pool_memberships__pool=pool, user__is_active=True, user__is_staff=True
+    ).select_related("user")
+
+
+def canned_reply_list(*, pool: Pool | None) -> QuerySet[CannedReply]:
+    """Active canned replies for a pool: its own and those offered in every pool."""
+    replies = CannedReply.objects.filter(active=True)
+    if pool is None:
+        return replies.filter(pool__isnull=True)
+    return replies.filter(Q(pool=pool) | Q(pool__isnull=True))

@@ -1,22 +1,563 @@
-"""Write-side operations for pools."""
+"""Write-side operations for pools and the desk: membership, presence, assignment, and what
+agents do to tickets. Every action checks the actor's right to the ticket here, not in a view.
 
+Assignment: a queued ticket goes to the least-loaded online member of its pool with room under
+their capacity; when everyone is full it waits, oldest first, and is assigned as soon as
+capacity frees (a resolve, an unassign, an agent coming online, a capacity change).
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from string import Formatter
+from typing import Any
+
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from apps.pools.models import Pool
+from apps.chat.models import Message, Ticket
+from apps.chat.services import message_post, staff_display_name, ticket_status_set
+from apps.core.errors import Conflict, EmptyText, NotFound, PermissionDenied, TextTooLong
+from apps.orchestrator.models import RoutingDecision
+from apps.pools import selectors
+from apps.pools.models import (
+    AgentProfile,
+    CannedReply,
+    InternalNote,
+    Pool,
+    PoolMembership,
+    TicketActivity,
+)
+from apps.pools.realtime import (
+    desk_presence_publish,
+    desk_ticket_item_publish,
+    desk_ticket_publish,
+)
+from apps.review.models import RoutingLabel
+
+logger = logging.getLogger(__name__)
+
+Status = Ticket.Status
+Kind = TicketActivity.Kind
+Presence = AgentProfile.Presence
+OPEN_FOR_AGENTS = (Status.QUEUED, Status.ASSIGNED)
+NOTE_MAX_CHARS = 4000
+REASON_MAX_CHARS = 500
 
 
 @transaction.atomic
 def pool_upsert(
-    *, slug: str, name: str, description: str, required_fields: list[str] | None = None
+    *,
+    slug: str,
+    name: str,
+    description: str,
+    required_fields: list[str] | None = None,
+    first_response_minutes: int | None = None,
 ) -> Pool:
-    """Create the pool `slug` or update its name, description and required fields."""
-    pool, _created = Pool.objects.update_or_create(
-        slug=slug,
-        defaults={
-            "name": name,
-            "description": description,
-            "required_fields": list(required_fields or []),
-        },
-    )
+    """Create the pool `slug` or update its name, description, required fields and SLA."""
+    defaults: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "required_fields": list(required_fields or []),
+    }
+    if first_response_minutes is not None:
+        defaults["first_response_minutes"] = first_response_minutes
+    pool, _created = Pool.objects.update_or_create(slug=slug, defaults=defaults)
     pool.full_clean()
     return pool
+
+
+def agent_profile_get(*, user: Any) -> AgentProfile:
+    """The user's agent profile, created with the default capacity on first use."""
+    profile, _created = AgentProfile.objects.get_or_create(user_id=user.pk)
+    return profile
+
+
+@transaction.atomic
+def pool_membership_set(*, user: Any, pools: Iterable[Pool], capacity: int | None = None) -> None:
+    """Make `user` a member of exactly `pools` (and set their capacity), then fill their queue."""
+    wanted = {pool.pk: pool for pool in pools}
+    PoolMembership.objects.filter(user_id=user.pk).exclude(pool_id__in=wanted).delete()
+    for pool in wanted.values():
+        PoolMembership.objects.get_or_create(user_id=user.pk, pool=pool)
+    profile = agent_profile_get(user=user)
+    if capacity is not None:
+        profile.capacity = capacity
+        profile.full_clean()
+        profile.save(update_fields=["capacity", "updated_at"])
+    for pool in wanted.values():
+        pool_assign_waiting(pool=pool)
+
+
+# --- presence -------------------------------------------------------------------------------
+
+
+def _profile_lock(user_id: int) -> AgentProfile:
+    AgentProfile.objects.get_or_create(user_id=user_id)
+    return AgentProfile.objects.select_for_update().get(user_id=user_id)
+
+
+def _presence_changed(profile: AgentProfile) -> None:
+    pool_ids = selectors.user_pool_ids(user=profile.user)
+    desk_presence_publish(user_id=profile.user_id, presence=profile.presence, pool_ids=pool_ids)
+    if profile.presence == Presence.ONLINE:
+        for pool in Pool.objects.filter(pk__in=pool_ids, active=True):
+            pool_assign_waiting(pool=pool)
+
+
+@transaction.atomic
+def agent_presence_connect(*, user: Any) -> AgentProfile:
+    """A desk socket of `user` opened: they are online (unless they chose away)."""
+    profile = _profile_lock(user.pk)
+    was = profile.presence
+    profile.sockets += 1
+    profile.last_seen_at = timezone.now()
+    profile.offline_since = None
+    if profile.presence == Presence.OFFLINE:
+        profile.presence = Presence.ONLINE
+    profile.save()
+    if profile.presence != was:
+        _presence_changed(profile)
+    return profile
+
+
+@transaction.atomic
+def agent_presence_disconnect(*, user: Any) -> AgentProfile:
+    """A desk socket of `user` closed: with none left they are offline (tickets stay theirs for
+    the grace period)."""
+    profile = _profile_lock(user.pk)
+    profile.sockets = max(0, profile.sockets - 1)
+    if profile.sockets == 0 and profile.presence != Presence.OFFLINE:
+        profile.presence = Presence.OFFLINE
+        profile.offline_since = timezone.now()
+        profile.save()
+        _presence_changed(profile)
+    else:
+        profile.save()
+    return profile
+
+
+@transaction.atomic
+def agent_presence_set(*, user: Any, presence: str) -> AgentProfile:
+    """The agent chose online or away. Away keeps their tickets but takes no new ones."""
+    if presence not in (Presence.ONLINE, Presence.AWAY):
+        raise Conflict("Presence can be set to online or away.")
+    profile = _profile_lock(user.pk)
+    if profile.sockets == 0:
+        raise Conflict("Open the desk to go online.")
+    if profile.presence != presence:
+        profile.presence = presence
+        profile.last_seen_at = timezone.now()
+        profile.save()
+        _presence_changed(profile)
+    return profile
+
+
+def agent_presence_heartbeat(*, user: Any) -> None:
+    """A desk socket is alive."""
+    AgentProfile.objects.filter(user_id=user.pk, sockets__gt=0).update(last_seen_at=timezone.now())
+
+
+def agents_offline_release(*, now: datetime | None = None) -> list[int]:
+    """Mark agents not heard from lately as offline, and return the tickets of agents offline
+    for longer than the grace period to their pools' queues. Returns the released ticket ids."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.AGENT_PRESENCE_TIMEOUT_SECONDS)
+    for profile in AgentProfile.objects.filter(sockets__gt=0, last_seen_at__lt=stale_before):
+        with transaction.atomic():
+            locked = _profile_lock(profile.user_id)
+            if locked.sockets and locked.last_seen_at and locked.last_seen_at < stale_before:
+                locked.sockets = 0
+                locked.presence = Presence.OFFLINE
+                locked.offline_since = locked.last_seen_at
+                locked.save()
+                _presence_changed(locked)
+    grace_before = now - timedelta(seconds=settings.AGENT_OFFLINE_GRACE_SECONDS)
+    away_users = AgentProfile.objects.filter(
+        presence=Presence.OFFLINE, offline_since__lt=grace_before
+    ).values_list("user_id", flat=True)
+    released = []
+    for ticket in Ticket.objects.filter(status=Status.ASSIGNED, assignee_id__in=list(away_users)):
+        with transaction.atomic():
+            locked_ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+            if locked_ticket.status != Status.ASSIGNED or locked_ticket.assignee_id is None:
+                continue
+            _ticket_requeue(locked_ticket, kind=Kind.RETURNED, actor=None)
+            released.append(locked_ticket.pk)
+    if released:
+        logger.info("returned %d tickets of offline agents to their queues", len(released))
+    return released
+
+
+# --- queue and assignment -------------------------------------------------------------------
+
+
+def ticket_activity_add(
+    ticket: Ticket, kind: str, *, actor: Any = None, **data: Any
+) -> TicketActivity:
+    """Record something that happened to a ticket and show it to the desks viewing it."""
+    activity = TicketActivity.objects.create(
+        ticket=ticket, kind=kind, actor=actor, pool_id=ticket.pool_id, data=data
+    )
+    desk_ticket_item_publish(
+        ticket.pk,
+        "activity",
+        {
+            "id": activity.pk,
+            "kind": kind,
+            "label": activity.get_kind_display(),
+            "actor": actor.get_username() if actor is not None else None,
+            "data": data,
+            "created_at": activity.created_at.isoformat(),
+        },
+    )
+    return activity
+
+
+def ticket_queue(
+    *, ticket: Ticket, pool: Pool, actor: Any = None, exclude_user_id: int | None = None
+) -> Ticket:
+    """Put a ticket in `pool`'s queue and assign it if a member has room.
+
+    Called by routing, by the review queue and by "wrong pool". The SLA clock starts when the
+    ticket first reaches a queue and is not restarted by a move.
+    """
+    with transaction.atomic():
+        previous_pool_id, previous_assignee_id = ticket.pool_id, ticket.assignee_id
+        now = timezone.now()
+        ticket.assignee = None
+        ticket.assigned_at = None
+        ticket.queued_at = ticket.queued_at or now
+        if ticket.sla_due_at is None:
+            ticket.sla_due_at = ticket.created_at + timedelta(minutes=pool.first_response_minutes)
+        ticket_status_set(
+            ticket=ticket,
+            status=Status.QUEUED,
+            pool=pool,
+            change="queued",
+            previous_pool_id=previous_pool_id,
+            previous_assignee_id=previous_assignee_id,
+        )
+        ticket_activity_add(ticket, Kind.QUEUED, actor=actor, pool=pool.slug)
+        pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
+    ticket.refresh_from_db()
+    return ticket
+
+
+def _ticket_assign(ticket: Ticket, agent: Any, *, kind: str, actor: Any = None) -> None:
+    previous_assignee_id = ticket.assignee_id
+    ticket.assignee = agent
+    ticket.assigned_at = timezone.now()
+    ticket_status_set(
+        ticket=ticket,
+        status=Status.ASSIGNED,
+        change="assigned",
+        previous_assignee_id=previous_assignee_id,
+    )
+    ticket_activity_add(ticket, kind, actor=actor, assignee=agent.get_username())
+
+
+def _ticket_requeue(ticket: Ticket, *, kind: str, actor: Any) -> None:
+    """Back to the front of its pool's queue (its `queued_at` is kept), then reassign."""
+    previous_assignee_id = ticket.assignee_id
+    ticket.assignee = None
+    ticket.assigned_at = None
+    ticket_status_set(
+        ticket=ticket,
+        status=Status.QUEUED,
+        change="unassigned",
+        previous_assignee_id=previous_assignee_id,
+    )
+    ticket_activity_add(ticket, kind, actor=actor)
+    assert ticket.pool is not None
+    pool_assign_waiting(pool=ticket.pool, exclude_user_id=previous_assignee_id)
+
+
+def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> list[int]:
+    """Assign the pool's queued tickets, oldest first, each to the least-loaded online member
+    with room. Returns the ids of the tickets assigned.
+
+    Serialised per pool by a row lock; the members' profiles are locked in id order so two
+    pools sharing an agent cannot both fill their last slot.
+    """
+    assigned: list[int] = []
+    with transaction.atomic():
+        Pool.objects.select_for_update().filter(pk=pool.pk).first()
+        agents = list(
+            selectors.pool_agents(pool=pool)
+            .filter(presence=Presence.ONLINE)
+            .select_for_update(of=("self",))
+            .order_by("pk")
+        )
+        if not agents:
+            return assigned
+        load = selectors.agent_load(user_ids=[agent.user_id for agent in agents])
+        room = {agent.user_id: agent.capacity - load.get(agent.user_id, 0) for agent in agents}
+        slots = sum(max(0, free) for free in room.values())
+        if slots == 0:
+            return assigned
+        waiting = list(
+            Ticket.objects.select_for_update()
+            .select_related("pool", "conversation")
+            .filter(pool=pool, status=Status.QUEUED)
+            .order_by("queued_at", "id")[:slots]
+        )
+        users = {agent.user_id: agent.user for agent in agents}
+        for ticket in waiting:
+            choices = [
+                user_id
+                for user_id, free in room.items()
+                if free > 0 and not (user_id == exclude_user_id and len(room) > 1)
+            ]
+            if not choices:
+                break
+            # Least loaded first; ties go to whoever has the most room, then the lowest id.
+            user_id = min(choices, key=lambda uid: (load.get(uid, 0), -room[uid], uid))
+            _ticket_assign(ticket, users[user_id], kind=Kind.ASSIGNED)
+            load[user_id] = load.get(user_id, 0) + 1
+            room[user_id] -= 1
+            assigned.append(ticket.pk)
+    return assigned
+
+
+# --- what agents do to tickets ----------------------------------------------------------------
+
+
+def _ticket_lock(ticket: Ticket) -> Ticket:
+    return (
+        Ticket.objects.select_for_update()
+        .select_related("pool", "conversation", "assignee")
+        .get(pk=ticket.pk)
+    )
+
+
+def _check_access(actor: Any, ticket: Ticket) -> None:
+    if not selectors.ticket_can_access(user=actor, ticket=ticket):
+        raise NotFound("No such ticket.")
+
+
+def _is_member(actor: Any, pool_id: int | None) -> bool:
+    return pool_id is not None and pool_id in selectors.user_pool_ids(user=actor)
+
+
+def ticket_claim(*, ticket: Ticket, actor: Any) -> Ticket:
+    """The actor takes a queued ticket of their pool (capacity does not stop a deliberate claim)."""
+    with transaction.atomic():
+        locked = _ticket_lock(ticket)
+        _check_access(actor, locked)
+        if locked.status == Status.ASSIGNED and locked.assignee_id == actor.pk:
+            return locked
+        if locked.status != Status.QUEUED:
+            raise Conflict("Only a queued ticket can be claimed.")
+        if not (_is_member(actor, locked.pool_id) or selectors.user_is_supervisor(actor)):
+            raise PermissionDenied("Only members of the ticket's pool can claim it.")
+        _ticket_assign(locked, actor, kind=Kind.CLAIMED, actor=actor)
+    return locked
+
+
+def ticket_unassign(*, ticket: Ticket, actor: Any) -> Ticket:
+    """Give an assigned ticket back to its pool's queue (the assignee or a supervisor)."""
+    with transaction.atomic():
+        locked = _ticket_lock(ticket)
+        _check_access(actor, locked)
+        if locked.status != Status.ASSIGNED:
+            raise Conflict("Only an assigned ticket can be unassigned.")
+        if locked.assignee_id != actor.pk and not selectors.user_is_supervisor(actor):
+            raise PermissionDenied("Only the assignee or a supervisor can unassign this ticket.")
+        _ticket_requeue(locked, kind=Kind.UNASSIGNED, actor=actor)
+    locked.refresh_from_db()
+    return locked
+
+
+def ticket_resolve(*, ticket: Ticket, actor: Any) -> Ticket:
+    """Close a ticket; the customer is told, and the agent's freed slot takes the next in line."""
+    with transaction.atomic():
+        locked = _ticket_lock(ticket)
+        _check_access(actor, locked)
+        if locked.status == Status.RESOLVED:
+            raise Conflict("The ticket is already resolved.")
+        if locked.status not in OPEN_FOR_AGENTS and not selectors.user_is_supervisor(actor):
+            raise Conflict("Only a queued or assigned ticket can be resolved from the desk.")
+        previous_assignee_id = locked.assignee_id
+        if locked.assignee_id is None and locked.status in OPEN_FOR_AGENTS:
+            locked.assignee = actor
+        ticket_status_set(
+            ticket=locked,
+            status=Status.RESOLVED,
+            change="resolved",
+            previous_assignee_id=previous_assignee_id,
+        )
+        ticket_activity_add(locked, Kind.RESOLVED, actor=actor)
+        if locked.pool is not None:
+            pool_assign_waiting(pool=locked.pool)
+    return locked
+
+
+def ticket_reopen(*, ticket: Ticket, actor: Any) -> Ticket:
+    """Open a resolved ticket again: assigned to the actor if they work its pool, else queued."""
+    with transaction.atomic():
+        locked = _ticket_lock(ticket)
+        _check_access(actor, locked)
+        if locked.status != Status.RESOLVED:
+            raise Conflict("Only a resolved ticket can be reopened.")
+        others = Ticket.objects.filter(conversation_id=locked.conversation_id).exclude(
+            status=Status.RESOLVED
+        )
+        if others.exists():
+            raise Conflict("The customer has opened a newer ticket in this conversation.")
+        if locked.pool is None:
+            raise Conflict("The ticket has no pool; route it through the review queue.")
+        locked.assignee = None
+        ticket_activity_add(locked, Kind.REOPENED, actor=actor)
+        if _is_member(actor, locked.pool_id):
+            locked.queued_at = locked.queued_at or timezone.now()
+            _ticket_assign(locked, actor, kind=Kind.CLAIMED, actor=actor)
+        else:
+            ticket_queue(ticket=locked, pool=locked.pool, actor=actor)
+    locked.refresh_from_db()
+    return locked
+
+
+def _text_clean(text: str, *, limit: int) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise EmptyText("The text is empty.")
+    if len(cleaned) > limit:
+        raise TextTooLong(f"Limited to {limit:,} characters.", extra={"limit": limit})
+    return cleaned
+
+
+def ticket_reply(*, ticket: Ticket, actor: Any, text: str) -> Message:
+    """Send the actor's reply to the customer (live in their widget). Replying to a queued
+    ticket claims it; the first reply stops the SLA clock."""
+    with transaction.atomic():
+        locked = _ticket_lock(ticket)
+        _check_access(actor, locked)
+        if locked.status == Status.RESOLVED:
+            raise Conflict("The ticket is resolved; reopen it to reply.")
+        if locked.status == Status.QUEUED and _is_member(actor, locked.pool_id):
+            _ticket_assign(locked, actor, kind=Kind.CLAIMED, actor=actor)
+        posted = message_post(
+            conversation=locked.conversation, text=text, sender=Message.Sender.AGENT, author=actor
+        )
+        if locked.first_response_at is None:
+            Ticket.objects.filter(pk=locked.pk).update(first_response_at=posted.message.created_at)
+    return posted.message
+
+
+def ticket_note_add(*, ticket: Ticket, actor: Any, text: str) -> InternalNote:
+    """Add a note for staff. It goes only to desks viewing the ticket, never to the customer."""
+    cleaned = _text_clean(text, limit=NOTE_MAX_CHARS)
+    with transaction.atomic():
+        locked = _ticket_lock(ticket)
+        _check_access(actor, locked)
+        note = InternalNote.objects.create(ticket=locked, author=actor, text=cleaned)
+        desk_ticket_item_publish(locked.pk, "note", note_payload(note))
+    return note
+
+
+def note_payload(note: InternalNote) -> dict[str, Any]:
+    """How a note is shown on the desk."""
+    return {
+        "id": note.pk,
+        "author": note.author.get_username() if note.author else None,
+        "text": note.text,
+        "created_at": note.created_at.isoformat(),
+    }
+
+
+def ticket_reroute(*, ticket: Ticket, actor: Any, pool: Pool, reason: str) -> Ticket:
+    """ "Wrong pool": move the ticket to `pool` and record the correction as a routing label."""
+    cleaned = _text_clean(reason, limit=REASON_MAX_CHARS)
+    with transaction.atomic():
+        locked = _ticket_lock(ticket)
+        _check_access(actor, locked)
+        if not pool.active:
+            raise Conflict(f"The {pool.name} pool is not active.")
+        if locked.status not in OPEN_FOR_AGENTS:
+            raise Conflict("Only a queued or assigned ticket can be moved to another pool.")
+        if locked.pool_id == pool.pk:
+            raise Conflict(f"The ticket is already in {pool.name}.")
+        decision = (
+            RoutingDecision.objects.filter(ticket=locked, final=True, dry_run=False)
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        RoutingLabel.objects.create(
+            ticket=locked,
+            decision=decision,
+            source=RoutingLabel.Source.REROUTE,
+            previous_pool_id=locked.pool_id,
+            pool=pool,
+            text=decision.input_minimised if decision else "",
+            reason=cleaned,
+            author=actor,
+        )
+        previous_pool = locked.pool
+        ticket_activity_add(
+            locked,
+            Kind.REROUTED,
+            actor=actor,
+            **{"from": previous_pool.slug if previous_pool else None, "to": pool.slug},
+            reason=cleaned,
+        )
+        ticket_queue(ticket=locked, pool=pool, actor=actor, exclude_user_id=actor.pk)
+    locked.refresh_from_db()
+    return locked
+
+
+def tickets_sla_check(*, now: datetime | None = None) -> list[int]:
+    """Mark tickets whose first reply is overdue as breached, tell the desk; return their ids."""
+    now = now or timezone.now()
+    overdue = Ticket.objects.filter(
+        status__in=OPEN_FOR_AGENTS,
+        first_response_at__isnull=True,
+        sla_breached_at__isnull=True,
+        sla_due_at__lt=now,
+    ).values_list("pk", flat=True)
+    breached = []
+    for ticket_id in list(overdue):
+        with transaction.atomic():
+            ticket = Ticket.objects.select_for_update().select_related("pool").get(pk=ticket_id)
+            if ticket.sla_breached_at is not None or ticket.first_response_at is not None:
+                continue
+            ticket.sla_breached_at = now
+            ticket.save(update_fields=["sla_breached_at", "updated_at"])
+            ticket_activity_add(
+                ticket,
+                Kind.SLA_BREACHED,
+                due=ticket.sla_due_at.isoformat() if ticket.sla_due_at else None,
+            )
+            desk_ticket_publish(ticket, change="sla_breached")
+            breached.append(ticket.pk)
+    return breached
+
+
+# --- canned replies -------------------------------------------------------------------------
+
+
+class _Placeholders(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"  # an unknown placeholder stays visible for the agent to fix
+
+
+PLACEHOLDERS = ("customer_name", "agent_name", "pool_name", "ticket_id")
+
+
+def canned_reply_render(*, reply: CannedReply, ticket: Ticket, agent: Any) -> str:
+    """The reply's text with its placeholders filled for this ticket and agent."""
+    customer = ticket.conversation.customer
+    values = _Placeholders(
+        customer_name=customer.name or "there",
+        agent_name=staff_display_name(agent) or agent.get_username(),
+        pool_name=ticket.pool.name if ticket.pool else "support",
+        ticket_id=str(ticket.pk),
+    )
+    # Only plain {name} fields: no attribute access or indexing from admin-entered text.
+    parts = []
+    for literal, field, _spec, _conversion in Formatter().parse(reply.text):
+        parts.append(literal)
+        if field is not None:
+            parts.append(values[field] if field.isidentifier() else "{" + field + "}")
+    return "".join(parts)

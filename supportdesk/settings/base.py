@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "apps.pools",
     "apps.chat",
     "apps.orchestrator",
+    "apps.review",
 ]
 
 MIDDLEWARE = [
@@ -138,6 +139,10 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Attachments go through Django's storage API: files on disk here, any storage backend at scale
+# (set STORAGES["default"] in production). They are never served from MEDIA_URL directly.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_URL = "/media/"
 LOGIN_URL = "/admin/login/"
 
 # Redis: one URL switches the channel layer, cache, Celery broker and rate limits to Redis.
@@ -174,6 +179,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.orchestrator.tasks.tickets_stuck_requeue_task",
         "schedule": 60.0,
     },
+}
+CELERY_BEAT_SCHEDULE |= {
+    # Tickets of agents offline past the grace period go back to their pool's queue.
+    "release-offline-agents": {
+        "task": "apps.pools.tasks.agents_offline_release_task",
+        "schedule": 15.0,
+    },
+    # First-response SLA breaches raise an event on the desk.
+    "check-sla": {"task": "apps.pools.tasks.tickets_sla_check_task", "schedule": 15.0},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -215,6 +229,20 @@ ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2)
 ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
 # Embedded profile: route in a background thread so a chat socket never waits for a model.
 ROUTER_IN_THREAD = env_bool("ROUTER_IN_THREAD", default=not REDIS_URL)
+
+# The desk: presence, assignment and attachments.
+# An agent whose last desk socket closed keeps their tickets this long (a reload or a flaky
+# network must not reshuffle the queue), then they return to the pool's queue.
+AGENT_OFFLINE_GRACE_SECONDS = env_int("AGENT_OFFLINE_GRACE_SECONDS", 120)
+# Desk sockets send a heartbeat; an agent not heard from for this long counts as offline
+# (covers a server process that died without closing its sockets).
+AGENT_PRESENCE_TIMEOUT_SECONDS = env_int("AGENT_PRESENCE_TIMEOUT_SECONDS", 90)
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+ATTACHMENT_CONTENT_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"]
+# Context gathered for the agent when a ticket is routed: each source gets this long.
+DESK_CONTEXT_TIMEOUT_SECONDS = env_float("DESK_CONTEXT_TIMEOUT_SECONDS", 2.0)
+# AI draft replies use the escalation model (only with ANTHROPIC_API_KEY).
+DRAFT_MAX_TOKENS = env_int("DRAFT_MAX_TOKENS", 600)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,109 @@
+"""What happens to a ticket on the desk: activity, internal notes, AI drafts, gathered context."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import TimeStampedModel
+
+
+class TicketActivity(models.Model):
+    """One thing that happened to a ticket on the desk (append-only; reports count these)."""
+
+    class Kind(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        ASSIGNED = "assigned", "Assigned"
+        CLAIMED = "claimed", "Claimed"
+        UNASSIGNED = "unassigned", "Unassigned"
+        RETURNED = "returned", "Returned to the queue (agent offline)"
+        REROUTED = "rerouted", "Moved to another pool"
+        RESOLVED = "resolved", "Resolved"
+        REOPENED = "reopened", "Reopened"
+        HUMAN_REQUESTED = "human_requested", "Customer asked for a person"
+        SLA_BREACHED = "sla_breached", "First-response SLA breached"
+
+    ticket = models.ForeignKey("chat.Ticket", on_delete=models.CASCADE, related_name="activities")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    pool = models.ForeignKey(
+        "pools.Pool", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name_plural = "ticket activities"
+        indexes = [models.Index(fields=["kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ticket={self.ticket_id}"
+
+
+class InternalNote(TimeStampedModel):
+    """A note between staff on a ticket. Stored apart from messages: it has no path to the
+    customer's event log."""
+
+    ticket = models.ForeignKey("chat.Ticket", on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note on ticket {self.ticket_id}"
+
+
+class DraftReply(models.Model):
+    """An AI-drafted answer for an agent to edit. Never sent by itself; its cost is recorded."""
+
+    class Status(models.TextChoices):
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    ticket = models.ForeignKey("chat.Ticket", on_delete=models.CASCADE, related_name="drafts")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices)
+    text = models.TextField(blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    prompt_version = models.CharField(max_length=40, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    latency_ms = models.FloatField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_creation_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(cost_usd__gte=0), name="draft_cost_not_negative")
+        ]
+
+    def __str__(self) -> str:
+        return f"draft {self.status} ticket={self.ticket_id}"
+
+
+class TicketContext(models.Model):
+    """Background for the agent, gathered when the ticket is routed. Each source is
+    time-bounded; one that timed out or failed is named in `missing`."""
+
+    ticket = models.OneToOneField("chat.Ticket", on_delete=models.CASCADE, related_name="context")
+    earlier_tickets = models.JSONField(default=list, blank=True)
+    similar_tickets = models.JSONField(default=list, blank=True)
+    canned_replies = models.JSONField(default=list, blank=True)
+    timings_ms = models.JSONField(default=dict, blank=True)
+    missing = models.JSONField(default=list, blank=True)
+    gathered_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"context of ticket {self.ticket_id}"

@@ -1,0 +1,66 @@
+"""Channel-layer groups of the agent desk and the events services publish to them.
+
+Queue events name a ticket and what changed, never customer text: desks refetch what they may
+see. Customer text reaches a desk only through a ticket it subscribed to after a permission check.
+"""
+
+from typing import Any
+
+from apps.chat.models import Ticket
+from apps.core.realtime import publish_on_commit
+
+DESK_ALL = "desk.all"  # supervisors: every ticket, including those without a pool
+
+
+def desk_pool_group(pool_id: int) -> str:
+    return f"desk.pool.{pool_id}"
+
+
+def desk_user_group(user_id: int) -> str:
+    return f"desk.user.{user_id}"
+
+
+def desk_ticket_group(ticket_id: int) -> str:
+    """Staff viewing one ticket: notes, activity, drafts (never the customer's group)."""
+    return f"desk.ticket.{ticket_id}"
+
+
+def desk_ticket_publish(
+    ticket: Ticket,
+    *,
+    change: str,
+    previous_pool_id: int | None = None,
+    previous_assignee_id: int | None = None,
+) -> None:
+    """After commit, tell every desk that lists this ticket (before or after the change)."""
+    event = {
+        "type": "desk.ticket",
+        "ticket": ticket.pk,
+        "change": change,
+        "status": ticket.status,
+        "pool": ticket.pool_id,
+        "assignee": ticket.assignee_id,
+    }
+    groups = {DESK_ALL, desk_ticket_group(ticket.pk)}
+    for pool_id in (ticket.pool_id, previous_pool_id):
+        if pool_id is not None:
+            groups.add(desk_pool_group(pool_id))
+    for user_id in (ticket.assignee_id, previous_assignee_id):
+        if user_id is not None:
+            groups.add(desk_user_group(user_id))
+    for group in sorted(groups):
+        publish_on_commit(group, event)
+
+
+def desk_ticket_item_publish(ticket_id: int, kind: str, item: dict[str, Any]) -> None:
+    """After commit, send a staff-only item (note, activity, draft) to the ticket's viewers."""
+    publish_on_commit(
+        desk_ticket_group(ticket_id), {"type": "desk.item", "kind": kind, "item": item}
+    )
+
+
+def desk_presence_publish(*, user_id: int, presence: str, pool_ids: list[int]) -> None:
+    """After commit, tell the agent's pools (and supervisors) that their presence changed."""
+    event = {"type": "desk.presence", "user": user_id, "presence": presence}
+    for group in sorted({DESK_ALL, *(desk_pool_group(pool_id) for pool_id in pool_ids)}):
+        publish_on_commit(group, event)

@@ -1,0 +1,17 @@
+"""Periodic desk work: return tickets of offline agents, raise SLA breaches."""
+
+from celery import shared_task
+
+from apps.pools.services import agents_offline_release, tickets_sla_check
+
+
+@shared_task
+def agents_offline_release_task() -> None:
+    """Return the tickets of agents offline past the grace period to their queues."""
+    agents_offline_release()
+
+
+@shared_task
+def tickets_sla_check_task() -> None:
+    """Mark tickets whose first reply is overdue as breached."""
+    tickets_sla_check()
