@@ -4,13 +4,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
 from apps.orchestrator.local_model import seed_examples
 from apps.orchestrator.models import ModelVersion
 from apps.orchestrator.services import model_version_train
-from apps.pools.services import pool_upsert
+from apps.pools.models import CannedReply, Pool
+from apps.pools.services import pool_membership_set, pool_upsert
 
 DEFAULT_POOLS: list[dict[str, Any]] = [
     {
@@ -35,6 +36,48 @@ DEFAULT_POOLS: list[dict[str, Any]] = [
         "required_fields": ["order_number"],
     },
 ]
+
+DEMO_CANNED_REPLIES: list[tuple[str | None, str, str]] = [
+    (
+        None,
+        "Greeting",
+        "Hi {customer_name}, I'm {agent_name} from the {pool_name} team. "
+        "I'm looking into this now.",
+    ),
+    (None, "Anything else?", "Is there anything else I can help you with, {customer_name}?"),
+    (
+        "billing",
+        "Invoice copy",
+        "Hi {customer_name}, you can download every invoice under "
+        "Settings → Billing → Invoices. I've also sent a copy to the email on your account.",
+    ),
+    (
+        "billing",
+        "Double charge",
+        "Hi {customer_name}, the second charge is a card "
+        "authorisation that your bank releases within 3 to 5 working days. No action is needed.",
+    ),
+    (
+        "technical",
+        "Password reset",
+        'Hi {customer_name}, use "Forgot password" on the sign-in '
+        "page; the link is valid for 30 minutes. Tell me if the email does not arrive.",
+    ),
+    (
+        "technical",
+        "Need details",
+        "Thanks {customer_name}. Could you tell me your browser and "
+        "send a screenshot of the error? That helps me reproduce it.",
+    ),
+    (
+        "refund",
+        "Refund started",
+        "Hi {customer_name}, I've started the refund for your order. "
+        "It reaches your account within 5 to 10 working days.",
+    ),
+]
+
+DEMO_FIRST_NAMES = {"billing": "Bea", "technical": "Theo", "refund": "Rosa"}
 
 STAFF_ROLES = ["Agents", "Reviewers", "Managers"]
 DEMO_PASSWORD = "supportdesk-demo"  # noqa: S105 -- printed demo login, never production
@@ -83,6 +126,17 @@ def demo_seed() -> DemoSeeded:
         if group is not None:
             user.groups.add(groups[group])
         logins.append(DemoLogin(username, DEMO_PASSWORD, role))
+        slug = username.removeprefix("agent-")
+        if group == "Agents" and created:
+            user.first_name = DEMO_FIRST_NAMES.get(slug, "")
+            user.save(update_fields=["first_name"])
+            pool_membership_set(user=user, pools=Pool.objects.filter(slug=slug), capacity=3)
+    supervise = Permission.objects.get(codename="supervise", content_type__app_label="pools")
+    groups["Managers"].permissions.add(supervise)
+    groups["Reviewers"].permissions.add(supervise)
+    for pool_slug, title, text in DEMO_CANNED_REPLIES:
+        pool = Pool.objects.get(slug=pool_slug) if pool_slug else None
+        CannedReply.objects.get_or_create(pool=pool, title=title, defaults={"text": text})
     trained = None
     if not ModelVersion.objects.filter(active=True).exists():
         trained = model_version_train(examples=seed_examples(), note="seed_demo: seed examples").pk
