@@ -1,9 +1,10 @@
 """DRF glue shared by every API: one error shape for every failure."""
 
-from typing import Any
+from typing import Any, Literal
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -40,3 +41,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in response:
         response["WWW-Authenticate"] = "Bearer"
     return response
+
+
+class SchemaWithNestedNames(AutoSchema):
+    """Names nested `InputSerializer`/`OutputSerializer` classes after their view
+    (`TicketRerouteApi.InputSerializer` → `TicketRerouteInput`), so that the many views using
+    the same nested names do not collide in the OpenAPI components."""
+
+    def get_serializer_name(
+        self, serializer: Any, direction: Literal["request", "response"]
+    ) -> str:
+        owner, _, name = type(serializer).__qualname__.rpartition(".")
+        if owner and name in ("InputSerializer", "OutputSerializer"):
+            return owner.removesuffix("Api") + name
+        return str(super().get_serializer_name(serializer, direction))

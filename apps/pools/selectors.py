@@ -7,11 +7,19 @@ they belong to; a supervisor (the `pools.supervise` permission, or a superuser) 
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from apps.chat.models import Ticket
+from apps.chat.models import Message, Ticket
 from apps.core.errors import NotFound
-from apps.pools.models import AgentProfile, CannedReply, Pool, PoolMembership
+from apps.pools.models import (
+    AgentProfile,
+    CannedReply,
+    DraftReply,
+    InternalNote,
+    Pool,
+    PoolMembership,
+    TicketActivity,
+)
 
 StaffUser = AbstractBaseUser | AnonymousUser
 
@@ -49,6 +57,17 @@ def pool_list_for_user(*, user: Any) -> QuerySet[Pool]:
     return Pool.objects.filter(pk__in=user_pool_ids(user=user))
 
 
+def _with_last_message(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
+    last = Message.objects.filter(conversation_id=OuterRef("conversation_id")).order_by(
+        "-created_at", "-id"
+    )
+    return tickets.annotate(
+        last_message_sender=Subquery(last.values("sender")[:1]),
+        last_message_text=Subquery(last.values("text")[:1]),
+        last_message_at=Subquery(last.values("created_at")[:1]),
+    )
+
+
 def ticket_list_visible(
     *,
     user: Any,
@@ -56,9 +75,13 @@ def ticket_list_visible(
     status: str | None = None,
     assignee_id: int | None = None,
     conversation_id: Any = None,
+    queue_order: bool = False,
 ) -> QuerySet[Ticket]:
-    """Tickets `user` may see, newest activity first, filtered as asked."""
-    tickets = Ticket.objects.select_related("pool", "assignee", "conversation__customer")
+    """Tickets `user` may see, each with its last message, filtered as asked; newest activity
+    first, or with `queue_order` oldest queued first (the order they are assigned in)."""
+    tickets = _with_last_message(
+        Ticket.objects.select_related("pool", "assignee", "conversation__customer")
+    )
     if not user_is_supervisor(user):
         tickets = tickets.filter(pool_id__in=user_pool_ids(user=user))
     if pool is not None:
@@ -69,6 +92,8 @@ def ticket_list_visible(
         tickets = tickets.filter(assignee_id=assignee_id)
     if conversation_id is not None:
         tickets = tickets.filter(conversation_id=conversation_id)
+    if queue_order:
+        return tickets.order_by("queued_at", "created_at", "id")
     return tickets.order_by("-updated_at", "-id")
 
 
@@ -82,7 +107,9 @@ def ticket_can_access(*, user: Any, ticket: Ticket) -> bool:
 def ticket_get_visible(*, user: Any, ticket_id: int) -> Ticket:
     """The ticket, if `user` may see it; otherwise NotFound (its existence is not revealed)."""
     ticket = (
-        Ticket.objects.select_related("pool", "assignee", "conversation__customer")
+        _with_last_message(
+            Ticket.objects.select_related("pool", "assignee", "conversation__customer")
+        )
         .filter(pk=ticket_id)
         .first()
     )
@@ -109,6 +136,14 @@ def queue_counts(*, user: Any) -> dict[str, Any]:
         )
     }
     mine = Ticket.objects.filter(assignee_id=user.pk, status=Ticket.Status.ASSIGNED).count()
+    online = {
+        row["pool_id"]: row["n"]
+        for row in PoolMembership.objects.filter(
+            pool__in=pools, user__agent_profile__presence=AgentProfile.Presence.ONLINE
+        )
+        .values("pool_id")
+        .annotate(n=Count("id"))
+    }
     return {
         "pools": [
             {
@@ -118,6 +153,7 @@ def queue_counts(*, user: Any) -> dict[str, Any]:
                 "queued": per_pool.get(pool.pk, {}).get("queued", 0),
                 "assigned": per_pool.get(pool.pk, {}).get("assigned", 0),
                 "breached": per_pool.get(pool.pk, {}).get("breached", 0),
+                "members_online": online.get(pool.pk, 0),
             }
             for pool in pools
         ],
@@ -148,3 +184,18 @@ def canned_reply_list(*, pool: Pool | None) -> QuerySet[CannedReply]:
     if pool is None:
         return replies.filter(pool__isnull=True)
     return replies.filter(Q(pool=pool) | Q(pool__isnull=True))
+
+
+def note_list(*, ticket: Ticket) -> QuerySet[InternalNote]:
+    """The ticket's internal notes, oldest first (staff only)."""
+    return InternalNote.objects.filter(ticket=ticket).select_related("author")
+
+
+def activity_list(*, ticket: Ticket) -> QuerySet[TicketActivity]:
+    """What happened to the ticket on the desk, oldest first."""
+    return TicketActivity.objects.filter(ticket=ticket).select_related("actor")
+
+
+def draft_list(*, ticket: Ticket) -> QuerySet[DraftReply]:
+    """AI drafts for the ticket, newest first."""
+    return DraftReply.objects.filter(ticket=ticket).order_by("-created_at", "-id")
