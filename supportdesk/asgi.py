@@ -10,8 +10,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from apps.core.scheduler import EmbeddedBeat  # noqa: E402
 from supportdesk.routing import websocket_urlpatterns  # noqa: E402
+
+if settings.EMBEDDED_BEAT:
+    EmbeddedBeat(settings.CELERY_BEAT_SCHEDULE).start()
 
 application = ProtocolTypeRouter(
     {

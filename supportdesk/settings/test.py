@@ -15,5 +15,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 LOGGING["root"]["level"] = "WARNING"
 # Tests route synchronously (eager Celery) so they can assert on the outcome at once.
 ROUTER_IN_THREAD = False
+EMBEDDED_BEAT = False
 ANTHROPIC_API_KEY = ""
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"conversation_create": "1000/minute"}
