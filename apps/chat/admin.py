@@ -34,8 +34,16 @@ class ConversationAdmin(ChatHistoryAdmin):
 
 @admin.register(Ticket)
 class TicketAdmin(ChatHistoryAdmin):
-    list_display = ["id", "status", "pool", "conversation", "created_at", "updated_at"]
-    list_filter = ["status", "pool"]
+    list_display = [
+        "id",
+        "status",
+        "pool",
+        "assignee",
+        "sla_breached_at",
+        "created_at",
+        "updated_at",
+    ]
+    list_filter = ["status", "pool", "human_requested"]
     date_hierarchy = "created_at"
 
 

@@ -1,0 +1,87 @@
+"""The admin: canned replies are editable, membership and capacity changes fill queues, and the
+desk's records are read-only."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from apps.chat.models import Message, Ticket
+from apps.chat.services import conversation_create, message_post
+from apps.pools.models import AgentProfile, CannedReply, InternalNote, PoolMembership
+from apps.pools.services import agent_presence_connect, pool_upsert, ticket_queue
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_(client):
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    return client
+
+
+@pytest.fixture
+def billing():
+    return pool_upsert(slug="billing", name="Billing", description="Invoices")
+
+
+def queued(pool):
+    created = conversation_create(name="Ada")
+    message_post(conversation=created.conversation, text="Invoice?", sender=Message.Sender.CUSTOMER)
+    return ticket_queue(ticket=Ticket.objects.get(conversation=created.conversation), pool=pool)
+
+
+def test_canned_replies_are_created_and_edited_in_the_admin(admin_client_, billing):
+    response = admin_client_.post(
+        "/admin/pools/cannedreply/add/",
+        {"pool": billing.pk, "title": "Hi", "text": "Hi {customer_name}", "active": "on"},
+    )
+    assert response.status_code == 302
+    reply = CannedReply.objects.get(title="Hi")
+    admin_client_.post(
+        f"/admin/pools/cannedreply/{reply.pk}/change/",
+        {"pool": billing.pk, "title": "Hi", "text": "Hello {customer_name}", "active": "on"},
+    )
+    reply.refresh_from_db()
+    assert reply.text == "Hello {customer_name}"
+
+
+def test_adding_a_member_on_the_pool_page_assigns_waiting_tickets(admin_client_, billing):
+    agent = User.objects.create_user("bea", password="pw", is_staff=True)
+    agent_presence_connect(user=agent)  # online, but not yet in any pool
+    ticket = queued(billing)
+    assert Ticket.objects.get(pk=ticket.pk).status == "queued"
+    response = admin_client_.post(
+        f"/admin/pools/pool/{billing.pk}/change/",
+        {
+            "slug": "billing",
+            "name": "Billing",
+            "description": "Invoices",
+            "active": "on",
+            "required_fields": "[]",
+            "first_response_minutes": "15",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-0-user": agent.pk,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert PoolMembership.objects.filter(pool=billing, user=agent).exists()
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.assignee) == ("assigned", agent)
+
+
+def test_desk_records_are_read_only(admin_client_, billing):
+    ticket = queued(billing)
+    note = InternalNote.objects.create(ticket=ticket, text="secret")
+    url = f"/admin/pools/internalnote/{note.pk}/change/"
+    assert admin_client_.get(url).status_code == 200
+    assert admin_client_.post(url, {"text": "changed"}).status_code == 403
+    assert admin_client_.get("/admin/pools/ticketactivity/add/").status_code == 403
+    assert admin_client_.get("/admin/review/routinglabel/").status_code == 200
+
+
+def test_the_user_page_shows_capacity_and_pools(admin_client_, billing):
+    agent = User.objects.create_user("bea", password="pw", is_staff=True)
+    AgentProfile.objects.create(user=agent, capacity=2)
+    page = admin_client_.get(f"/admin/auth/user/{agent.pk}/change/").content.decode().lower()
+    assert "agent capacity and presence" in page
+    assert "pools this user works" in page
