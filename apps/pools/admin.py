@@ -69,7 +69,7 @@ class AgentProfileInline(admin.StackedInline):  # type: ignore[type-arg]
     can_delete = False
     fields = ["capacity", "presence", "sockets", "last_seen_at", "offline_since"]
     readonly_fields = ["presence", "sockets", "last_seen_at", "offline_since"]
-    verbose_name_plural = "agent capacity and presence"
+    verbose_name = verbose_name_plural = "agent capacity and presence"
 
 
 class UserPoolMembershipInline(admin.TabularInline):  # type: ignore[type-arg]
