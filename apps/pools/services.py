@@ -90,6 +90,14 @@ def pool_membership_set(*, user: Any, pools: Iterable[Pool], capacity: int | Non
         pool_assign_waiting(pool=pool)
 
 
+def agent_queues_fill(*, user: Any) -> list[int]:
+    """Assign waiting tickets of the user's pools (after their pools or capacity changed)."""
+    assigned: list[int] = []
+    for pool in Pool.objects.filter(pk__in=selectors.user_pool_ids(user=user), active=True):
+        assigned += pool_assign_waiting(pool=pool)
+    return assigned
+
+
 # --- presence -------------------------------------------------------------------------------
 
 
