@@ -1,6 +1,7 @@
 """Customer REST fallback: the same services as the WebSocket (docs/protocol.md)."""
 
 import uuid
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -12,16 +13,31 @@ from rest_framework.views import APIView
 
 from apps.chat import selectors, services
 from apps.chat.authentication import ConversationTokenAuthentication, HasConversationToken
-from apps.chat.models import Conversation, Message
+from apps.chat.models import Attachment, Conversation, Message
 from apps.core.errors import NotFound
 
 EVENTS_PAGE = 200
 
 
+class AttachmentSerializer(serializers.Serializer[Attachment]):
+    """`{"id","name","content_type","size","url"}`, as in the message events."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    url = serializers.CharField()
+
+    def to_representation(self, instance: Attachment) -> dict[str, Any]:
+        return services.attachment_payload(instance)
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
+    attachments = AttachmentSerializer(many=True, read_only=True)
+
     class Meta:
         model = Message
-        fields = ["id", "client_id", "sender", "text", "created_at"]
+        fields = ["id", "client_id", "sender", "text", "created_at", "attachments"]
 
 
 class EventSerializer(serializers.Serializer[dict[str, object]]):
@@ -72,29 +88,47 @@ class ConversationCreateApi(APIView):
         return Response(output.data, status=status.HTTP_201_CREATED)
 
 
-class ConversationDetailApi(ConversationApiView):
-    class OutputSerializer(serializers.Serializer[dict[str, object]]):
-        id = serializers.UUIDField()
-        status = serializers.CharField(allow_null=True)
-        pool = serializers.CharField(allow_null=True)
-        pool_name = serializers.CharField(allow_null=True)
-        last_seq = serializers.IntegerField()
-        messages = MessageSerializer(many=True)
+class ConversationDetailSerializer(serializers.Serializer[dict[str, object]]):
+    id = serializers.UUIDField()
+    status = serializers.CharField(allow_null=True)
+    pool = serializers.CharField(allow_null=True)
+    pool_name = serializers.CharField(allow_null=True)
+    last_seq = serializers.IntegerField()
+    messages = MessageSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer)
+
+def conversation_detail_data(conversation: Conversation) -> dict[str, Any]:
+    """The conversation's ticket status and pool, and its messages (never a confidence)."""
+    ticket = selectors.conversation_current_ticket(conversation=conversation)
+    data: dict[str, object] = {
+        "id": conversation.id,
+        "status": ticket.status if ticket else None,
+        "pool": ticket.pool.slug if ticket and ticket.pool else None,
+        "pool_name": ticket.pool.name if ticket and ticket.pool else None,
+        "last_seq": conversation.last_seq,
+        "messages": selectors.message_list(conversation=conversation).prefetch_related(
+            "attachments"
+        ),
+    }
+    return dict(ConversationDetailSerializer(data).data)
+
+
+class ConversationDetailApi(ConversationApiView):
+    @extend_schema(responses=ConversationDetailSerializer)
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """The conversation's ticket status and pool, and its messages (never a confidence)."""
         conversation = self.get_conversation(request, conversation_id)
-        ticket = selectors.conversation_current_ticket(conversation=conversation)
-        data: dict[str, object] = {
-            "id": conversation.id,
-            "status": ticket.status if ticket else None,
-            "pool": ticket.pool.slug if ticket and ticket.pool else None,
-            "pool_name": ticket.pool.name if ticket and ticket.pool else None,
-            "last_seq": conversation.last_seq,
-            "messages": selectors.message_list(conversation=conversation),
-        }
-        return Response(self.OutputSerializer(data).data)
+        return Response(conversation_detail_data(conversation))
+
+
+class ConversationHandoffApi(ConversationApiView):
+    @extend_schema(request=None, responses=ConversationDetailSerializer)
+    def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        """The customer asks for a person ("Talk to a person"); the model tiers are skipped."""
+        conversation = self.get_conversation(request, conversation_id)
+        services.conversation_handoff(conversation=conversation)
+        conversation.refresh_from_db(fields=["last_seq"])
+        return Response(conversation_detail_data(conversation))
 
 
 class ConversationMessageCreateApi(ConversationApiView):

@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.chat import selectors, services
-from apps.chat.frames import HelloFrame, MessageFrame, TypingFrame, frame_parse
+from apps.chat.frames import HandoffFrame, HelloFrame, MessageFrame, TypingFrame, frame_parse
 from apps.chat.models import Conversation, Message
 from apps.core.errors import ApplicationError
 
@@ -80,6 +80,11 @@ class CustomerChatConsumer(AsyncWebsocketConsumer):
                     conversation_id=self.conversation.id,
                     sender=Message.Sender.CUSTOMER,
                     origin=self.channel_name,
+                )
+            elif isinstance(frame, HandoffFrame):
+                # What follows (a bot message, a status) comes back as events.
+                await database_sync_to_async(services.conversation_handoff)(
+                    conversation=self.conversation
                 )
         except ApplicationError as exc:
             await self.send_error(exc.code, exc.message, client_id=client_id, **exc.extra)

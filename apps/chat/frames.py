@@ -27,6 +27,7 @@ FRAME_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {"client_id": UUID_STRING, "text": {"type": "string"}},
     },
     "typing": {"type": "object", "required": ["type"]},
+    "handoff": {"type": "object", "required": ["type"]},
 }
 VALIDATORS = {
     name: Draft202012Validator(schema, format_checker=FormatChecker())
@@ -77,7 +78,12 @@ class TypingFrame:
     pass
 
 
-ClientFrame = HelloFrame | MessageFrame | TypingFrame
+@dataclass(frozen=True)
+class HandoffFrame:
+    """The customer asks for a person."""
+
+
+ClientFrame = HelloFrame | MessageFrame | TypingFrame | HandoffFrame
 
 
 def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:
@@ -112,4 +118,6 @@ def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:
         )
     if frame_type == "message":
         return MessageFrame(client_id=uuid.UUID(data["client_id"]), text=data["text"])
+    if frame_type == "handoff":
+        return HandoffFrame()
     return TypingFrame()

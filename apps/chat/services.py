@@ -2,6 +2,7 @@
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.chat.models import Conversation, ConversationEvent, Customer, Message, Ticket
+from apps.chat.models import (
+    Attachment,
+    Conversation,
+    ConversationEvent,
+    Customer,
+    Message,
+    Ticket,
+)
 from apps.chat.selectors import token_hash
 from apps.core.errors import EmptyText, InvalidText, TextTooLong
 from apps.core.ratelimit import rate_limit_hit
@@ -98,7 +106,18 @@ def staff_display_name(user: Any) -> str | None:
     return (user.first_name or "").strip() or None
 
 
-def _message_payload(message: Message) -> dict[str, Any]:
+def attachment_payload(attachment: Attachment) -> dict[str, Any]:
+    """What a conversation's participants see of an attachment; `url` serves it to them only."""
+    return {
+        "id": attachment.pk,
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "url": f"/api/v1/attachments/{attachment.pk}/",
+    }
+
+
+def _message_payload(message: Message, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "id": message.pk,
         "client_id": str(message.client_id) if message.client_id else None,
@@ -108,6 +127,9 @@ def _message_payload(message: Message) -> dict[str, Any]:
     }
     if message.sender == Message.Sender.AGENT:
         payload["author"] = staff_display_name(message.author)
+    # Only messages that carry files say so: plain messages keep their original shape.
+    if attachments:
+        payload["attachments"] = [attachment_payload(attachment) for attachment in attachments]
     return payload
 
 
@@ -130,15 +152,19 @@ def message_post(
     sender: Message.Sender,
     client_id: uuid.UUID | None = None,
     author: Any = None,
+    attachments: Sequence[Attachment] = (),
 ) -> MessagePosted:
     """Store a message, open a ticket on the customer's first message, and publish both.
 
-    `author` is the staff user behind an agent message.
+    `author` is the staff user behind an agent message. `attachments` are unsaved Attachment
+    rows whose files are already in storage (apps/chat/attachments.py); they are saved with the
+    message, in its transaction, and a message that carries one may have no text.
 
     Idempotent on `client_id`: a resend returns the stored message, publishes nothing and does
     not count against the conversation's rate limit; new customer messages do.
     """
-    cleaned = message_text_clean(text)
+    # A caption is optional next to a file, but when there is one it is checked like any text.
+    cleaned = message_text_clean(text) if text.strip() or not attachments else ""
     with transaction.atomic():
         # Under the conversation's lock, so two racing resends store one message.
         locked = _conversation_lock(conversation.pk)
@@ -169,7 +195,13 @@ def message_post(
             client_id=client_id,
             author=author,
         )
-        events: list[EventSpec] = [(ConversationEvent.Type.MESSAGE, _message_payload(message))]
+        for attachment in attachments:
+            attachment.conversation = locked
+            attachment.message = message
+            attachment.save()
+        events: list[EventSpec] = [
+            (ConversationEvent.Type.MESSAGE, _message_payload(message, attachments))
+        ]
         if opened:
             assert ticket is not None
             events.append((ConversationEvent.Type.STATUS, _status_payload(ticket)))
@@ -240,3 +272,14 @@ def conversation_typing_publish(
         conversation_group(conversation_id),
         {"type": "conversation.typing", "sender": sender, "origin": origin},
     )
+
+
+def conversation_handoff(*, conversation: Conversation) -> Ticket | None:
+    """Ask for a person on the customer's behalf (the socket's `handoff` frame and the REST
+    endpoint). Counts against the conversation's chat rate limit: before the first message
+    each request posts a bot reply."""
+    # Imported here: the orchestrator builds on chat, so chat may not import it at load time.
+    from apps.orchestrator.services import ticket_human_request
+
+    rate_limit_hit(scope="chat_message", key=str(conversation.pk), rate=settings.CHAT_RATE_LIMIT)
+    return ticket_human_request(conversation=conversation)

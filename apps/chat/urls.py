@@ -19,4 +19,9 @@ urlpatterns = [
         api.ConversationEventListApi.as_view(),
         name="conversation-event-list",
     ),
+    path(
+        "conversations/<uuid:conversation_id>/handoff/",
+        api.ConversationHandoffApi.as_view(),
+        name="conversation-handoff",
+    ),
 ]

@@ -7,7 +7,8 @@
  * data-title (default "Support"), data-open="true" (start opened).
  *
  * Speaks the protocol in docs/protocol.md: WebSocket frames at /ws/chat/ and a REST
- * fallback under /api/v1/conversations/. Plain ES2019, no dependencies, no build step.
+ * fallback under /api/v1/conversations/. Files (images, PDFs) are uploaded over REST and read
+ * from /api/v1/attachments/ with the conversation token, never through a plain URL. Plain ES2019, no dependencies, no build step.
  * Everything renders inside an open Shadow DOM; the only global is window.SupportDeskWidget.
  * All server and user text is rendered with textContent only, never as HTML.
  */
@@ -64,6 +65,12 @@
 
   const OFFLINE_TEXT = "Offline \u2014 your messages will be sent when we reconnect";
   const SENDER_LABELS = { customer: "You", agent: "Agent", bot: "SupportDesk" };
+  // The server decides (by the file's bytes); these only spare the customer a useless upload.
+  const ATTACH_MAX_BYTES = 10 * 1024 * 1024;
+  const ATTACH_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"];
+  const ATTACH_TOO_LARGE = "That file is too large. Files can be up to 10 MB.";
+  const ATTACH_WRONG_TYPE = "Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent.";
+  const ATTACHMENT_PATH = /^\/api\/v1\/attachments\/\d+\/$/;
 
   // ---------------------------------------------------------------------------------------
   // Storage. Access itself can throw (sandboxed iframes, disabled cookies), so every use is
@@ -139,6 +146,9 @@
   const httpInFlight = new Set(); // client_ids being POSTed in http mode
   const holds = new Map(); // client_id -> retry timer after rate_limited
   const bubbles = new Map(); // client_id -> bubble element not yet delivered
+  const blobUrls = new Map(); // attachment url -> Promise of a blob: URL (fetched with the token)
+  let handoffBusy = false; // a "Talk to a person" request is on its way over REST
+  let handoffAsked = false; // asked for this ticket: the button rests until the ticket is resolved
 
   // ---------------------------------------------------------------------------------------
   // DOM
@@ -180,6 +190,18 @@
     ".composer textarea{flex:1;resize:none;min-height:42px;max-height:120px;padding:9px 10px;border:1px solid #8c959f;border-radius:8px;background:#fff}",
     ".send{border:0;border-radius:8px;padding:10px 16px;background:#2457d6;color:#fff;font-weight:600;cursor:pointer}",
     ".send:hover{background:#1d47b3}",
+    ".attach{flex:none;border:1px solid #8c959f;border-radius:8px;width:42px;height:42px;padding:0;background:#fff;color:#1f2328;cursor:pointer;display:inline-flex;align-items:center;justify-content:center}",
+    ".attach:hover{background:#f6f8fa}",
+    ".attach svg{width:20px;height:20px}",
+    ".handoff{border:1px solid rgba(255,255,255,.7);border-radius:999px;padding:4px 10px;margin-left:auto;margin-right:6px;background:transparent;color:#fff;font-size:12px;font-weight:600;cursor:pointer;white-space:nowrap}",
+    ".handoff:hover{background:rgba(255,255,255,.15)}",
+    ".handoff:disabled{opacity:.6;cursor:default;background:transparent}",
+    ".text:empty{display:none}",
+    ".atts{display:flex;flex-direction:column;gap:4px;margin-top:4px;max-width:100%}",
+    ".msg--customer .atts{align-items:flex-end}",
+    ".att-img{display:block;max-width:100%;max-height:240px;border-radius:10px;border:1px solid #d8dee4;background:#f6f8fa;min-width:48px;min-height:48px}",
+    ".att-link,.att-file{display:inline-block;padding:8px 12px;border-radius:10px;border:1px solid #d8dee4;background:#fff;color:#1d4ed8;overflow-wrap:anywhere;text-decoration:underline;cursor:pointer}",
+    ".att-file{color:#57606a;text-decoration:none;cursor:default}",
     ".vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
     // Phone width: the panel takes the whole screen and hides the launcher underneath it.
     "@media (max-width:479.98px){.panel{top:0;left:0;right:0;bottom:0;width:100%;height:100%;max-height:none;border-radius:0}" +
@@ -209,6 +231,8 @@
     const header = h("div", { class: "header" });
     header.appendChild(h("h2", { id: "sd-title", class: "title" }, TITLE));
     const closeBtn = h("button", { type: "button", class: "close", "aria-label": "Close chat" }, "\u00d7");
+    const handoff = h("button", { type: "button", class: "handoff", "data-testid": "sd-handoff" }, "Talk to a person");
+    header.appendChild(handoff);
     header.appendChild(closeBtn);
 
     const conn = h("div", { class: "conn", "data-testid": "sd-connection", role: "status", "aria-live": "polite" });
@@ -225,6 +249,12 @@
     form.appendChild(h("label", { class: "vh", for: "sd-input" }, "Your message"));
     const input = h("textarea", { id: "sd-input", "data-testid": "sd-input", rows: "1", placeholder: "Write a message\u2026", autocomplete: "off" });
     const send = h("button", { type: "submit", class: "send", "data-testid": "sd-send" }, "Send");
+    const fileInput = h("input", { type: "file", accept: "image/*,application/pdf", "data-testid": "sd-attach-input", tabindex: "-1", "aria-hidden": "true" });
+    fileInput.hidden = true;
+    const attach = h("button", { type: "button", class: "attach", "data-testid": "sd-attach", "aria-label": "Attach an image or PDF", title: "Attach an image or PDF" });
+    attach.appendChild(paperclipIcon());
+    form.appendChild(fileInput);
+    form.appendChild(attach);
     form.appendChild(input);
     form.appendChild(send);
 
@@ -255,8 +285,28 @@
       wrap.addEventListener(t, (e) => e.stopPropagation());
     });
     input.addEventListener("input", onCustomerTyping);
+    attach.addEventListener("click", () => fileInput.click());
+    fileInput.addEventListener("change", onFilePicked);
+    handoff.addEventListener("click", requestHuman);
 
-    return { host, root, wrap, launcher, panel, conn, status, empty, messages, typing, error, input };
+    return { host, root, wrap, launcher, panel, conn, status, empty, messages, typing, error, input, fileInput, handoff };
+  }
+
+  function paperclipIcon() {
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    const path = document.createElementNS(NS, "path");
+    path.setAttribute("d", "M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5");
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "2");
+    path.setAttribute("stroke-linecap", "round");
+    path.setAttribute("stroke-linejoin", "round");
+    svg.appendChild(path);
+    return svg;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -295,14 +345,102 @@
     ui.messages.scrollTop = ui.messages.scrollHeight;
   }
 
-  function renderPending(item) {
+  function renderPending(item, fileName) {
     const el = buildBubble("customer", item.text);
     el.setAttribute("data-client-id", item.client_id);
     el.setAttribute("data-pending", "true");
+    if (fileName !== undefined) {
+      // A file on its way: its name only; the picture comes back with the delivered event.
+      const box = h("div", { class: "atts" });
+      box.appendChild(h("span", { class: "att-file" }, "\ud83d\udcce " + fileName));
+      el.insertBefore(box, el.querySelector(".meta"));
+    }
     setNote(el, "Sending\u2026");
     bubbles.set(item.client_id, el);
     ui.messages.appendChild(el);
     afterListChange();
+  }
+
+  // Attachments are fetched with the conversation token (never a cookie, never in a URL) and
+  // shown from a blob: URL. Only paths of the attachments endpoint are ever requested.
+  function attachmentBlobUrl(path) {
+    if (blobUrls.has(path)) return blobUrls.get(path);
+    const conv = conversation;
+    if (!conv) return Promise.reject(new Error("no conversation"));
+    const promise = fetch(BASE + path, {
+      headers: { Authorization: "Bearer " + conv.token },
+      credentials: "omit",
+    })
+      .then((res) => {
+        if (!res.ok) throw new Error("attachment " + res.status);
+        return res.blob();
+      })
+      .then((blob) => URL.createObjectURL(blob));
+    promise.catch(() => blobUrls.delete(path)); // a later render may try again
+    blobUrls.set(path, promise);
+    return promise;
+  }
+
+  function forgetBlobUrls() {
+    blobUrls.forEach((promise) => promise.then((url) => URL.revokeObjectURL(url), () => {}));
+    blobUrls.clear();
+  }
+
+  function formatSize(bytes) {
+    const n = Number(bytes);
+    if (!(n >= 0)) return "";
+    if (n < 1024) return n + " B";
+    if (n < 1024 * 1024) return Math.round(n / 1024) + " KB";
+    return (n / (1024 * 1024)).toFixed(1) + " MB";
+  }
+
+  function buildAttachment(att) {
+    if (!att || typeof att.url !== "string" || !ATTACHMENT_PATH.test(att.url)) return null;
+    const name = typeof att.name === "string" && att.name ? att.name : "attachment";
+    const type = typeof att.content_type === "string" ? att.content_type : "";
+    if (/^image\//.test(type)) {
+      const img = h("img", { class: "att-img", "data-testid": "sd-attachment", alt: name, title: name });
+      img.addEventListener("load", () => {
+        ui.messages.scrollTop = ui.messages.scrollHeight;
+      });
+      attachmentBlobUrl(att.url).then(
+        (url) => {
+          img.src = url;
+        },
+        () => {
+          img.replaceWith(h("span", { class: "att-file", "data-testid": "sd-attachment" }, "Image unavailable: " + name));
+        }
+      );
+      return img;
+    }
+    const size = formatSize(att.size);
+    const link = h("a", { class: "att-link", "data-testid": "sd-attachment", href: "#", "data-name": name }, "\ud83d\udcc4 " + name + (size ? " (" + size + ")" : ""));
+    link.addEventListener("click", (e) => {
+      e.preventDefault();
+      attachmentBlobUrl(att.url).then(
+        (url) => {
+          const a = h("a", { href: url, download: name });
+          a.hidden = true;
+          ui.root.appendChild(a);
+          a.click();
+          a.remove();
+        },
+        () => showError("The file could not be downloaded. Please try again.")
+      );
+    });
+    return link;
+  }
+
+  function renderAttachments(el, list) {
+    const old = el.querySelector(".atts");
+    if (old) old.remove();
+    if (!Array.isArray(list) || !list.length) return;
+    const box = h("div", { class: "atts" });
+    list.forEach((att) => {
+      const node = buildAttachment(att);
+      if (node) box.appendChild(node);
+    });
+    el.insertBefore(box, el.querySelector(".meta"));
   }
 
   function renderMessage(ev) {
@@ -323,6 +461,7 @@
       el = buildBubble(sender, text);
       if (clientId) el.setAttribute("data-client-id", clientId);
     }
+    renderAttachments(el, ev.attachments);
     el.setAttribute("data-seq", String(ev.seq));
     const time = el.querySelector(".time");
     time.textContent = formatTime(ev.created_at);
@@ -349,6 +488,7 @@
   }
 
   function renderStatus(ev) {
+    if (ev.status === "resolved") setHandoffAsked(false); // a new request may ask again
     const text = statusText(ev.status, ev.pool_name);
     if (!text) return;
     ui.status.textContent = text;
@@ -466,14 +606,16 @@
   // ---------------------------------------------------------------------------------------
   // REST
   // ---------------------------------------------------------------------------------------
+  // `body` is null, a JSON-able object, or FormData (a multipart upload).
   function api(method, path, body, token) {
     const headers = { Accept: "application/json" };
-    if (body !== null) headers["Content-Type"] = "application/json";
+    const multipart = typeof FormData !== "undefined" && body instanceof FormData;
+    if (body !== null && !multipart) headers["Content-Type"] = "application/json";
     if (token) headers.Authorization = "Bearer " + token; // the token never goes into a URL
     return fetch(BASE + path, {
       method: method,
       headers: headers,
-      body: body === null ? undefined : JSON.stringify(body),
+      body: body === null ? undefined : multipart ? body : JSON.stringify(body),
       credentials: "omit",
       cache: "no-store",
     }).then((res) => {
@@ -532,6 +674,8 @@
     stopPolling();
     // Start fresh: drop the old history, keep the bubbles still waiting in the outbox.
     Array.prototype.slice.call(ui.messages.querySelectorAll("[data-seq]")).forEach((el) => el.remove());
+    forgetBlobUrls();
+    setHandoffAsked(false);
     ui.status.textContent = "";
     afterListChange();
   }
@@ -899,11 +1043,7 @@
   // ---------------------------------------------------------------------------------------
   // A user action lifts a 4401/4403 stop and (re)starts the current transport.
   function userResume() {
-    if (stopped) {
-      stopped = false;
-      failures = 0;
-      attempt = 0;
-    }
+    liftStop();
     if (!conversation && !outbox.length) return;
     if (transport === "http") {
       if (conversation) flushHttp();
@@ -927,6 +1067,108 @@
       return;
     }
     userResume(); // disconnected: the item only queues until a welcome (or the HTTP fallback)
+  }
+
+  // A file is sent at once over REST (also while the socket is up), with whatever is in the
+  // composer as its caption. It is not kept in the outbox: a reload cannot resend a file.
+  function onFilePicked() {
+    const file = ui.fileInput.files && ui.fileInput.files[0];
+    ui.fileInput.value = ""; // choosing the same file again must fire `change` again
+    if (!file) return;
+    clearError();
+    if (file.size === 0) return showError("That file is empty.");
+    if (file.size > ATTACH_MAX_BYTES) return showError(ATTACH_TOO_LARGE);
+    if (file.type && ATTACH_TYPES.indexOf(file.type) < 0) return showError(ATTACH_WRONG_TYPE);
+    const caption = ui.input.value.trim();
+    ui.input.value = "";
+    const item = { client_id: uuid4(), text: caption };
+    renderPending(item, file.name || "file");
+    uploadFile(item, file);
+  }
+
+  function uploadFile(item, file) {
+    const id = item.client_id;
+    liftStop();
+    ensureConversation()
+      .then((conv) => {
+        const form = new FormData();
+        form.append("file", file, file.name || "file");
+        if (item.text) form.append("text", item.text);
+        form.append("client_id", id);
+        return api("POST", convPath(conv, "attachments/"), form, conv.token).then((res) => {
+          if (conv !== conversation) return;
+          // Delivered: the bubble stays pending until its event arrives (socket or polling).
+          if (res.status === 200 || res.status === 201) return;
+          const err = restError(res);
+          if (res.status === 401 || res.status === 404) {
+            markFailed(id, "the conversation has ended");
+            onAuthFailed();
+            return;
+          }
+          showError(err.code === "file_too_large" ? ATTACH_TOO_LARGE : err.code === "unsupported_file_type" ? ATTACH_WRONG_TYPE : err.message);
+          markFailed(id, err.message);
+        });
+      })
+      .catch(() => {
+        showError("The file could not be sent. Check your connection and try again.");
+        markFailed(id, "network error");
+      })
+      .then(afterRestAction);
+  }
+
+  // "Talk to a person": a frame on a live socket, else the REST endpoint (which also works
+  // before the first message, creating the conversation).
+  function requestHuman() {
+    if (handoffBusy || handoffAsked) return;
+    clearError();
+    if (wsReady && sendFrame({ type: "handoff" })) {
+      setHandoffAsked(true);
+      return;
+    }
+    handoffBusy = true;
+    ui.handoff.disabled = true;
+    liftStop();
+    ensureConversation()
+      .then((conv) =>
+        api("POST", convPath(conv, "handoff/"), {}, conv.token).then((res) => {
+          if (conv !== conversation) return;
+          if (res.ok) {
+            setHandoffAsked(true);
+          } else if (res.status === 401 || res.status === 404) {
+            onAuthFailed();
+          } else {
+            showError(restError(res).message);
+          }
+        })
+      )
+      .catch(() => showError("We couldn't reach support. Please try again."))
+      .then(() => {
+        handoffBusy = false;
+        ui.handoff.disabled = handoffAsked;
+        afterRestAction();
+      });
+  }
+
+  function setHandoffAsked(asked) {
+    handoffAsked = asked;
+    if (!ui) return;
+    ui.handoff.disabled = asked || handoffBusy;
+    ui.handoff.setAttribute("aria-pressed", String(asked));
+    ui.handoff.title = asked ? "We've asked a person to help you." : "";
+  }
+
+  function liftStop() {
+    if (!stopped) return;
+    stopped = false;
+    failures = 0;
+    attempt = 0;
+  }
+
+  // After a REST action the events it caused arrive through the current transport; open it if
+  // that action created the conversation.
+  function afterRestAction() {
+    userResume();
+    if (transport === "http") pollNow();
   }
 
   function onCustomerTyping() {

@@ -207,7 +207,7 @@ CHAT_ALLOWED_ORIGINS = env_list(
 )
 CORS_ALLOWED_ORIGINS = [origin for origin in CHAT_ALLOWED_ORIGINS if origin != "*"]
 CORS_ALLOW_ALL_ORIGINS = "*" in CHAT_ALLOWED_ORIGINS
-CORS_URLS_REGEX = r"^/api/v1/conversations/.*$"
+CORS_URLS_REGEX = r"^/api/v1/(conversations|attachments)/.*$"
 CORS_ALLOW_HEADERS = ["authorization", "content-type"]
 
 

@@ -1,5 +1,7 @@
 """Test settings: fast hashing, a file-backed SQLite test database, quiet logs."""
 
+from pathlib import Path
+
 from supportdesk.settings.base import *  # noqa: F403
 from supportdesk.settings.base import BASE_DIR, DATABASES, LOGGING, REST_FRAMEWORK, env_str
 
@@ -13,6 +15,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env_str("TEST_SQLITE_PATH", str(BASE_DIR / ".test-db.sqlite3"))
     }
 LOGGING["root"]["level"] = "WARNING"
+# Attachments written by tests stay out of the development media directory.
+MEDIA_ROOT = Path(env_str("TEST_MEDIA_ROOT", str(BASE_DIR / ".test-media")))
 # Tests route synchronously (eager Celery) so they can assert on the outcome at once.
 ROUTER_IN_THREAD = False
 EMBEDDED_BEAT = False

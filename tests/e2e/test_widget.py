@@ -2,7 +2,9 @@
 
 import json
 import re
+import struct
 import urllib.request
+import zlib
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -99,3 +101,129 @@ def test_without_websockets_the_widget_chats_over_http(live_server_proc, page: P
     assert [m["text"] for m in conversation_messages(live_server_proc, page)] == [
         "my browser has no websockets"
     ]
+
+
+# --- attachments and "Talk to a person" ----------------------------------------------------------
+
+
+def png_bytes(width: int = 3, height: int = 2) -> bytes:
+    """A valid RGB PNG built by hand (signature, IHDR, IDAT, IEND, each with its CRC)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = b"".join(b"\x00" + b"\x20\x60\xd0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PDF = (
+    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n"
+    b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>\nendobj\n"
+    b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+)
+
+
+def attach(page: Page, name: str, mime: str, content: bytes) -> None:
+    widget(page, "sd-attach-input").set_input_files(
+        {"name": name, "mimeType": mime, "buffer": content}
+    )
+
+
+def test_customer_sends_an_image_and_a_pdf_and_sees_them_in_the_chat(live_server_proc, page: Page):
+    page.goto(live_server_proc.url + "/")
+    widget(page, "sd-launcher").click()
+    expect(widget(page, "sd-attach")).to_be_visible()
+    widget(page, "sd-input").fill("The checkout page shows this error")
+    attach(page, "error screen.png", "image/png", png_bytes())
+
+    image = page.locator('img[data-testid="sd-attachment"]')
+    expect(image).to_have_count(1)
+    # Fetched with the conversation token and shown from a blob: URL, never the API URL.
+    expect(image).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(image).to_have_attribute("alt", "error screen.png")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('supportdesk-widget').shadowRoot"
+        ".querySelector('img[data-testid=sd-attachment]'); return i && i.naturalWidth === 3; }"
+    )
+    bubble = widget(page, "sd-message").filter(has=image)
+    expect(bubble).to_contain_text("The checkout page shows this error")
+    expect(bubble).to_have_attribute("data-seq", "1")
+    expect(widget(page, "sd-input")).to_have_value("")
+
+    attach(page, "invoice.pdf", "application/pdf", PDF)
+    link = page.locator('a[data-testid="sd-attachment"]')
+    expect(link).to_contain_text("invoice.pdf")
+    with page.expect_download() as download_info:
+        link.click()
+    download = download_info.value
+    assert download.suggested_filename == "invoice.pdf"
+    with open(download.path(), "rb") as saved:
+        assert saved.read() == PDF
+
+    stored = conversation_messages(live_server_proc, page)
+    assert [[a["name"] for a in m["attachments"]] for m in stored] == [
+        ["error screen.png"],
+        ["invoice.pdf"],
+    ]
+    # After a reload the history, pictures included, comes back.
+    page.reload()
+    widget(page, "sd-panel").wait_for(state="visible")
+    expect(page.locator('img[data-testid="sd-attachment"]')).to_have_attribute(
+        "src", re.compile(r"^blob:")
+    )
+
+
+def test_a_file_that_is_too_big_or_not_an_image_or_pdf_gets_a_clear_error(
+    live_server_proc, page: Page
+):
+    page.goto(live_server_proc.url + "/")
+    widget(page, "sd-launcher").click()
+
+    attach(page, "notes.txt", "text/plain", b"just some notes")
+    expect(widget(page, "sd-error")).to_have_text(
+        "Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent."
+    )
+    attach(page, "huge.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x00" * (10 * 1024 * 1024))
+    expect(widget(page, "sd-error")).to_have_text(
+        "That file is too large. Files can be up to 10 MB."
+    )
+    expect(widget(page, "sd-message")).to_have_count(0)
+
+    # The browser believes the name and type; the server reads the bytes and refuses.
+    attach(page, "cat.png", "image/png", b"<html><script>alert(1)</script></html>")
+    expect(widget(page, "sd-error")).to_have_text(
+        "Only images (PNG, JPEG, GIF, WebP) and PDF files can be sent."
+    )
+    refused = widget(page, "sd-message").filter(has_text="cat.png")
+    expect(refused).to_have_attribute("data-failed", "true")
+    expect(page.locator("script", has_text="alert(1)")).to_have_count(0)
+
+
+def test_customer_asks_for_a_person_then_writes_and_is_told_who_will_help(
+    live_server_proc, page: Page
+):
+    page.goto(live_server_proc.url + "/")
+    widget(page, "sd-launcher").click()
+    widget(page, "sd-handoff").click()
+    expect(widget(page, "sd-message").filter(has_text="a person will pick it up")).to_have_count(1)
+    expect(widget(page, "sd-handoff")).to_be_disabled()
+
+    send(page, "I was charged twice for my subscription this month")
+    expect(widget(page, "sd-status")).to_have_text(
+        re.compile(
+            r"Your request is with our \w+ team\.|A member of our \w+ team is handling"
+            r"|A member of our team is reviewing"
+        )
+    )
+    expect(
+        widget(page, "sd-message").filter(has_text=re.compile(r"A person .* reply here"))
+    ).to_have_count(1)
+    expect(widget(page, "sd-panel")).not_to_contain_text(re.compile(r"confiden|%", re.I))

@@ -1,0 +1,161 @@
+"""Attachments over REST: the customer's and the agent's uploads, and the one download door.
+
+See docs/protocol.md (customer) and docs/desk.md (staff). Validation and permissions live in
+apps/chat/attachments.py; these views parse, call one service or selector, and answer.
+"""
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.chat.api import ConversationApiView, MessageSerializer
+from apps.chat.attachments import (
+    FileTooLarge,
+    attachment_get_readable,
+    attachment_post,
+    ticket_attachment_post,
+)
+from apps.chat.authentication import ConversationTokenAuthentication
+from apps.chat.models import Attachment, Conversation, Message
+from apps.chat.services import staff_display_name
+from apps.core.errors import NotFound
+from apps.pools.selectors import ticket_get_visible
+
+# Room for the multipart envelope and a caption next to the largest allowed file.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def request_size_check(request: Request) -> None:
+    """Refuse an oversized upload from its Content-Length, before the body is parsed."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    limit = settings.ATTACHMENT_MAX_BYTES
+    if length > limit + MULTIPART_OVERHEAD_BYTES:
+        raise FileTooLarge(limit=limit)
+
+
+class UploadSerializer(serializers.Serializer[dict[str, Any]]):
+    # Emptiness, size and type are the service's to judge, with their own error codes.
+    file = serializers.FileField(allow_empty_file=True)
+    # Length and control characters are checked by the service, as for messages.
+    text = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
+
+
+class ConversationAttachmentCreateApi(ConversationApiView):
+    parser_classes = [MultiPartParser]
+
+    class InputSerializer(UploadSerializer):
+        client_id = serializers.UUIDField(required=False, allow_null=True)
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer},
+        responses={201: MessageSerializer, 200: MessageSerializer},
+    )
+    def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
+        """The customer sends an image or PDF (multipart `file`, optional `text`, `client_id`)."""
+        conversation = self.get_conversation(request, conversation_id)
+        request_size_check(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        posted = attachment_post(
+            conversation=conversation,
+            upload=serializer.validated_data["file"],
+            text=serializer.validated_data["text"],
+            client_id=serializer.validated_data.get("client_id"),
+            sender=Message.Sender.CUSTOMER,
+        )
+        code = status.HTTP_201_CREATED if posted.created else status.HTTP_200_OK
+        return Response(MessageSerializer(posted.message).data, status=code)
+
+
+class TicketAttachmentCreateApi(APIView):
+    """Staff (session or `Authorization: Token KEY`) send a file on a ticket they can see."""
+
+    permission_classes = [IsAdminUser]
+    parser_classes = [MultiPartParser]
+
+    class InputSerializer(UploadSerializer):
+        pass
+
+    class OutputSerializer(MessageSerializer):
+        author = serializers.SerializerMethodField()
+
+        class Meta(MessageSerializer.Meta):
+            fields = [*MessageSerializer.Meta.fields, "author"]
+
+        def get_author(self, message: Message) -> str | None:
+            return staff_display_name(message.author)
+
+    @extend_schema(
+        request={"multipart/form-data": InputSerializer}, responses={201: OutputSerializer}
+    )
+    def post(self, request: Request, ticket_id: int) -> Response:
+        """Send an image or PDF to the customer (multipart `file`, optional `text`)."""
+        ticket = ticket_get_visible(user=request.user, ticket_id=ticket_id)
+        request_size_check(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message = ticket_attachment_post(
+            ticket=ticket,
+            actor=request.user,
+            upload=serializer.validated_data["file"],
+            text=serializer.validated_data["text"],
+        )
+        return Response(self.OutputSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class AttachmentDownloadApi(APIView):
+    """The file, to the conversation's participants only; anyone else gets 404."""
+
+    # A customer's Bearer token, or a staff session or API token.
+    authentication_classes = [
+        ConversationTokenAuthentication,
+        TokenAuthentication,
+        SessionAuthentication,
+    ]
+    # Decided per attachment by `attachment_get_readable`, which answers 404 to everyone else.
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, attachment_id: int) -> FileResponse:
+        """Serve an attachment: images inline, PDFs as a download, never sniffed or cached
+        by shared caches."""
+        conversation = request.auth if isinstance(request.auth, Conversation) else None
+        attachment = attachment_get_readable(
+            attachment_id=attachment_id, conversation=conversation, user=request.user
+        )
+        return attachment_response(attachment)
+
+
+def attachment_response(attachment: Attachment) -> FileResponse:
+    """A streaming response for a stored attachment with safe headers."""
+    try:
+        handle = attachment.file.open("rb")
+    except FileNotFoundError as exc:
+        raise NotFound("No such attachment.") from exc
+    response = FileResponse(
+        handle,
+        content_type=attachment.content_type,
+        as_attachment=not attachment.content_type.startswith("image/"),
+        filename=attachment.name,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private"
+    response["Vary"] = "Authorization, Cookie"
+    # Opened on its own (not through the widget), the file may run nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
