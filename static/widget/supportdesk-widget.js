@@ -462,6 +462,9 @@
       if (clientId) el.setAttribute("data-client-id", clientId);
     }
     renderAttachments(el, ev.attachments);
+    if (sender === "agent" && typeof ev.author === "string" && ev.author.trim()) {
+      el.querySelector(".who").textContent = ev.author; // the agent's first name, as text
+    }
     el.setAttribute("data-seq", String(ev.seq));
     const time = el.querySelector(".time");
     time.textContent = formatTime(ev.created_at);
@@ -474,13 +477,15 @@
     if (sender !== "customer" && !isOpen && replayTarget === null) ui.launcher.classList.add("unread");
   }
 
-  function statusText(status, poolName) {
+  function statusText(status, poolName, agentName) {
     const team = typeof poolName === "string" && poolName.trim() ? poolName : "support";
+    const agent = typeof agentName === "string" && agentName.trim() ? agentName.trim() : null;
     switch (status) {
       case "routing": return "We're finding the right team for your request\u2026";
       case "awaiting_customer": return "We need a little more information from you.";
       case "queued": return "Your request is with our " + team + " team.";
-      case "assigned": return "A member of our " + team + " team is handling your request.";
+      case "assigned":
+        return (agent ? agent + " from" : "A member of") + " our " + team + " team is handling your request.";
       case "in_review": return "A member of our team is reviewing your request.";
       case "resolved": return "Your request has been resolved. Write again if you need anything else.";
       default: return null; // unknown statuses (future extensions) leave the line as it is
@@ -489,7 +494,7 @@
 
   function renderStatus(ev) {
     if (ev.status === "resolved") setHandoffAsked(false); // a new request may ask again
-    const text = statusText(ev.status, ev.pool_name);
+    const text = statusText(ev.status, ev.pool_name, ev.agent);
     if (!text) return;
     ui.status.textContent = text;
     ui.status.setAttribute("data-status", String(ev.status));
