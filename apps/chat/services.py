@@ -48,7 +48,8 @@ def conversation_create(*, name: str = "", email: str = "") -> ConversationCreat
     """Open a conversation for a new (possibly anonymous) customer and issue its token."""
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
-        customer = Customer.objects.create(name=name.strip(), email=email.strip())
+        # Emails are matched exactly (on an index) to find a customer's earlier tickets.
+        customer = Customer.objects.create(name=name.strip(), email=email.strip().lower())
         conversation = Conversation.objects.create(customer=customer, token_hash=token_hash(token))
     return ConversationCreated(conversation=conversation, token=token)
 
@@ -95,7 +96,14 @@ def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[C
     )
     group = conversation_group(conversation.pk)
     for event in events:
-        publish_on_commit(group, {"type": "conversation.event", "frame": event.frame()})
+        publish_on_commit(
+            group,
+            {
+                "type": "conversation.event",
+                "conversation": conversation.pk.hex,
+                "frame": event.frame(),
+            },
+        )
     return events
 
 
@@ -270,7 +278,12 @@ def conversation_typing_publish(
     )
     group_send(
         conversation_group(conversation_id),
-        {"type": "conversation.typing", "sender": sender, "origin": origin},
+        {
+            "type": "conversation.typing",
+            "conversation": conversation_id.hex,
+            "sender": sender,
+            "origin": origin,
+        },
     )
 
 

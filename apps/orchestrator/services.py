@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from apps.chat.models import Conversation, Message, Ticket
 from apps.chat.services import conversation_wants_human_set, message_post, ticket_status_set
+from apps.core.errors import ValidationFailed
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
 from apps.orchestrator.local_model import LocalClassifier, evaluate, threshold_for_precision
@@ -20,6 +21,7 @@ from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecisio
 from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
+from apps.orchestrator.validation import input_validate
 from apps.pools.models import TicketActivity
 from apps.pools.selectors import pool_list
 from apps.pools.services import ticket_activity_add, ticket_queue
@@ -37,6 +39,19 @@ def router_provider() -> AnthropicProvider | None:
         api_key=settings.ANTHROPIC_API_KEY,
         base_url=settings.ANTHROPIC_BASE_URL,
         timeout=settings.ROUTER_TIMEOUT_SECONDS,
+        max_retries=settings.ROUTER_MAX_RETRIES,
+    )
+
+
+def draft_provider() -> AnthropicProvider | None:
+    """The provider for AI draft replies (a longer answer from the larger model: its own
+    timeout), or None without an API key."""
+    if not settings.ANTHROPIC_API_KEY:
+        return None
+    return AnthropicProvider(
+        api_key=settings.ANTHROPIC_API_KEY,
+        base_url=settings.ANTHROPIC_BASE_URL,
+        timeout=settings.DRAFT_TIMEOUT_SECONDS,
         max_retries=settings.ROUTER_MAX_RETRIES,
     )
 
@@ -129,7 +144,10 @@ def ticket_route(
     text = selectors.ticket_routing_text(ticket=ticket)
     human = ticket.human_requested or human_requested_in(text)
     if human and ticket.pool is not None:
-        outcome = RoutingOutcome("route", ticket.pool, [], "")  # the pool is known already
+        # The pool is known already; what the earlier routing found in the text still holds.
+        outcome = RoutingOutcome(
+            "route", ticket.pool, [], _minimised(text), ticket.injection_suspected
+        )
     else:
         asked_before = ticket.decisions.filter(tier=RoutingDecision.Tier.CLARIFY).exists()
         pipeline = pipeline_build(
@@ -176,6 +194,13 @@ def ticket_route(
                 text=handoff_message(pool_name=outcome.pool.name if outcome.pool else None),
                 sender=Message.Sender.BOT,
             )
+    if outcome.action == "route":
+        # Imported here: the desk's context gathering builds on the orchestrator.
+        from apps.pools.tasks import ticket_context_gather_enqueue
+
+        routed_id = ticket.pk
+        # Robust: context is a help for the agent; failing to queue it must not fail routing.
+        transaction.on_commit(lambda: ticket_context_gather_enqueue(routed_id), robust=True)
     logger.info(
         "ticket %s routed: %s %s via %s",
         ticket.pk,
@@ -184,6 +209,14 @@ def ticket_route(
         outcome.final.tier,
     )
     return decisions[-1]
+
+
+def _minimised(text: str) -> str:
+    """The text as decisions store it (PII redacted), or "" when validation refuses it."""
+    try:
+        return input_validate(text, max_chars=settings.ROUTER_MAX_INPUT_CHARS).minimised
+    except ValidationFailed:
+        return ""
 
 
 def _handoff(outcome: RoutingOutcome) -> RoutingOutcome:
@@ -240,6 +273,8 @@ def ticket_human_request(*, conversation: Conversation) -> Ticket | None:
         .first()
     )
     if ticket is None:
+        if Conversation.objects.filter(pk=conversation.pk, wants_human=True).exists():
+            return None  # asked already (a second press): acknowledged once
         conversation_wants_human_set(conversation=conversation)
         message_post(
             conversation=conversation,

@@ -1,5 +1,11 @@
-"""URL patterns (filled in by the module's owner)."""
+"""URLs of the agent's assistants (included under /api/v1/)."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from apps.pools.assist_api import TicketDraftCreateApi
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path(
+        "tickets/<int:ticket_id>/draft/", TicketDraftCreateApi.as_view(), name="ticket-draft-create"
+    )
+]

@@ -7,13 +7,14 @@ capacity frees (a resolve, an unassign, an agent coming online, a capacity chang
 """
 
 import logging
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from string import Formatter
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from apps.chat.models import Message, Ticket
@@ -86,16 +87,23 @@ def pool_membership_set(*, user: Any, pools: Iterable[Pool], capacity: int | Non
         profile.capacity = capacity
         profile.full_clean()
         profile.save(update_fields=["capacity", "updated_at"])
-    for pool in wanted.values():
-        pool_assign_waiting(pool=pool)
+    agent_queues_fill(user=user)
 
 
+@transaction.atomic
 def agent_queues_fill(*, user: Any) -> list[int]:
-    """Assign waiting tickets of the user's pools (after their pools or capacity changed)."""
-    assigned: list[int] = []
-    for pool in Pool.objects.filter(pk__in=selectors.user_pool_ids(user=user), active=True):
-        assigned += pool_assign_waiting(pool=pool)
-    return assigned
+    """After the user's pools or capacity changed: tickets assigned to them in pools they no
+    longer work (and so can no longer open) go back to those queues, and the waiting tickets of
+    their pools fill their free slots, longest waiting first. Returns the ids assigned."""
+    if not selectors.user_is_supervisor(user):
+        left = (
+            Ticket.objects.select_for_update()
+            .filter(status=Status.ASSIGNED, assignee_id=user.pk)
+            .exclude(pool_id__in=selectors.user_pool_ids(user=user))
+        )
+        for ticket in left:
+            _ticket_requeue(ticket, kind=Kind.UNASSIGNED, actor=None)
+    return _agent_queues_fill(user_id=user.pk)
 
 
 # --- presence -------------------------------------------------------------------------------
@@ -110,8 +118,7 @@ def _presence_changed(profile: AgentProfile) -> None:
     pool_ids = selectors.user_pool_ids(user=profile.user)
     desk_presence_publish(user_id=profile.user_id, presence=profile.presence, pool_ids=pool_ids)
     if profile.presence == Presence.ONLINE:
-        for pool in Pool.objects.filter(pk__in=pool_ids, active=True):
-            pool_assign_waiting(pool=pool)
+        _agent_queues_fill(user_id=profile.user_id)
 
 
 @transaction.atomic
@@ -163,8 +170,13 @@ def agent_presence_set(*, user: Any, presence: str) -> AgentProfile:
 
 
 def agent_presence_heartbeat(*, user: Any) -> None:
-    """A desk socket is alive."""
-    AgentProfile.objects.filter(user_id=user.pk, sockets__gt=0).update(last_seen_at=timezone.now())
+    """A desk socket is alive. An agent the sweep had marked offline (missed heartbeats, e.g. a
+    stalled server) whose socket is still open counts as connected again."""
+    if AgentProfile.objects.filter(user_id=user.pk, sockets__gt=0).update(
+        last_seen_at=timezone.now()
+    ):
+        return
+    agent_presence_connect(user=user)
 
 
 def agents_offline_release(*, now: datetime | None = None) -> list[int]:
@@ -249,6 +261,7 @@ def ticket_queue(
         )
         ticket_activity_add(ticket, Kind.QUEUED, actor=actor, pool=pool.slug)
         pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
+        _agent_queues_fill(user_id=previous_assignee_id)
     ticket.refresh_from_db()
     return ticket
 
@@ -280,6 +293,29 @@ def _ticket_requeue(ticket: Ticket, *, kind: str, actor: Any) -> None:
     ticket_activity_add(ticket, kind, actor=actor)
     assert ticket.pool is not None
     pool_assign_waiting(pool=ticket.pool, exclude_user_id=previous_assignee_id)
+    _agent_queues_fill(user_id=previous_assignee_id)
+
+
+def _agent_queues_fill(*, user_id: int | None, pool: Pool | None = None) -> list[int]:
+    """Offer the free slots of `user_id` (who came online, or whose ticket left them) to the
+    waiting tickets of all their active pools, the pool whose ticket has waited longest first;
+    `pool`'s queue is filled too. Returns the ids assigned."""
+    pool_ids = set(
+        Pool.objects.filter(memberships__user_id=user_id, active=True).values_list("pk", flat=True)
+        if user_id is not None
+        else []
+    )
+    if pool is not None:
+        pool_ids.add(pool.pk)
+    waiting = (
+        Pool.objects.filter(pk__in=pool_ids, tickets__status=Status.QUEUED)
+        .annotate(oldest=Min("tickets__queued_at"))
+        .order_by("oldest", "pk")
+    )
+    assigned: list[int] = []
+    for waiting_pool in waiting:
+        assigned += pool_assign_waiting(pool=waiting_pool)
+    return assigned
 
 
 def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> list[int]:
@@ -313,10 +349,15 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
         )
         users = {agent.user_id: agent.user for agent in agents}
         for ticket in waiting:
+            # The excluded agent (who just gave a ticket back) is passed over only while
+            # someone else has room: a free slot is never left idle while tickets wait.
+            others_have_room = any(
+                free > 0 for user_id, free in room.items() if user_id != exclude_user_id
+            )
             choices = [
                 user_id
                 for user_id, free in room.items()
-                if free > 0 and not (user_id == exclude_user_id and len(room) > 1)
+                if free > 0 and not (user_id == exclude_user_id and others_have_room)
             ]
             if not choices:
                 break
@@ -397,8 +438,7 @@ def ticket_resolve(*, ticket: Ticket, actor: Any) -> Ticket:
             previous_assignee_id=previous_assignee_id,
         )
         ticket_activity_add(locked, Kind.RESOLVED, actor=actor)
-        if locked.pool is not None:
-            pool_assign_waiting(pool=locked.pool)
+        _agent_queues_fill(user_id=previous_assignee_id, pool=locked.pool)
     return locked
 
 
@@ -487,10 +527,13 @@ def ticket_reroute(*, ticket: Ticket, actor: Any, pool: Pool, reason: str) -> Ti
             raise Conflict("Only a queued or assigned ticket can be moved to another pool.")
         if locked.pool_id == pool.pk:
             raise Conflict(f"The ticket is already in {pool.name}.")
-        decision = (
-            RoutingDecision.objects.filter(ticket=locked, final=True, dry_run=False)
-            .order_by("-created_at", "-id")
-            .first()
+        decisions = RoutingDecision.objects.filter(ticket=locked, dry_run=False).order_by(
+            "-created_at", "-id"
+        )
+        decision = decisions.filter(final=True).first()
+        # The redacted text the router saw (a handoff's own decision may not carry it).
+        routed_text = (
+            decisions.exclude(input_minimised="").values_list("input_minimised", flat=True).first()
         )
         RoutingLabel.objects.create(
             ticket=locked,
@@ -498,7 +541,7 @@ def ticket_reroute(*, ticket: Ticket, actor: Any, pool: Pool, reason: str) -> Ti
             source=RoutingLabel.Source.REROUTE,
             previous_pool_id=locked.pool_id,
             pool=pool,
-            text=decision.input_minimised if decision else "",
+            text=(decision.input_minimised if decision else "") or routed_text or "",
             reason=cleaned,
             author=actor,
         )
@@ -511,8 +554,16 @@ def ticket_reroute(*, ticket: Ticket, actor: Any, pool: Pool, reason: str) -> Ti
             reason=cleaned,
         )
         ticket_queue(ticket=locked, pool=pool, actor=actor, exclude_user_id=actor.pk)
+        # The new pool's canned replies and similar tickets differ: gather context again.
+        transaction.on_commit(lambda: _context_gather_enqueue(locked.pk), robust=True)
     locked.refresh_from_db()
     return locked
+
+
+def _context_gather_enqueue(ticket_id: int) -> None:
+    from apps.pools.tasks import ticket_context_gather_enqueue  # the tasks import this module
+
+    ticket_context_gather_enqueue(ticket_id)
 
 
 def tickets_sla_check(*, now: datetime | None = None) -> list[int]:
@@ -551,21 +602,27 @@ class _Placeholders(dict[str, str]):
 
 
 PLACEHOLDERS = ("customer_name", "agent_name", "pool_name", "ticket_id")
+AGENT_NAME_FALLBACK = "your support agent"
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def placeholders_fill(*, text: str, ticket: Ticket, agent: Any) -> str:
+    """`text` with {customer_name}, {agent_name}, {pool_name} and {ticket_id} filled in.
+
+    Only plain {name} fields are replaced, as text: no attribute access or indexing from
+    admin-entered text, and a stray brace is just a brace (str.format would raise on it).
+    """
+    customer = ticket.conversation.customer
+    values = _Placeholders(
+        customer_name=customer.name or "there",
+        # Customers see first names, never logins.
+        agent_name=staff_display_name(agent) or AGENT_NAME_FALLBACK,
+        pool_name=ticket.pool.name if ticket.pool else "support",
+        ticket_id=str(ticket.pk),
+    )
+    return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
 
 
 def canned_reply_render(*, reply: CannedReply, ticket: Ticket, agent: Any) -> str:
     """The reply's text with its placeholders filled for this ticket and agent."""
-    customer = ticket.conversation.customer
-    values = _Placeholders(
-        customer_name=customer.name or "there",
-        agent_name=staff_display_name(agent) or agent.get_username(),
-        pool_name=ticket.pool.name if ticket.pool else "support",
-        ticket_id=str(ticket.pk),
-    )
-    # Only plain {name} fields: no attribute access or indexing from admin-entered text.
-    parts = []
-    for literal, field, _spec, _conversion in Formatter().parse(reply.text):
-        parts.append(literal)
-        if field is not None:
-            parts.append(values[field] if field.isidentifier() else "{" + field + "}")
-    return "".join(parts)
+    return placeholders_fill(text=reply.text, ticket=ticket, agent=agent)

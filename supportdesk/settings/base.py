@@ -245,6 +245,7 @@ ATTACHMENT_CONTENT_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"
 DESK_CONTEXT_TIMEOUT_SECONDS = env_float("DESK_CONTEXT_TIMEOUT_SECONDS", 2.0)
 # AI draft replies use the escalation model (only with ANTHROPIC_API_KEY).
 DRAFT_MAX_TOKENS = env_int("DRAFT_MAX_TOKENS", 600)
+DRAFT_TIMEOUT_SECONDS = env_float("DRAFT_TIMEOUT_SECONDS", 30.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

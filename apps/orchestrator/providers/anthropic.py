@@ -14,7 +14,12 @@ import anthropic
 from anthropic.types import Message
 
 from apps.orchestrator.pricing import Usage
-from apps.orchestrator.providers.base import ProviderCall, ProviderError, ProviderReply
+from apps.orchestrator.providers.base import (
+    ProviderCall,
+    ProviderError,
+    ProviderReply,
+    TextReply,
+)
 
 
 @cache
@@ -56,7 +61,7 @@ def _error_kind(exc: anthropic.APIError) -> tuple[str, int | None]:
 
 
 class AnthropicProvider:
-    """Forced tool calls through the Messages API."""
+    """Forced tool calls (routing) and plain-text completions (drafts) through the Messages API."""
 
     def __init__(
         self, *, api_key: str, base_url: str | None, timeout: float, max_retries: int
@@ -119,10 +124,11 @@ class AnthropicProvider:
             raise ProviderError(kind, str(exc)[:300], status=status) from exc
         return results
 
-    def complete(self, call: ProviderCall) -> ProviderReply:
+    def _create(self, params: dict[str, Any]) -> tuple[Message, float]:
+        """One Messages API call (the SDK retries); every failure becomes a ProviderError."""
         started = time.perf_counter()
         try:
-            message = self.client.messages.create(**self._params(call))
+            message = self.client.messages.create(**params)
         except anthropic.APIError as exc:
             kind, status = _error_kind(exc)
             elapsed = (time.perf_counter() - started) * 1000
@@ -133,4 +139,24 @@ class AnthropicProvider:
         elapsed = (time.perf_counter() - started) * 1000
         if not isinstance(message, Message):  # a 200 whose body was not JSON (e.g. a proxy page)
             raise ProviderError("malformed", "the answer was not a Message", elapsed)
+        return message, elapsed
+
+    def complete(self, call: ProviderCall) -> ProviderReply:
+        message, elapsed = self._create(self._params(call))
         return self._reply(message, call.model, elapsed)
+
+    def draft(
+        self, *, model: str, system: str, messages: list[dict[str, Any]], max_tokens: int
+    ) -> TextReply:
+        """A plain-text answer (no tools): the text blocks joined, with usage."""
+        message, elapsed = self._create(
+            {"model": model, "max_tokens": max_tokens, "system": system, "messages": messages}
+        )
+        text = "".join(block.text for block in message.content if block.type == "text")
+        return TextReply(
+            model=message.model or model,
+            text=text,
+            stop_reason=message.stop_reason,
+            usage=_usage(message),
+            latency_ms=elapsed,
+        )

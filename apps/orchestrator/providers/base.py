@@ -1,4 +1,5 @@
-"""What the pipeline needs from an LLM provider: one forced tool call, with usage and errors."""
+"""What the pipeline needs from an LLM provider: one forced tool call, with usage and errors;
+and what the desk needs: one plain-text completion (a draft reply), with usage and errors."""
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,6 +27,17 @@ class ProviderReply:
     latency_ms: float
 
 
+@dataclass(frozen=True)
+class TextReply:
+    """A plain-text completion: the text blocks joined, and what the call cost."""
+
+    model: str
+    text: str
+    stop_reason: str | None  # end_turn, max_tokens, refusal, ...
+    usage: Usage
+    latency_ms: float
+
+
 @dataclass
 class ProviderError(Exception):
     """The provider failed after its own retries. `kind` names the failure for the record."""
@@ -44,6 +56,14 @@ class ProviderError(Exception):
 class RouterProvider(Protocol):
     def complete(self, call: ProviderCall) -> ProviderReply:
         """Make one forced tool call; raise ProviderError when the provider fails."""
+        ...
+
+
+class DraftProvider(Protocol):
+    def draft(
+        self, *, model: str, system: str, messages: list[dict[str, Any]], max_tokens: int
+    ) -> TextReply:
+        """Make one plain-text completion (no tools); raise ProviderError when it fails."""
         ...
 
 
