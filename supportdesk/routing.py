@@ -3,7 +3,9 @@
 from django.urls import path
 
 from apps.chat.consumers import CustomerChatConsumer
+from apps.pools.consumers import DeskConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/", CustomerChatConsumer.as_asgi()),
+    path("ws/desk/", DeskConsumer.as_asgi()),
 ]

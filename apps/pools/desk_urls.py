@@ -1,5 +1,9 @@
-"""URL patterns (filled in by the module's owner)."""
+"""The agent desk page at /desk/."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from apps.pools import views
+
+urlpatterns = [
+    path("", views.desk_page, name="desk"),
+]

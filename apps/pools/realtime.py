@@ -4,6 +4,7 @@ Queue events name a ticket and what changed, never customer text: desks refetch 
 see. Customer text reaches a desk only through a ticket it subscribed to after a permission check.
 """
 
+import uuid
 from typing import Any
 
 from apps.chat.models import Ticket
@@ -32,9 +33,13 @@ def desk_ticket_publish(
     previous_pool_id: int | None = None,
     previous_assignee_id: int | None = None,
 ) -> None:
-    """After commit, tell every desk that lists this ticket (before or after the change)."""
+    """After commit, tell every desk that lists this ticket (before or after the change).
+
+    A socket in several of the groups gets one copy per group; the `id` lets it drop repeats.
+    """
     event = {
         "type": "desk.ticket",
+        "id": uuid.uuid4().hex,
         "ticket": ticket.pk,
         "change": change,
         "status": ticket.status,
@@ -55,12 +60,13 @@ def desk_ticket_publish(
 def desk_ticket_item_publish(ticket_id: int, kind: str, item: dict[str, Any]) -> None:
     """After commit, send a staff-only item (note, activity, draft) to the ticket's viewers."""
     publish_on_commit(
-        desk_ticket_group(ticket_id), {"type": "desk.item", "kind": kind, "item": item}
+        desk_ticket_group(ticket_id),
+        {"type": "desk.item", "ticket": ticket_id, "kind": kind, "item": item},
     )
 
 
 def desk_presence_publish(*, user_id: int, presence: str, pool_ids: list[int]) -> None:
     """After commit, tell the agent's pools (and supervisors) that their presence changed."""
-    event = {"type": "desk.presence", "user": user_id, "presence": presence}
+    event = {"type": "desk.presence", "id": uuid.uuid4().hex, "user": user_id, "presence": presence}
     for group in sorted({DESK_ALL, *(desk_pool_group(pool_id) for pool_id in pool_ids)}):
         publish_on_commit(group, event)

@@ -1,0 +1,252 @@
+"""The agent desk's WebSocket: authenticate, validate frames, call services, relay events."""
+
+import json
+import uuid
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.request import validate_host
+
+from apps.chat import services as chat_services
+from apps.chat.models import Message
+from apps.core.errors import ApplicationError, NotFound
+from apps.pools import selectors, services
+from apps.pools.frames import (
+    PingFrame,
+    PresenceFrame,
+    SubscribeFrame,
+    TypingFrame,
+    UnsubscribeFrame,
+    desk_frame_parse,
+)
+from apps.pools.realtime import DESK_ALL, desk_pool_group, desk_ticket_group, desk_user_group
+
+CLOSE_AUTH_FAILED = 4401
+CLOSE_ORIGIN_NOT_ALLOWED = 4403
+TICKET_EVENT_FIELDS = ("ticket", "change", "status", "pool", "assignee")
+
+
+def desk_origin_allowed(scope: dict[str, Any]) -> bool:
+    """Whether the page that opened the socket is one of the site's own or a configured origin.
+
+    The desk is authenticated by the session cookie, so a wildcard in CHAT_ALLOWED_ORIGINS (meant
+    for a widget embedded anywhere, authenticated by its token) does not open it to every site.
+    """
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin:
+        return False
+    if origin in settings.CHAT_ALLOWED_ORIGINS:
+        return True
+    # Like channels' AllowedHostsOriginValidator: the origin's host against ALLOWED_HOSTS.
+    hostname = urlsplit(origin).hostname
+    return hostname is not None and validate_host(hostname, settings.ALLOWED_HOSTS)
+
+
+class DeskConsumer(AsyncWebsocketConsumer):
+    """`/ws/desk/`. See docs/desk.md for the frames."""
+
+    user: Any = None
+    present = False  # this socket counted towards the agent's presence
+    joined: set[str]
+    # Followed tickets and their conversations (a conversation's events name no ticket).
+    followed: dict[int, uuid.UUID]
+    seen: deque[str]  # ids of recent queue events (each arrives once per group it was sent to)
+
+    async def connect(self) -> None:
+        self.joined = set()
+        self.followed = {}
+        self.seen = deque(maxlen=256)
+        await self.accept()
+        if not desk_origin_allowed(self.scope):
+            await self.send_error("origin_not_allowed", "This page may not open the desk.")
+            await self.close(code=CLOSE_ORIGIN_NOT_ALLOWED)
+            return
+        user = self.scope.get("user")
+        if user is None or not selectors.user_is_staff(user):
+            await self.send_error("auth_failed", "Sign in with a staff account to use the desk.")
+            await self.close(code=CLOSE_AUTH_FAILED)
+            return
+        self.user = user
+        pool_ids, supervisor = await database_sync_to_async(self._scope_of_user)()
+        # Join before going online: tickets assigned by coming online are announced at once.
+        groups = [desk_user_group(user.pk), *(desk_pool_group(pool_id) for pool_id in pool_ids)]
+        if supervisor:
+            groups.append(DESK_ALL)
+        for group in groups:
+            await self.join(group)
+        profile = await database_sync_to_async(services.agent_presence_connect)(user=user)
+        self.present = True
+        await self.send_json(
+            {
+                "type": "welcome",
+                "user": {
+                    "id": user.pk,
+                    "username": user.get_username(),
+                    "name": chat_services.staff_display_name(user),
+                },
+                "supervisor": supervisor,
+                "pools": pool_ids,
+                "presence": profile.presence,
+            }
+        )
+
+    def _scope_of_user(self) -> tuple[list[int], bool]:
+        return selectors.user_pool_ids(user=self.user), selectors.user_is_supervisor(self.user)
+
+    async def disconnect(self, code: int) -> None:
+        if self.present:
+            self.present = False
+            await database_sync_to_async(services.agent_presence_disconnect)(user=self.user)
+        for group in list(getattr(self, "joined", ())):
+            await self.leave(group)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.present:
+            return  # refused at connect; the close is on its way
+        try:
+            frame = desk_frame_parse(text_data, max_bytes=settings.CHAT_MAX_FRAME_BYTES)
+            match frame:
+                case SubscribeFrame():
+                    await self.on_subscribe(frame.ticket)
+                case UnsubscribeFrame():
+                    await self.unfollow(frame.ticket)
+                    await self.send_json(
+                        {"type": "unsubscribed", "ticket": frame.ticket, "reason": "requested"}
+                    )
+                case TypingFrame():
+                    await self.on_typing(frame.ticket)
+                case PresenceFrame():
+                    profile = await database_sync_to_async(services.agent_presence_set)(
+                        user=self.user, presence=frame.presence
+                    )
+                    await self.send_json(
+                        {"type": "presence", "user": self.user.pk, "presence": profile.presence}
+                    )
+                case PingFrame():
+                    await database_sync_to_async(services.agent_presence_heartbeat)(user=self.user)
+                    await self.send_json({"type": "pong"})
+        except ApplicationError as exc:
+            await self.send_error(exc.code, exc.message, **exc.extra)
+
+    async def on_subscribe(self, ticket_id: int) -> None:
+        ticket = await database_sync_to_async(selectors.ticket_get_visible)(
+            user=self.user, ticket_id=ticket_id
+        )
+        await self.follow(ticket.pk, ticket.conversation_id)
+        # A move committed between the check and the joins was announced to groups this socket
+        # was not in yet: look once more now that it is.
+        if not await self.can_access(ticket.pk):
+            await self.unfollow(ticket.pk)
+            raise NotFound("No such ticket.")
+        await self.send_json({"type": "subscribed", "ticket": ticket.pk})
+
+    async def on_typing(self, ticket_id: int) -> None:
+        conversation_id = self.followed.get(ticket_id)
+        if conversation_id is None:
+            raise NotFound("Subscribe to the ticket first.")
+        await database_sync_to_async(chat_services.conversation_typing_publish)(
+            conversation_id=conversation_id,
+            sender=Message.Sender.AGENT,
+            origin=self.channel_name,
+        )
+
+    # --- group events ---------------------------------------------------------------------
+
+    def first_time(self, message: dict[str, Any]) -> bool:
+        """Whether this event (sent to each of several groups this socket is in) is new here."""
+        event_id = message.get("id")
+        if event_id is None:
+            return True
+        if event_id in self.seen:
+            return False
+        self.seen.append(event_id)
+        return True
+
+    async def desk_ticket(self, message: dict[str, Any]) -> None:
+        """A ticket in one of this desk's queues changed; a followed one may have moved away."""
+        if not self.first_time(message):
+            return
+        await self.send_json({"type": "ticket", **{k: message[k] for k in TICKET_EVENT_FIELDS}})
+        ticket_id = message["ticket"]
+        if ticket_id in self.followed and not await self.can_access(ticket_id):
+            await self.unfollow(ticket_id)
+            await self.send_json(
+                {"type": "unsubscribed", "ticket": ticket_id, "reason": "access_lost"}
+            )
+
+    async def desk_item(self, message: dict[str, Any]) -> None:
+        """A note, activity or draft of a followed ticket."""
+        ticket_id = message["ticket"]
+        if ticket_id not in self.followed:
+            return
+        await self.send_json(
+            {"type": message["kind"], "ticket": ticket_id, "item": message["item"]}
+        )
+
+    async def desk_presence(self, message: dict[str, Any]) -> None:
+        if not self.first_time(message):
+            return
+        await self.send_json(
+            {"type": "presence", "user": message["user"], "presence": message["presence"]}
+        )
+
+    async def conversation_event(self, message: dict[str, Any]) -> None:
+        """A customer-visible event of a followed ticket's conversation."""
+        for ticket_id in self._tickets_of(message):
+            await self.send_json(
+                {"type": "conversation", "ticket": ticket_id, "frame": message["frame"]}
+            )
+
+    async def conversation_typing(self, message: dict[str, Any]) -> None:
+        if message["sender"] != Message.Sender.CUSTOMER:
+            return
+        for ticket_id in self._tickets_of(message):
+            await self.send_json({"type": "typing", "ticket": ticket_id, "sender": "customer"})
+
+    def _tickets_of(self, message: dict[str, Any]) -> list[int]:
+        """The followed tickets a conversation-group message belongs to."""
+        wanted = uuid.UUID(str(message["conversation"]))
+        return [ticket_id for ticket_id, conv in self.followed.items() if conv == wanted]
+
+    # --- following tickets ----------------------------------------------------------------
+
+    async def can_access(self, ticket_id: int) -> bool:
+        try:
+            await database_sync_to_async(selectors.ticket_get_visible)(
+                user=self.user, ticket_id=ticket_id
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def follow(self, ticket_id: int, conversation_id: uuid.UUID) -> None:
+        self.followed[ticket_id] = conversation_id
+        await self.join(desk_ticket_group(ticket_id))
+        await self.join(chat_services.conversation_group(conversation_id))
+
+    async def unfollow(self, ticket_id: int) -> None:
+        conversation_id = self.followed.pop(ticket_id, None)
+        await self.leave(desk_ticket_group(ticket_id))
+        if conversation_id is not None and conversation_id not in self.followed.values():
+            await self.leave(chat_services.conversation_group(conversation_id))
+
+    async def join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.add(group)
+
+    async def leave(self, group: str) -> None:
+        if group in self.joined:
+            self.joined.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        extra = {key: value for key, value in extra.items() if value is not None}
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))

@@ -1,0 +1,280 @@
+"""The agent desk in real Chromium, next to a real customer widget: what each person sees."""
+
+import json
+import re
+import struct
+import uuid
+import zlib
+from pathlib import Path
+from urllib.request import Request, urlopen
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.fakes.messages_api import error, text
+
+pytestmark = pytest.mark.browser
+
+INVOICE_QUESTION = "Please send me a copy of my latest invoice"
+
+
+def png(width: int = 8, height: int = 6) -> bytes:
+    """A small valid PNG (a red rectangle)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def by_testid(page: Page, testid: str):
+    return page.locator(f'[data-testid="{testid}"]')
+
+
+def row(page: Page, ticket_id: int):
+    return page.locator(f'[data-testid="desk-ticket-row"][data-ticket-id="{ticket_id}"]')
+
+
+def open_desk(staff_page, server, username: str, tab: str, **context_args) -> Page:
+    page = staff_page(server, username, **context_args)
+    expect(by_testid(page, "desk-connection")).to_have_text("Live")
+    page.locator(f'[data-testid="desk-tab"][data-tab="{tab}"]').click()
+    expect(page.locator(f'[data-testid="desk-tab"][data-tab="{tab}"]')).to_have_attribute(
+        "aria-selected", "true"
+    )
+    return page
+
+
+def customer_conversation(page: Page) -> dict:
+    stored = page.evaluate(
+        "() => Object.entries(localStorage)"
+        ".find(([key]) => key.startsWith('supportdesk:conversation:'))[1]"
+    )
+    return json.loads(stored)
+
+
+def customer_messages(server, conversation: dict) -> list[dict]:
+    """The conversation as the customer's own token reads it over REST."""
+    request = Request(
+        f"{server.url}/api/v1/conversations/{conversation['id']}/",
+        headers={"Authorization": f"Bearer {conversation['token']}"},
+    )
+    with urlopen(request, timeout=5) as response:
+        return json.load(response)["messages"]
+
+
+def ticket_of(server, desk_page: Page, conversation_id: str) -> int:
+    """The ticket id of a conversation, as the signed-in staff user's REST API answers."""
+    for _ in range(50):
+        answer = desk_page.request.get(
+            f"{server.url}/api/v1/tickets/?conversation={conversation_id}"
+        ).json()
+        if answer["results"]:
+            return int(answer["results"][0]["id"])
+        desk_page.wait_for_timeout(200)
+    raise AssertionError(f"no ticket visible for conversation {conversation_id}")
+
+
+def customer_asks(browser: Browser, server, question: str):
+    """A customer in their own browser context opens the widget and asks; returns the context,
+    the page and their stored conversation once the question reached the billing team."""
+    context = browser.new_context()
+    customer = context.new_page()
+    customer.goto(server.url + "/")
+    by_testid(customer, "sd-launcher").click()
+    by_testid(customer, "sd-input").fill(question)
+    by_testid(customer, "sd-send").click()
+    expect(by_testid(customer, "sd-status")).to_contain_text("Billing team")
+    return context, customer, customer_conversation(customer)
+
+
+def test_a_billing_question_is_answered_noted_and_moved_on_the_desk(
+    live_server_proc, browser: Browser, staff_page, output_path: str
+):
+    billing = open_desk(staff_page, live_server_proc, "agent-billing", "pool:billing")
+    # The technical agent works on a phone.
+    technical = open_desk(
+        staff_page,
+        live_server_proc,
+        "agent-technical",
+        "pool:technical",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
+
+    customer_context, customer, conversation = customer_asks(
+        browser, live_server_proc, INVOICE_QUESTION
+    )
+    try:
+        ticket_id = ticket_of(live_server_proc, billing, conversation["id"])
+
+        # The ticket appears on the billing desk without a reload.
+        ticket_row = row(billing, ticket_id)
+        expect(ticket_row).to_be_visible()
+        expect(ticket_row).to_contain_text(INVOICE_QUESTION)
+        expect(by_testid(ticket_row, "desk-row-sla")).to_have_text(re.compile(r"SLA \d+:\d\d"))
+
+        ticket_row.click()
+        expect(by_testid(billing, "desk-ticket-title")).to_contain_text(f"#{ticket_id}")
+        expect(
+            by_testid(billing, "desk-message").filter(has_text=INVOICE_QUESTION)
+        ).to_have_attribute("data-sender", "customer")
+        # Without an API key there are no AI drafts, and the desk does not offer them.
+        expect(by_testid(billing, "desk-reply-input")).to_be_visible()
+        expect(by_testid(billing, "desk-draft")).to_be_hidden()
+        trail = by_testid(billing, "desk-trail")
+        expect(trail).to_contain_text("billing")
+        expect(by_testid(trail, "desk-trail-confidence").first).to_contain_text("%")
+
+        # The customer types: the agent sees it.
+        by_testid(customer, "sd-input").press_sequentially("one more thing")
+        expect(by_testid(billing, "desk-typing")).to_have_text("Customer is typing…")
+        by_testid(customer, "sd-input").fill("")
+
+        # The canned reply arrives filled in for this customer, to edit before sending.
+        by_testid(billing, "desk-canned-select").select_option(label="Invoice copy")
+        reply_box = by_testid(billing, "desk-reply-input")
+        expect(reply_box).to_have_value(re.compile(r"^Hi there, you can download every invoice"))
+        reply_box.press("End")
+        reply_box.press_sequentially(" Anything else?")
+        expect(by_testid(customer, "sd-typing")).to_have_text("An agent is typing…")
+        by_testid(billing, "desk-reply-send").click()
+        expect(reply_box).to_have_value("")
+
+        agent_bubble = by_testid(customer, "sd-message").filter(has_text="download every invoice")
+        expect(agent_bubble).to_have_attribute("data-sender", "agent")
+        expect(agent_bubble).to_contain_text("Anything else?")
+        sent = by_testid(billing, "desk-message").filter(has_text="download every invoice")
+        expect(sent).to_have_attribute("data-sender", "agent")
+        expect(sent).to_contain_text("Bea")  # the author's name, as staff see it
+        expect(by_testid(billing, "desk-status")).to_have_text("Assigned")
+        expect(by_testid(billing, "desk-assignee")).to_contain_text("Bea")
+        expect(by_testid(billing, "desk-sla")).to_have_text("Answered")
+
+        # Files: an image is shown inline on both sides, a PDF as a link.
+        attach = by_testid(billing, "desk-attach")
+        attach.set_input_files({"name": "receipt.png", "mimeType": "image/png", "buffer": png()})
+        desk_image = billing.locator('[data-testid="desk-message"] img[alt="receipt.png"]')
+        expect(desk_image).to_have_js_property("naturalWidth", 8)
+        attach.set_input_files(
+            {"name": "invoice-0042.pdf", "mimeType": "application/pdf", "buffer": PDF}
+        )
+        pdf_link = billing.locator('[data-testid="desk-attachment"] a', has_text="invoice-0042.pdf")
+        expect(pdf_link).to_have_attribute("href", re.compile(r"^/api/v1/attachments/\d+/$"))
+        customer_image = customer.locator('[data-testid="sd-attachment"][alt="receipt.png"]')
+        expect(customer_image).to_have_js_property("naturalWidth", 8)
+        expect(
+            by_testid(customer, "sd-attachment").filter(has_text="invoice-0042.pdf")
+        ).to_be_visible()
+
+        # An internal note is for staff only.
+        note_text = f"Internal: customer on legacy plan {uuid.uuid4().hex[:8]}"
+        by_testid(billing, "desk-note-input").fill(note_text)
+        by_testid(billing, "desk-note-add").click()
+        expect(by_testid(billing, "desk-note").filter(has_text=note_text)).to_have_count(1)
+        expect(by_testid(billing, "desk-message").filter(has_text=note_text)).to_have_count(0)
+        customer.wait_for_timeout(1000)  # anything leaked over the socket would be here by now
+        expect(by_testid(customer, "sd-panel")).not_to_contain_text(note_text)
+        texts = [message["text"] for message in customer_messages(live_server_proc, conversation)]
+        assert note_text not in " ".join(texts)
+        assert any("download every invoice" in text for text in texts)
+
+        Path(output_path).mkdir(parents=True, exist_ok=True)
+        billing.screenshot(path=str(Path(output_path) / "desk-billing.png"), full_page=True)
+
+        # "Wrong pool": a reason is required, then the ticket moves to technical.
+        by_testid(billing, "desk-reroute").click()
+        by_testid(billing, "desk-reroute-pool").select_option("technical")
+        by_testid(billing, "desk-reroute-submit").click()
+        expect(by_testid(billing, "desk-error")).to_contain_text("reason")
+        by_testid(billing, "desk-reroute-reason").fill("Customer cannot log in to download it")
+        by_testid(billing, "desk-reroute-submit").click()
+
+        # The technical agent (on a phone) sees it arrive, live, and can open it.
+        moved = row(technical, ticket_id)
+        expect(moved).to_be_visible()
+        moved.click()
+        expect(by_testid(technical, "desk-queue")).to_be_hidden()
+        expect(
+            by_testid(technical, "desk-message").filter(has_text=INVOICE_QUESTION)
+        ).to_be_visible()
+        expect(by_testid(technical, "desk-note").filter(has_text=note_text)).to_have_count(1)
+        expect(by_testid(technical, "desk-activity")).to_contain_text("Moved to another pool")
+        technical.screenshot(path=str(Path(output_path) / "desk-technical-phone.png"))
+
+        # The billing agent's view of it is gone.
+        expect(by_testid(billing, "desk-access-lost")).to_be_visible()
+        expect(by_testid(billing, "desk-message")).to_have_count(0)
+        expect(by_testid(billing, "desk-note")).to_have_count(0)
+        expect(by_testid(billing, "desk-reply-input")).to_be_hidden()
+        expect(row(billing, ticket_id)).to_have_count(0)
+        expect(by_testid(customer, "sd-status")).to_contain_text("Technical team")
+        billing.screenshot(path=str(Path(output_path) / "desk-billing-after-move.png"))
+    finally:
+        customer_context.close()
+
+
+def test_an_ai_draft_fills_the_reply_box_and_a_failed_one_says_why(
+    live_server_with_llm, messages_api_standin, browser: Browser, staff_page, output_path: str
+):
+    billing = open_desk(staff_page, live_server_with_llm, "agent-billing", "pool:billing")
+    draft_button = by_testid(billing, "desk-draft")
+    customer_context, customer, conversation = customer_asks(
+        browser, live_server_with_llm, INVOICE_QUESTION
+    )
+    try:
+        ticket_id = ticket_of(live_server_with_llm, billing, conversation["id"])
+        row(billing, ticket_id).click()
+        expect(by_testid(billing, "desk-message").filter(has_text=INVOICE_QUESTION)).to_be_visible()
+        expect(draft_button).to_be_visible()
+
+        drafted = "Hi {customer_name}, every invoice is under Settings → Billing → Invoices."
+        messages_api_standin.enqueue(text(drafted))
+        draft_button.click()
+        reply_box = by_testid(billing, "desk-reply-input")
+        expect(reply_box).to_have_value(
+            "Hi there, every invoice is under Settings → Billing → Invoices."
+        )
+        expect(by_testid(billing, "desk-draft-error")).to_be_hidden()
+        # A draft is never sent by itself.
+        customer.wait_for_timeout(1000)
+        expect(by_testid(customer, "sd-panel")).not_to_contain_text("every invoice is under")
+        expect(by_testid(billing, "desk-message").filter(has_text="every invoice")).to_have_count(0)
+
+        messages_api_standin.enqueue(
+            error(400, "invalid_request_error", "prompt is too long: 250000 tokens")
+        )
+        draft_button.click()
+        draft_error = by_testid(billing, "desk-draft-error")
+        expect(draft_error).to_contain_text("No draft available")
+        expect(draft_error).to_contain_text("too long")
+        Path(output_path).mkdir(parents=True, exist_ok=True)
+        billing.screenshot(path=str(Path(output_path) / "desk-draft-failed.png"))
+
+        # The reply box keeps the agent's text and still sends.
+        expect(reply_box).to_be_editable()
+        reply_box.press("End")
+        reply_box.press_sequentially(" Anything else?")
+        by_testid(billing, "desk-reply-send").click()
+        expect(
+            by_testid(customer, "sd-message").filter(has_text="every invoice is under")
+        ).to_have_attribute("data-sender", "agent")
+    finally:
+        customer_context.close()
+
+
+def test_the_desk_needs_a_staff_login(live_server_proc, page: Page):
+    page.goto(live_server_proc.url + "/desk/")
+    expect(page).to_have_url(re.compile(r"/admin/login/\?next=/desk/$"))
