@@ -226,7 +226,11 @@ def ticket_attachment_post(
         uploaded_by=actor,
     )
     with _file_removed_on_error(attachment), transaction.atomic():
-        locked = Ticket.objects.select_for_update().select_related("conversation").get(pk=ticket.pk)
+        locked = (
+            Ticket.objects.select_for_update(no_key=True)
+            .select_related("conversation")
+            .get(pk=ticket.pk)
+        )
         _ticket_check_writable(ticket=locked, actor=actor)
         if locked.status == Ticket.Status.QUEUED and locked.pool_id in user_pool_ids(user=actor):
             ticket_claim(ticket=locked, actor=actor)

@@ -75,7 +75,14 @@ def message_text_clean(text: str) -> str:
 
 def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
     # Row lock on PostgreSQL; SQLite runs IMMEDIATE transactions, which serialise writers.
-    return Conversation.objects.select_for_update().only("id", "last_seq").get(pk=conversation_id)
+    # Every row lock in the project is NO KEY UPDATE: it still serialises writers of the row but
+    # does not block the KEY SHARE lock a foreign-key insert takes (a message referencing a
+    # ticket another transaction has locked), which is how a lock-order deadlock arises.
+    return (
+        Conversation.objects.select_for_update(no_key=True)
+        .only("id", "last_seq")
+        .get(pk=conversation_id)
+    )
 
 
 EventSpec = tuple[ConversationEvent.Type, dict[str, Any]]

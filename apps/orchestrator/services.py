@@ -161,7 +161,11 @@ def ticket_route(
         outcome = _handoff(outcome)
     request_id = uuid.uuid4()
     with transaction.atomic():
-        locked = Ticket.objects.select_for_update().select_related("conversation").get(pk=ticket.pk)
+        locked = (
+            Ticket.objects.select_for_update(no_key=True)
+            .select_related("conversation")
+            .get(pk=ticket.pk)
+        )
         if locked.status not in ROUTABLE:
             return None  # routed meanwhile (a duplicate task or a person)
         decisions = _decisions_save(outcome, ticket=locked, request_id=request_id, dry_run=False)

@@ -97,7 +97,7 @@ def agent_queues_fill(*, user: Any) -> list[int]:
     their pools fill their free slots, longest waiting first. Returns the ids assigned."""
     if not selectors.user_is_supervisor(user):
         left = (
-            Ticket.objects.select_for_update()
+            Ticket.objects.select_for_update(no_key=True)
             .filter(status=Status.ASSIGNED, assignee_id=user.pk)
             .exclude(pool_id__in=selectors.user_pool_ids(user=user))
         )
@@ -111,7 +111,7 @@ def agent_queues_fill(*, user: Any) -> list[int]:
 
 def _profile_lock(user_id: int) -> AgentProfile:
     AgentProfile.objects.get_or_create(user_id=user_id)
-    return AgentProfile.objects.select_for_update().get(user_id=user_id)
+    return AgentProfile.objects.select_for_update(no_key=True).get(user_id=user_id)
 
 
 def _presence_changed(profile: AgentProfile) -> None:
@@ -200,7 +200,7 @@ def agents_offline_release(*, now: datetime | None = None) -> list[int]:
     released = []
     for ticket in Ticket.objects.filter(status=Status.ASSIGNED, assignee_id__in=list(away_users)):
         with transaction.atomic():
-            locked_ticket = Ticket.objects.select_for_update().get(pk=ticket.pk)
+            locked_ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket.pk)
             if locked_ticket.status != Status.ASSIGNED or locked_ticket.assignee_id is None:
                 continue
             _ticket_requeue(locked_ticket, kind=Kind.RETURNED, actor=None)
@@ -327,11 +327,11 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
     """
     assigned: list[int] = []
     with transaction.atomic():
-        Pool.objects.select_for_update().filter(pk=pool.pk).first()
+        Pool.objects.select_for_update(no_key=True).filter(pk=pool.pk).first()
         agents = list(
             selectors.pool_agents(pool=pool)
             .filter(presence=Presence.ONLINE)
-            .select_for_update(of=("self",))
+            .select_for_update(of=("self",), no_key=True)
             .order_by("pk")
         )
         if not agents:
@@ -342,7 +342,8 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
         if slots == 0:
             return assigned
         waiting = list(
-            Ticket.objects.select_for_update()
+            # `of`: PostgreSQL cannot lock the nullable side of the joins select_related adds.
+            Ticket.objects.select_for_update(of=("self",), no_key=True)
             .select_related("pool", "conversation")
             .filter(pool=pool, status=Status.QUEUED)
             .order_by("queued_at", "id")[:slots]
@@ -375,7 +376,7 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
 
 def _ticket_lock(ticket: Ticket) -> Ticket:
     return (
-        Ticket.objects.select_for_update()
+        Ticket.objects.select_for_update(of=("self",), no_key=True)
         .select_related("pool", "conversation", "assignee")
         .get(pk=ticket.pk)
     )
@@ -578,7 +579,11 @@ def tickets_sla_check(*, now: datetime | None = None) -> list[int]:
     breached = []
     for ticket_id in list(overdue):
         with transaction.atomic():
-            ticket = Ticket.objects.select_for_update().select_related("pool").get(pk=ticket_id)
+            ticket = (
+                Ticket.objects.select_for_update(of=("self",), no_key=True)
+                .select_related("pool")
+                .get(pk=ticket_id)
+            )
             if ticket.sla_breached_at is not None or ticket.first_response_at is not None:
                 continue
             ticket.sla_breached_at = now

@@ -17,6 +17,7 @@ class ScaleCluster:
     postgres: PostgresServer
     servers: list[AsgiServer]
     worker: subprocess.Popen[bytes]
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +66,7 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        yield ScaleCluster(redis=redis, postgres=postgres, servers=servers, worker=worker)
+        yield ScaleCluster(redis=redis, postgres=postgres, servers=servers, worker=worker, env=env)
     finally:
         if worker is not None:
             worker.terminate()

@@ -115,7 +115,8 @@ async def test_concurrent_senders_on_both_processes_get_unique_consecutive_seqs(
         conversation["token"],
     )
     assert len(detail["messages"]) == 30
-    assert detail["last_seq"] == 31
+    # 30 messages and `routing`; the worker may have routed the ticket since (one more status).
+    assert detail["last_seq"] in (31, 32)
 
 
 async def test_resend_of_the_same_client_id_to_the_other_process_is_not_duplicated(scale_cluster):
