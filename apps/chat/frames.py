@@ -86,8 +86,11 @@ class HandoffFrame:
 ClientFrame = HelloFrame | MessageFrame | TypingFrame | HandoffFrame
 
 
-def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:
-    """Decode and validate one client frame, raising a FrameError with the protocol's code."""
+def frame_decode(
+    raw: str | None, *, max_bytes: int, validators: dict[str, Draft202012Validator]
+) -> tuple[str, dict[str, Any]]:
+    """Decode one JSON text frame and check it against the schema of its `type`; raise a
+    FrameError with the protocol's code. Shared by every socket (chat and desk)."""
     if raw is None:
         raise FrameError("Only JSON text frames are accepted.")
     if len(raw.encode("utf-8")) > max_bytes:
@@ -99,7 +102,7 @@ def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError("A frame is a JSON object with a string `type`.")
     frame_type = data["type"]
-    validator = VALIDATORS.get(frame_type)
+    validator = validators.get(frame_type)
     if validator is None:
         raise UnknownType(f"Unknown frame type {frame_type[:40]!r}.")
     error = next(
@@ -110,6 +113,12 @@ def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:
             raise MissingField(error.message)
         field = ".".join(str(part) for part in error.absolute_path) or "frame"
         raise FrameError(f"Field `{field}` is not valid.")
+    return frame_type, data
+
+
+def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:
+    """Decode and validate one client frame, raising a FrameError with the protocol's code."""
+    frame_type, data = frame_decode(raw, max_bytes=max_bytes, validators=VALIDATORS)
     if frame_type == "hello":
         return HelloFrame(
             conversation=uuid.UUID(data["conversation"]),

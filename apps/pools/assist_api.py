@@ -1,16 +1,14 @@
 """Staff API of the agent's assistants: ask for an AI-drafted reply (docs/desk.md)."""
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.pools.api import DraftSerializer
 from apps.pools.assist import ticket_draft_create
-from apps.pools.models import DraftReply
 from apps.pools.selectors import ticket_get_visible
 
 
@@ -19,23 +17,10 @@ class TicketDraftCreateApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    class OutputSerializer(serializers.Serializer[Any]):
-        id = serializers.IntegerField()
-        status = serializers.ChoiceField(choices=DraftReply.Status.choices)
-        text = serializers.CharField()
-        error = serializers.CharField()
-        model = serializers.CharField()
-        prompt_version = serializers.CharField()
-        input_tokens = serializers.IntegerField()
-        output_tokens = serializers.IntegerField()
-        cost_usd = serializers.DecimalField(max_digits=14, decimal_places=8)
-        latency_ms = serializers.FloatField()
-        created_at = serializers.DateTimeField()
-
     @extend_schema(
         request=None,
         responses={
-            201: OutputSerializer,
+            201: DraftSerializer,
             404: OpenApiResponse(description="`not_found`: no such ticket, or not yours to see."),
             409: OpenApiResponse(
                 description="`drafts_disabled` (no API key) or `conflict` (ticket resolved)."
@@ -47,4 +32,4 @@ class TicketDraftCreateApi(APIView):
         """Draft a reply. A failed attempt is stored too (status `failed`, with its error)."""
         ticket = ticket_get_visible(user=request.user, ticket_id=ticket_id)
         draft = ticket_draft_create(ticket=ticket, actor=request.user)
-        return Response(self.OutputSerializer(draft).data, status=status.HTTP_201_CREATED)
+        return Response(DraftSerializer(draft).data, status=status.HTTP_201_CREATED)
