@@ -2,15 +2,14 @@
 
 import json
 import re
-import struct
 import uuid
-import zlib
 from pathlib import Path
 from urllib.request import Request, urlopen
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.fakes.files import pdf_bytes, png_bytes
 from tests.fakes.messages_api import error, text
 
 pytestmark = pytest.mark.browser
@@ -18,24 +17,7 @@ pytestmark = pytest.mark.browser
 INVOICE_QUESTION = "Please send me a copy of my latest invoice"
 
 
-def png(width: int = 8, height: int = 6) -> bytes:
-    """A small valid PNG (a red rectangle)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = pdf_bytes()
 
 
 def by_testid(page: Page, testid: str):
@@ -165,7 +147,13 @@ def test_a_billing_question_is_answered_noted_and_moved_on_the_desk(
 
         # Files: an image is shown inline on both sides, a PDF as a link.
         attach = by_testid(billing, "desk-attach")
-        attach.set_input_files({"name": "receipt.png", "mimeType": "image/png", "buffer": png()})
+        attach.set_input_files(
+            {
+                "name": "receipt.png",
+                "mimeType": "image/png",
+                "buffer": png_bytes(8, 6, rgb=b"\xff\x00\x00"),
+            }
+        )
         desk_image = billing.locator('[data-testid="desk-message"] img[alt="receipt.png"]')
         expect(desk_image).to_have_js_property("naturalWidth", 8)
         attach.set_input_files(

@@ -2,12 +2,12 @@
 
 import json
 import re
-import struct
 import urllib.request
-import zlib
 
 import pytest
 from playwright.sync_api import Page, expect
+
+from tests.fakes.files import pdf_bytes, png_bytes
 
 pytestmark = pytest.mark.browser
 
@@ -106,29 +106,7 @@ def test_without_websockets_the_widget_chats_over_http(live_server_proc, page: P
 # --- attachments and "Talk to a person" ----------------------------------------------------------
 
 
-def png_bytes(width: int = 3, height: int = 2) -> bytes:
-    """A valid RGB PNG built by hand (signature, IHDR, IDAT, IEND, each with its CRC)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    rows = b"".join(b"\x00" + b"\x20\x60\xd0" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-PDF = (
-    b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
-    b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n"
-    b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>\nendobj\n"
-    b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
-)
+PDF = pdf_bytes()
 
 
 def attach(page: Page, name: str, mime: str, content: bytes) -> None:
@@ -142,7 +120,7 @@ def test_customer_sends_an_image_and_a_pdf_and_sees_them_in_the_chat(live_server
     widget(page, "sd-launcher").click()
     expect(widget(page, "sd-attach")).to_be_visible()
     widget(page, "sd-input").fill("The checkout page shows this error")
-    attach(page, "error screen.png", "image/png", png_bytes())
+    attach(page, "error screen.png", "image/png", png_bytes(3, 2))
 
     image = page.locator('img[data-testid="sd-attachment"]')
     expect(image).to_have_count(1)
