@@ -21,10 +21,10 @@ from apps.chat.models import (
 from apps.chat.selectors import token_hash
 from apps.core.errors import EmptyText, InvalidText, TextTooLong
 from apps.core.ratelimit import rate_limit_hit
-from apps.core.realtime import group_send, publish_on_commit
+from apps.core.realtime import Publication, group_send, publish_many_on_commit
 from apps.orchestrator.validation import refused_characters
 from apps.pools.models import Pool
-from apps.pools.realtime import desk_ticket_publish
+from apps.pools.realtime import desk_ticket_publications
 
 
 def conversation_group(conversation_id: uuid.UUID) -> str:
@@ -88,8 +88,9 @@ def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
 EventSpec = tuple[ConversationEvent.Type, dict[str, Any]]
 
 
-def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[ConversationEvent]:
-    """Append events to a conversation locked by the caller; publish them after commit."""
+def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[Publication]:
+    """Append events to a conversation locked by the caller; return what to publish about
+    them after commit (the caller adds its own and publishes all in one trip)."""
     events = [
         ConversationEvent(
             conversation=conversation, seq=conversation.last_seq + n, type=kind, payload=payload
@@ -102,8 +103,8 @@ def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[C
         last_seq=conversation.last_seq, updated_at=timezone.now()
     )
     group = conversation_group(conversation.pk)
-    for event in events:
-        publish_on_commit(
+    return [
+        (
             group,
             {
                 "type": "conversation.event",
@@ -111,7 +112,8 @@ def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[C
                 "frame": event.frame(),
             },
         )
-    return events
+        for event in events
+    ]
 
 
 def staff_display_name(user: Any) -> str | None:
@@ -220,9 +222,11 @@ def message_post(
         if opened:
             assert ticket is not None
             events.append((ConversationEvent.Type.STATUS, _status_payload(ticket)))
-        _events_append(locked, events)
+        publications = _events_append(locked, events)
         if ticket is not None:
-            desk_ticket_publish(ticket, change="opened" if opened else "message")
+            change = "opened" if opened else "message"
+            publications += desk_ticket_publications(ticket, change=change)
+        publish_many_on_commit(publications)
         if (
             ticket is not None
             and sender == Message.Sender.CUSTOMER
@@ -260,13 +264,16 @@ def ticket_status_set(
         ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None
         ticket.full_clean(exclude=["conversation", "assignee"])
         ticket.save()
-        _events_append(locked, [(ConversationEvent.Type.STATUS, _status_payload(ticket))])
-        desk_ticket_publish(
+        publications = _events_append(
+            locked, [(ConversationEvent.Type.STATUS, _status_payload(ticket))]
+        )
+        publications += desk_ticket_publications(
             ticket,
             change=change,
             previous_pool_id=previous_pool_id,
             previous_assignee_id=previous_assignee_id,
         )
+        publish_many_on_commit(publications)
     return ticket
 
 

@@ -26,6 +26,38 @@ def group_send(group: str, message: dict[str, Any]) -> None:
         logger.exception("channel layer group_send to %s failed", group)
 
 
+# (group, message): one channel-layer send.
+Publication = tuple[str, dict[str, Any]]
+
+
+def group_send_many(publications: list[Publication]) -> None:
+    """Send several messages, in order, in one trip to the event loop.
+
+    Each trip from a worker thread blocks it until the loop runs the send; a chat message fans
+    out to several groups (its conversation, the desks), so one trip instead of one per group
+    keeps the database thread that serves every socket free.
+    """
+    layer = get_channel_layer()
+    if layer is None or not publications:
+        return
+
+    async def send_all() -> None:
+        for group, message in publications:
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                # The event is stored; clients resync by seq. An outage must not fail the write.
+                logger.exception("channel layer group_send to %s failed", group)
+
+    async_to_sync(send_all)()
+
+
 def publish_on_commit(group: str, message: dict[str, Any]) -> None:
     """Send `message` to `group` once the current transaction commits (at once if none)."""
     transaction.on_commit(lambda: group_send(group, message))
+
+
+def publish_many_on_commit(publications: list[Publication]) -> None:
+    """Send `publications`, in order and in one trip, once the current transaction commits."""
+    if publications:
+        transaction.on_commit(lambda: group_send_many(publications))

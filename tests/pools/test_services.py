@@ -18,7 +18,7 @@ from apps.core.errors import Conflict, EmptyText, NotFound, PermissionDenied
 from apps.core.services import DEFAULT_POOLS
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import AgentProfile, CannedReply, InternalNote, Pool, TicketActivity
-from apps.pools.realtime import desk_pool_group, desk_ticket_group, desk_user_group
+from apps.pools.realtime import DESK_ALL, desk_pool_group, desk_ticket_group
 from apps.pools.services import (
     agent_presence_connect,
     agent_presence_disconnect,
@@ -834,13 +834,14 @@ def test_a_queued_ticket_is_announced_to_its_pool_after_commit_without_customer_
     assert "Grace" not in json.dumps(events)
 
 
-def test_an_assignment_is_announced_to_the_agent_and_the_pool(
+def test_an_assignment_is_announced_to_the_pool_and_the_supervisors(
     layer, pools, django_capture_on_commit_callbacks
 ):
+    # The agent works the pool: its group reaches them (and every other desk listing it).
     billing = pools["billing"]
     ann = staff("ann", pools=(billing,))
     agent_presence_connect(user=ann)
-    agent_channel = _listen(desk_user_group(ann.pk))
+    agent_channel = _listen(DESK_ALL)
     pool_channel = _listen(desk_pool_group(billing.pk))
     other_pool = _listen(desk_pool_group(pools["technical"].pk))
     with django_capture_on_commit_callbacks(execute=True):
@@ -862,16 +863,17 @@ def test_an_assignment_is_announced_to_the_agent_and_the_pool(
     assert _received(other_pool) == []
 
 
-def test_a_move_is_announced_to_the_old_and_new_pool_and_the_old_assignee(
+def test_a_move_is_announced_to_the_old_and_new_pool(
     layer, desk, django_capture_on_commit_callbacks
 ):
+    # The old assignee works the old pool and hears it there.
     pools, bea = desk["pools"], desk["bea"]
     ticket = queued(pools["billing"])
     ticket_claim(ticket=ticket, actor=bea)
     channels = {
         "old": _listen(desk_pool_group(pools["billing"].pk)),
         "new": _listen(desk_pool_group(pools["technical"].pk)),
-        "bea": _listen(desk_user_group(bea.pk)),
+        "supervisors": _listen(DESK_ALL),
     }
     with django_capture_on_commit_callbacks(execute=True):
         ticket_reroute(ticket=ticket, actor=bea, pool=pools["technical"], reason="login")
