@@ -17,7 +17,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Trained local router model v{seeded.model_version} on seed examples"
             )
-        self.stdout.write("Demo staff logins for /admin/ (username, password, role):")
+        self.stdout.write("Demo staff logins for /desk/ and /admin/ (username, password, role):")
         for login in seeded.logins:
             self.stdout.write(f"  {login.username:<18} {login.password:<20} {login.role}")
         self.stdout.write("(Passwords are set only when an account is first created.)")
