@@ -25,6 +25,7 @@ from apps.orchestrator.validation import input_validate
 from apps.pools.models import TicketActivity
 from apps.pools.selectors import pool_list
 from apps.pools.services import ticket_activity_add, ticket_queue
+from apps.review.services import review_item_open
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +193,12 @@ def ticket_route(
             )
         else:
             ticket_status_set(ticket=locked, status=Ticket.Status.IN_REVIEW)
+            review_item_open(
+                ticket=locked,
+                reason=outcome.review_reason,
+                candidates=outcome.candidates,
+                decision=decisions[-1],
+            )
         if human:
             message_post(
                 conversation=locked.conversation,

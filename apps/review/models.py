@@ -43,3 +43,81 @@ class RoutingLabel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: ticket {self.ticket_id} → {self.pool_id}"
+
+
+class ReviewItem(models.Model):
+    """A ticket a person must route (kind `review`), or an automatic decision sampled for a
+    person to check (kind `audit`, which does not hold the ticket)."""
+
+    class Kind(models.TextChoices):
+        REVIEW = "review", "Review"
+        AUDIT = "audit", "Audit sample"
+
+    class Reason(models.TextChoices):
+        LOW_CONFIDENCE = "low_confidence", "Low confidence"
+        NO_POOL_FITS = "no_pool_fits", "No pool fits"
+        INVALID_OUTPUT = "invalid_output", "Invalid model output after retry"
+        CONSISTENCY = "consistency_failure", "Consistency failure"
+        INJECTION = "suspected_injection", "Suspected injection"
+        PROVIDER_UNAVAILABLE = "provider_unavailable", "Provider unavailable"
+        LLM_DISABLED = "llm_disabled", "No model tier available"
+        REFUSED_INPUT = "refused_input", "Input refused by validation"
+        HUMAN_REQUESTED = "human_requested_no_pool", "Customer asked for a person, no pool fits"
+        AUDIT = "audit", "Audit sample"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    class Verdict(models.TextChoices):
+        CONFIRMED = "confirmed", "Suggested pool confirmed"
+        ROUTED = "routed", "Routed to a chosen pool"
+        NO_POOL = "no_pool", "Other / no pool"
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="review_items")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.REVIEW)
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    # The final routing decision that sent it here (review) or that is audited (audit).
+    decision = models.ForeignKey(
+        RoutingDecision, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The tier of that decision: audit samples are stratified by it.
+    tier = models.CharField(max_length=16, blank=True, db_index=True)
+    suggested_pool = models.ForeignKey(
+        Pool, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Candidate pools with their scores, best first: [{"pool": slug, "score": 0.62}, ...].
+    candidates = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, blank=True)
+    verdict_pool = models.ForeignKey(
+        Pool, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        permissions = [("resolve_reviewitem", "Can resolve review items")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ticket", "kind"],
+                condition=models.Q(status="open"),
+                name="one_open_review_item_per_ticket_and_kind",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="open", verdict="")
+                | (models.Q(status="resolved") & ~models.Q(verdict="")),
+                name="verdict_iff_resolved",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "kind", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ticket={self.ticket_id} ({self.reason})"
