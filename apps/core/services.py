@@ -134,6 +134,12 @@ def demo_seed() -> DemoSeeded:
     supervise = Permission.objects.get(codename="supervise", content_type__app_label="pools")
     groups["Managers"].permissions.add(supervise)
     groups["Reviewers"].permissions.add(supervise)
+    review = {
+        codename: Permission.objects.get(codename=codename, content_type__app_label="review")
+        for codename in ("view_reviewitem", "resolve_reviewitem", "view_routinglabel")
+    }
+    groups["Reviewers"].permissions.add(*review.values())
+    groups["Managers"].permissions.add(review["view_reviewitem"], review["view_routinglabel"])
     for pool_slug, title, text in DEMO_CANNED_REPLIES:
         pool = Pool.objects.get(slug=pool_slug) if pool_slug else None
         CannedReply.objects.get_or_create(pool=pool, title=title, defaults={"text": text})

@@ -166,8 +166,9 @@ def _review_act(ticket: Ticket, pool: Pool | None, reviewer: Any) -> None:
     if pool is not None:
         ticket_queue(ticket=ticket, pool=pool, actor=reviewer)
         return
-    ticket_status_set(ticket=ticket, status=Ticket.Status.RESOLVED, change="resolved")
+    # Said while the ticket is still open, so the message belongs to it.
     message_post(conversation=ticket.conversation, text=NO_POOL_MESSAGE, sender=Message.Sender.BOT)
+    ticket_status_set(ticket=ticket, status=Ticket.Status.RESOLVED, change="resolved")
 
 
 def _audit_act(ticket: Ticket, pool: Pool | None, reviewer: Any) -> None:
