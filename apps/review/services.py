@@ -17,6 +17,8 @@ from apps.review.models import ReviewItem, RoutingLabel
 
 Verdict = ReviewItem.Verdict
 NOTE_MAX_CHARS = 500
+# A candidate this unlikely is no suggestion (e.g. the runner-up when the model said "other").
+SUGGEST_MIN_SCORE = 0.2
 NO_POOL_MESSAGE = (
     "We looked at your request and it is not something our support teams handle here. "
     "If we misunderstood, write again with a few more details."
@@ -49,7 +51,14 @@ def review_item_open(
     final decision. At most one open review item per ticket."""
     ranked = _candidate_list(candidates or {})
     active = {pool.slug: pool for pool in Pool.objects.filter(active=True)}
-    suggested = next((active[c["pool"]] for c in ranked if c["pool"] in active), None)
+    suggested = next(
+        (
+            active[c["pool"]]
+            for c in ranked
+            if c["pool"] in active and c["score"] >= SUGGEST_MIN_SCORE
+        ),
+        None,
+    )
     if reason not in ReviewItem.Reason.values:
         reason = ReviewItem.Reason.LOW_CONFIDENCE
     item, _created = ReviewItem.objects.get_or_create(

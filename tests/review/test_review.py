@@ -107,6 +107,14 @@ def test_asking_for_a_person_with_no_fitting_pool_produces_an_item(pools, llm):
     assert ReviewItem.objects.get(ticket=ticket).reason == Reason.HUMAN_REQUESTED
 
 
+def test_an_unlikely_candidate_is_listed_but_not_suggested(pools, llm):
+    llm.enqueue(route_reply("technical", 0.1))
+    ticket = open_ticket("The export button does nothing")
+    item = ReviewItem.objects.get(ticket=ticket)
+    assert item.candidates == [{"pool": "technical", "score": 0.1}]
+    assert item.suggested_pool is None
+
+
 def test_a_routed_ticket_gets_no_review_item(pools, llm):
     llm.enqueue(route_reply("technical", 0.9))
     ticket = open_ticket("The export button does nothing")
