@@ -1,7 +1,22 @@
-from django.contrib import admin
+"""Routing configuration (rules, editable), the decision record, prompt and model versions
+(read-only). A local model version can be activated, or rolled back to, by an admin action."""
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from apps.core.admin import ReadOnlyAdmin
-from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
+from apps.core.errors import ApplicationError
+from apps.orchestrator.models import (
+    ModelVersion,
+    ModelVersionActivation,
+    PromptVersion,
+    RoutingDecision,
+    RoutingRule,
+)
+from apps.review.learning import ACTIVATE_PERMISSION, model_version_activate
 
 
 @admin.register(RoutingRule)
@@ -41,5 +56,81 @@ class PromptVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "active", "threshold", "training_examples", "note", "created_at"]
+    list_display = [
+        "__str__",
+        "active",
+        "threshold",
+        "holdout_accuracy",
+        "holdout_ece",
+        "gate",
+        "training_examples",
+        "note",
+        "created_at",
+    ]
+    list_filter = ["active"]
     exclude = ["artifact"]
+    actions = ["activate"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
+        # Artifacts run to megabytes; the admin never shows one.
+        return super().get_queryset(request).defer("artifact")
+
+    @admin.display(description="held-out accuracy")
+    def holdout_accuracy(self, version: ModelVersion) -> str:
+        return _figure(version.metrics.get("accuracy"))
+
+    @admin.display(description="held-out ECE")
+    def holdout_ece(self, version: ModelVersion) -> str:
+        return _figure(version.metrics.get("ece"))
+
+    @admin.display(description="retraining gate")
+    def gate(self, version: ModelVersion) -> str:
+        gate = version.metrics.get("gate")
+        if not isinstance(gate, dict):
+            return "—"
+        return "passed" if gate.get("passed") else "failed"
+
+    def has_activate_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(ACTIVATE_PERMISSION))
+
+    @admin.action(
+        description="Activate (roll back to) the selected version", permissions=["activate"]
+    )
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        versions = list(queryset[:2])
+        if len(versions) != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.WARNING)
+            return
+        try:
+            activation = model_version_activate(
+                version=versions[0], actor=request.user, note="admin action"
+            )
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return
+        was = f"v{activation.previous_id}" if activation.previous_id else "no active model"
+        self.message_user(
+            request, f"{activation.version} is now active (was {was}).", messages.SUCCESS
+        )
+
+
+@admin.register(ModelVersionActivation)
+class ModelVersionActivationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "previous", "version", "who", "note"]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersionActivation]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("previous", "version", "actor")
+            .defer("previous__artifact", "version__artifact")
+        )
+
+    @admin.display(description="by", ordering="actor")
+    def who(self, activation: ModelVersionActivation) -> str:
+        return activation.actor.get_username() if activation.actor else "retraining"
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "—"

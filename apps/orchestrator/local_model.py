@@ -3,7 +3,8 @@
 Pure Python + scikit-learn (no Django), so it trains and runs the same in a management command,
 a Celery task or a benchmark. A message is mapped to a pool slug, or to `OTHER` when no pool
 fits; the pipeline accepts the label only when its calibrated probability clears the version's
-threshold (see `threshold_for_precision`).
+threshold (see `threshold_for_precision`, and `threshold_for_misroute_rate`, which retraining
+from people's corrections uses: apps/review/learning.py).
 
 Model. The text (first 1,000 characters, NFKC, lower case, runs of 4+ digits such as order
 numbers folded to "0000") feeds four TF-IDF blocks (sublinear tf, smoothed idf, each block
@@ -217,10 +218,23 @@ class LocalClassifier:
         labels: Sequence[str],
         seed: int = 0,
         show_progress: bool = False,
+        sample_weight: Sequence[float] | None = None,
     ) -> LocalClassifier:
-        """Fit the classifier and its probability calibration on labelled texts."""
+        """Fit the classifier and its probability calibration on labelled texts.
+
+        `sample_weight` (one positive number per text, default all 1) makes some examples count
+        less, e.g. labels distilled from the LLM's decisions next to people's verdicts: it
+        weights the SVM's loss and the calibration's log loss alike.
+        """
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        row_weights: _FloatArray | None = None
+        if sample_weight is not None:
+            row_weights = np.asarray(sample_weight, dtype=np.float64)
+            if row_weights.shape != (len(texts),):
+                raise ValueError(f"{len(texts)} texts but {row_weights.size} sample weights")
+            if not (np.isfinite(row_weights).all() and (row_weights > 0).all()):
+                raise ValueError("sample weights must be positive and finite")
         names = sorted(set(labels))
         if len(names) < 2:
             raise ValueError("training needs at least two distinct labels")
@@ -235,19 +249,28 @@ class LocalClassifier:
             progress.update()
             held_margins = [np.empty((0, len(names)))]
             held_labels = [np.empty(0, dtype=np.int64)]
+            held_rows = [np.empty(0, dtype=np.int64)]
             for number, (fit_rows, held_out) in enumerate(folds, start=1):
                 progress.set_postfix_str(f"calibration fold {number}")
-                fold_model = _fit_svm(matrix[fit_rows], y[fit_rows], seed)
+                fold_model = _fit_svm(
+                    matrix[fit_rows],
+                    y[fit_rows],
+                    seed,
+                    sample_weight=None if row_weights is None else row_weights[fit_rows],
+                )
                 rows = held_out[np.isin(y[held_out], fold_model.classes_)]
                 held_margins.append(_svm_margins(fold_model, matrix[rows], len(names)))
                 held_labels.append(y[rows])
+                held_rows.append(rows)
                 progress.update()
             progress.set_postfix_str("fit")
-            model = _fit_svm(matrix, y, seed)
+            model = _fit_svm(matrix, y, seed, sample_weight=row_weights)
             progress.update()
             progress.set_postfix_str("calibration")
             temperature = _fit_temperature(
-                np.concatenate(held_margins), np.concatenate(held_labels)
+                np.concatenate(held_margins),
+                np.concatenate(held_labels),
+                weights=None if row_weights is None else row_weights[np.concatenate(held_rows)],
             )
             progress.update()
         indptr, classes, weights, intercept = _sparse_weights(model, len(names))
@@ -463,6 +486,59 @@ def threshold_for_precision(
     return best
 
 
+def misroute_rate(
+    predictions: Sequence[Prediction], labels: Sequence[str], *, threshold: float
+) -> tuple[float, float]:
+    """(misroute rate, auto-routed share) of a threshold on labelled predictions.
+
+    Auto-routed: a pool label (not OTHER) with confidence >= threshold; misrouted: auto-routed
+    to a label that is not the truth. The rate is 0.0 when nothing is auto-routed.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
+    routed = [
+        p.label != truth
+        for p, truth in zip(predictions, labels, strict=True)
+        if p.label != OTHER and p.confidence >= threshold
+    ]
+    if not routed:
+        return 0.0, 0.0
+    return sum(routed) / len(routed), len(routed) / len(labels)
+
+
+def threshold_for_misroute_rate(
+    predictions: Sequence[Prediction], labels: Sequence[str], *, target_rate: float
+) -> float:
+    """Lowest confidence threshold at which the auto-routed messages' misroute rate is within
+    the target (see `misroute_rate`; a confident OTHER goes to a person, so it is never a
+    misroute).
+
+    Returns math.inf (auto-route nothing) when no threshold with at least one auto-routed
+    message reaches it.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
+    if not 0.0 <= target_rate < 1.0:
+        raise ValueError("target_rate must be in [0, 1)")
+    ranked = sorted(
+        (
+            (p.confidence, p.label != truth)
+            for p, truth in zip(predictions, labels, strict=True)
+            if p.label != OTHER
+        ),
+        key=lambda pair: -pair[0],
+    )
+    best = math.inf
+    wrong = 0
+    for i, (confidence, is_wrong) in enumerate(ranked):
+        wrong += is_wrong
+        # As in threshold_for_precision: a threshold accepts a whole run of equal confidences.
+        last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < confidence
+        if last_of_tie and wrong / (i + 1) <= target_rate:
+            best = confidence
+    return best
+
+
 def seed_examples() -> list[tuple[str, str]]:
     """The shipped seed examples (text, pool) for the default pools and `other`."""
     with SEED_EXAMPLES_PATH.open(newline="", encoding="utf-8") as handle:
@@ -554,13 +630,15 @@ def _calibration_folds(y: _IntArray, n_labels: int, seed: int) -> list[tuple[_In
     return folds
 
 
-def _fit_svm(matrix: Any, y: _IntArray, seed: int) -> Any:
+def _fit_svm(
+    matrix: Any, y: _IntArray, seed: int, *, sample_weight: _FloatArray | None = None
+) -> Any:
     model = LinearSVC(C=_SVM_C, max_iter=_SVM_MAX_ITER, random_state=seed)
     with warnings.catch_warnings():
         # Rare, tiny or separable label sets can stop short of the tolerance; the fit is still
         # usable and calibration measures how good it is.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(matrix, y)
+        model.fit(matrix, y, sample_weight=sample_weight)
     return model
 
 
@@ -574,8 +652,11 @@ def _svm_margins(model: Any, matrix: Any, n_labels: int) -> _FloatArray:
     return margins
 
 
-def _fit_temperature(margins: _FloatArray, y: _IntArray) -> float:
-    """The scale `a` for softmax(a * margins) with the least smoothed log loss on held-out rows.
+def _fit_temperature(
+    margins: _FloatArray, y: _IntArray, *, weights: _FloatArray | None = None
+) -> float:
+    """The scale `a` for softmax(a * margins) with the least smoothed log loss on held-out rows
+    (weighted by `weights` when given).
 
     The targets are smoothed by 1 / (rows + 2), so a handful of rows that all happen to be right
     cannot push the probabilities to 1; with no rows at all the scale stays 1.
@@ -592,7 +673,10 @@ def _fit_temperature(margins: _FloatArray, y: _IntArray) -> float:
         log_norm = top[:, 0] + np.log(np.exp(scaled - top).sum(axis=1))
         true_nll = log_norm - true_margin * math.exp(log_scale)
         mean_nll = log_norm - np.where(finite, scaled, 0.0).sum(axis=1) / finite.sum(axis=1)
-        return float(((1 - smoothing) * true_nll + smoothing * mean_nll).mean())
+        row_loss = (1 - smoothing) * true_nll + smoothing * mean_nll
+        if weights is None:
+            return float(row_loss.mean())
+        return float(np.average(row_loss, weights=weights))
 
     result = minimize_scalar(loss, bounds=(-4.0, 6.0), method="bounded")
     return math.exp(float(result.x))

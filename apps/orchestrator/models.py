@@ -102,6 +102,31 @@ class ModelVersion(models.Model):
         return f"local model v{self.pk}"
 
 
+class ModelVersionActivation(models.Model):
+    """One switch of the active local model (a retraining that passed its gate, or a person
+    activating or rolling back to a version): who, when, from which version to which.
+    Append-only."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="activations")
+    # The version that was active before; None when the local tier was off.
+    previous = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # None: automatic (retraining).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        previous = f"v{self.previous_id}" if self.previous_id else "none"
+        return f"local model {previous} → v{self.version_id}"
+
+
 class RoutingDecision(models.Model):
     """One tier's attempt at routing one ticket (or one dry-run text). Never edited."""
 

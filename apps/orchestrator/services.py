@@ -25,6 +25,7 @@ from apps.orchestrator.validation import input_validate
 from apps.pools.models import TicketActivity
 from apps.pools.selectors import pool_list
 from apps.pools.services import ticket_activity_add, ticket_queue
+from apps.review.audit import audit_item_maybe_open
 from apps.review.services import review_item_open
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ def ticket_route(
         if outcome.action == "route":
             assert outcome.pool is not None
             ticket_queue(ticket=locked, pool=outcome.pool)
+            if not human:
+                audit_item_maybe_open(ticket=locked, decision=decisions[-1])
         elif outcome.action == "clarify":
             assert outcome.pool is not None
             ticket_status_set(

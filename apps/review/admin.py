@@ -21,6 +21,7 @@ from django.utils.timesince import timesince
 from apps.core.admin import ReadOnlyAdmin
 from apps.pools.models import Pool
 from apps.review.models import ReviewItem, RoutingLabel
+from apps.review.selectors import review_queue_stats
 from apps.review.services import review_items_resolve
 
 TEXT_PREVIEW_CHARS = 160
@@ -138,9 +139,12 @@ class ReviewItemAdmin(admin.ModelAdmin[ReviewItem]):
             query["status__exact"] = ReviewItem.Status.OPEN
             request.GET = query  # type: ignore[assignment]  # a mutable copy, as Django's own views do
             request.META["QUERY_STRING"] = query.urlencode()
+        stats = review_queue_stats()
         context = {
             **(extra_context or {}),
-            "open_count": ReviewItem.objects.filter(status=ReviewItem.Status.OPEN).count(),
+            # Tickets waiting for a person; audit samples hold no ticket and are counted apart.
+            "open_count": stats.kinds["review"].open,
+            "audit_count": stats.kinds["audit"].open,
         }
         return super().changelist_view(request, extra_context=context)
 

@@ -229,8 +229,23 @@ ROUTER_CACHE_TTL_SECONDS = env_int("ROUTER_CACHE_TTL_SECONDS", 24 * 3600)
 ROUTER_TIMEOUT_SECONDS = env_float("ROUTER_TIMEOUT_SECONDS", 10.0)
 ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2)
 ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
+# Share of confident automatic routes also sampled (per tier) for a reviewer to audit.
+REVIEW_AUDIT_SHARE = env_float("REVIEW_AUDIT_SHARE", 0.02)
 # Embedded profile: route in a background thread so a chat socket never waits for a model.
 ROUTER_IN_THREAD = env_bool("ROUTER_IN_THREAD", default=not REDIS_URL)
+# Learning from corrections (docs/orchestrator.md): a retrained local model's threshold is the
+# lowest confidence that keeps the share of wrong pools among its automatic routes at or below
+# this on held-out labels; retraining waits for this many labels from people.
+ROUTER_TARGET_MISROUTE_RATE = env_float("ROUTER_TARGET_MISROUTE_RATE", 0.02)
+ROUTER_RETRAIN_MIN_LABELS = env_int("ROUTER_RETRAIN_MIN_LABELS", 20)
+# LLM decisions at least this confident, on tickets nobody labelled, also teach the local
+# model, each counting this much of a person's label (0 turns distillation off).
+ROUTER_DISTILL_MIN_CONFIDENCE = env_float("ROUTER_DISTILL_MIN_CONFIDENCE", 0.9)
+ROUTER_DISTILL_WEIGHT = env_float("ROUTER_DISTILL_WEIGHT", 0.3)
+CELERY_BEAT_SCHEDULE |= {
+    # Daily: retrain the local model from new labels; activated only if no worse than the active.
+    "retrain-router": {"task": "apps.review.tasks.router_retrain_task", "schedule": 24 * 3600.0},
+}
 
 # The desk: presence, assignment and attachments.
 # An agent whose last desk socket closed keeps their tickets this long (a reload or a flaky

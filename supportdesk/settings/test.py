@@ -20,5 +20,7 @@ MEDIA_ROOT = Path(env_str("TEST_MEDIA_ROOT", str(BASE_DIR / ".test-media")))
 # Tests route synchronously (eager Celery) so they can assert on the outcome at once.
 ROUTER_IN_THREAD = False
 EMBEDDED_BEAT = False
+# Audit samples are random; tests that need them turn them on.
+REVIEW_AUDIT_SHARE = 0.0
 ANTHROPIC_API_KEY = ""
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"conversation_create": "1000/minute"}

@@ -1,0 +1,372 @@
+"""Learning from corrections: the labels people give routing (review and audit verdicts, agents'
+"wrong pool" moves) and, weighted lower, the LLM's confident decisions; retraining the local
+model from them behind a no-regression gate; and switching (or rolling back) the active model.
+
+The gate. Human labels are split by a hash of (seed, ticket id) into a training part and a
+held-out slice (`label_held_out`). The hash keeps a ticket on its side as labels accumulate, so
+a model trained by an earlier retraining has never seen the slice it is now compared on; exact
+per-label stratification would move tickets between the sides as counts grow, and the active
+model would be scored on texts it was trained on. The slice is therefore proportional per label
+only in expectation. A candidate is trained on the seed examples, the training part and the
+distilled labels (weight `ROUTER_DISTILL_WEIGHT`), and it and the active model are scored on the
+same held-out slice. The candidate is activated only if its accuracy is at least the active
+model's and its expected calibration error at most the active model's plus `ECE_TOLERANCE`
+(ECE on a few dozen texts moves by a few hundredths from one text more or less); otherwise it
+is stored inactive, with both evaluations and the reason.
+
+The stored artifact is the evaluated one: the held-out labels are not folded back in after the
+gate, since a model retrained on everything would be one nobody measured, and its threshold
+would no longer hold what it claims. The held-out slice keeps teaching through the gate instead.
+
+The threshold is chosen on the held-out slice: the lowest confidence at which the misroute rate
+(a wrong pool among auto-routed texts; a confident `other` goes to a person and is not
+auto-routed) is at most `ROUTER_TARGET_MISROUTE_RATE`. When none reaches it the threshold is
+1.0: the local tier then passes everything to the next tier (bar a probability of exactly 1.0),
+and the metrics say so.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
+from apps.orchestrator import selectors
+from apps.orchestrator.local_model import (
+    OTHER,
+    Evaluation,
+    LocalClassifier,
+    evaluate,
+    misroute_rate,
+    seed_examples,
+    threshold_for_misroute_rate,
+)
+from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
+from apps.pools.selectors import pool_list
+from apps.review.models import RoutingLabel
+
+logger = logging.getLogger(__name__)
+
+DISTILLED = "distilled"
+# How much worse (absolute ECE) a candidate's calibration may be than the active model's.
+ECE_TOLERANCE = 0.02
+ACTIVATE_PERMISSION = "orchestrator.change_modelversion"
+
+Tier = RoutingDecision.Tier
+Action = RoutingDecision.Action
+
+
+@dataclass(frozen=True)
+class TrainingLabel:
+    """One labelled text for the local model."""
+
+    ticket_id: int
+    text: str  # the minimised customer text the router saw
+    label: str  # a pool slug, or OTHER when no pool fits
+    weight: float  # 1.0 for people's labels, ROUTER_DISTILL_WEIGHT for distilled ones
+    source: str  # a RoutingLabel.Source value, or DISTILLED
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What a retraining did: the version stored (None when it trained nothing) and why."""
+
+    version: ModelVersion | None
+    activated: bool
+    reason: str
+    metrics: dict[str, Any]
+
+
+# -- selectors ------------------------------------------------------------------------------
+def training_labels(*, since: datetime | None = None) -> list[TrainingLabel]:
+    """Labelled texts for retraining, oldest ticket first: one per ticket.
+
+    People's labels (review, audit, reroute): the ticket's newest label wins; its text is the
+    newest non-empty text among the ticket's labels. Distilled labels (when
+    ROUTER_DISTILL_WEIGHT > 0): a ticket without any human label whose newest final LLM or
+    escalation decision routed it to a pool with confidence >= ROUTER_DISTILL_MIN_CONFIDENCE,
+    at ROUTER_DISTILL_WEIGHT. Texts that are empty are skipped.
+    """
+    rows = RoutingLabel.objects.order_by("ticket_id", "-created_at", "-id").values_list(
+        "ticket_id", "source", "pool__slug", "text"
+    )
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    verdicts: dict[int, tuple[str, str]] = {}
+    texts: dict[int, str] = {}
+    for ticket_id, source, slug, text in rows.iterator():
+        verdicts.setdefault(ticket_id, (source, slug or OTHER))
+        if ticket_id not in texts and text.strip():
+            texts[ticket_id] = text
+    labels = [
+        TrainingLabel(ticket_id, texts[ticket_id], label, 1.0, source)
+        for ticket_id, (source, label) in verdicts.items()
+        if ticket_id in texts
+    ]
+    weight = float(settings.ROUTER_DISTILL_WEIGHT)
+    if weight > 0:
+        labels += _distilled_labels(since=since, weight=weight)
+    return sorted(labels, key=lambda label: label.ticket_id)
+
+
+def _distilled_labels(*, since: datetime | None, weight: float) -> list[TrainingLabel]:
+    decisions = (
+        RoutingDecision.objects.filter(
+            final=True,
+            dry_run=False,
+            valid=True,
+            ticket__isnull=False,
+            tier__in=[Tier.LLM, Tier.ESCALATION],
+            action__in=[Action.ROUTE, Action.CLARIFY],
+            pool__isnull=False,
+            confidence__gte=settings.ROUTER_DISTILL_MIN_CONFIDENCE,
+        )
+        .exclude(input_minimised="")
+        .exclude(ticket_id__in=RoutingLabel.objects.values("ticket_id"))
+        .order_by("ticket_id", "-created_at", "-id")
+        .values_list("ticket_id", "pool__slug", "input_minimised")
+    )
+    if since is not None:
+        decisions = decisions.filter(created_at__gte=since)
+    newest: dict[int, TrainingLabel] = {}
+    for ticket_id, slug, text in decisions.iterator():
+        if ticket_id not in newest and text.strip():
+            newest[ticket_id] = TrainingLabel(ticket_id, text, slug, weight, DISTILLED)
+    return list(newest.values())
+
+
+def label_held_out(*, ticket_id: int, seed: int, share: float) -> bool:
+    """Whether a ticket's label is in the held-out slice: a hash of (seed, ticket id) below
+    `share`, so a ticket stays on its side however many labels come after it."""
+    digest = hashlib.blake2b(f"{seed}:{ticket_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
+
+
+# -- services -------------------------------------------------------------------------------
+def model_version_activate(
+    *, version: ModelVersion, actor: Any | None, note: str = ""
+) -> ModelVersionActivation:
+    """Make `version` the active local model (a rollback when it is older) and record who did it,
+    when, and which version it replaced. `actor` None: the retraining gate did it.
+
+    Routing picks the switch up at once: `selectors.local_tier_active` reads the active version
+    on every pipeline build and caches classifiers by version id.
+    """
+    if actor is not None and not actor.has_perm(ACTIVATE_PERMISSION):
+        raise PermissionDenied("Only users who may change model versions can activate one.")
+    with transaction.atomic():
+        # Lock the active row and then the target, always in that order.
+        previous = ModelVersion.objects.select_for_update().filter(active=True).first()
+        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if previous is not None and previous.pk == locked.pk:
+            raise Conflict(f"{locked} is already active.")
+        artifact = bytes(locked.artifact)
+        if not hmac.compare_digest(selectors.artifact_signature(artifact), locked.signature):
+            raise Conflict(f"{locked} has a bad signature; it cannot be activated.")
+        ModelVersion.objects.filter(active=True).update(active=False)
+        ModelVersion.objects.filter(pk=locked.pk).update(active=True)
+        activation = ModelVersionActivation.objects.create(
+            version=locked, previous=previous, actor=actor, note=note.strip()[:300]
+        )
+    logger.info(
+        "local model v%s activated (was %s) by %s",
+        locked.pk,
+        f"v{previous.pk}" if previous else "none",
+        actor or "retraining",
+    )
+    return activation
+
+
+def model_version_retrain(
+    *,
+    seed: int = 0,
+    holdout_share: float = 0.3,
+    target_misroute_rate: float | None = None,
+    min_labels: int | None = None,
+    force: bool = False,
+) -> RetrainResult:
+    """Train a candidate local model from the seed examples and the labels, gate it against the
+    active model on held-out human labels, store it signed, and activate it if it does no worse.
+
+    Returns without training when there are fewer than `min_labels` human labels (default
+    ROUTER_RETRAIN_MIN_LABELS), when no label falls in the held-out slice, or (unless `force`)
+    when a version was already trained on exactly these labels and settings.
+    """
+    target = (
+        settings.ROUTER_TARGET_MISROUTE_RATE
+        if target_misroute_rate is None
+        else target_misroute_rate
+    )
+    needed = settings.ROUTER_RETRAIN_MIN_LABELS if min_labels is None else min_labels
+    if not 0.0 < holdout_share < 1.0:
+        raise ValidationFailed("The held-out share must be between 0 and 1.")
+    if not 0.0 <= target < 1.0:
+        raise ValidationFailed("The target misroute rate must be at least 0 and below 1.")
+    known = set(pool_list().values_list("slug", flat=True)) | {OTHER}
+    labels = [label for label in training_labels() if label.label in known]
+    human = [label for label in labels if label.source != DISTILLED]
+    distilled = [label for label in labels if label.source == DISTILLED]
+    held: list[TrainingLabel] = []
+    train: list[TrainingLabel] = []
+    for x in human:
+        held_out = label_held_out(ticket_id=x.ticket_id, seed=seed, share=holdout_share)
+        (held if held_out else train).append(x)
+    counts: dict[str, Any] = {
+        "human": len(human),
+        "by_source": {
+            source: sum(x.source == source for x in human) for source in RoutingLabel.Source.values
+        },
+        "train": len(train),
+        "holdout": len(held),
+        "distilled": len(distilled),
+        "distill_weight": float(settings.ROUTER_DISTILL_WEIGHT),
+    }
+    if len(human) < needed:
+        reason = f"{len(human)} labels from people; retraining needs {needed}"
+        return RetrainResult(None, False, reason, {"labels": counts})
+    if not held:
+        return RetrainResult(None, False, "no label fell in the held-out slice", {"labels": counts})
+    settings_used = {"seed": seed, "holdout_share": holdout_share, "target": target}
+    fingerprint = _fingerprint(labels, known, settings_used)
+    same = (
+        ModelVersion.objects.filter(metrics__retrain__fingerprint=fingerprint)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if same is not None and not force:
+        reason = f"nothing new since local model v{same}"
+        return RetrainResult(None, False, reason, {"labels": counts})
+
+    rows = [(text, label, 1.0) for text, label in seed_examples() if label in known]
+    counts["seed_examples"] = len(rows)
+    rows += [(x.text, x.label, x.weight) for x in train + distilled]
+    weights = [weight for _, _, weight in rows]
+    candidate = LocalClassifier.train(
+        texts=[text for text, _, _ in rows],
+        labels=[label for _, label, _ in rows],
+        seed=seed,
+        sample_weight=None if all(w == 1.0 for w in weights) else weights,
+    )
+    held_texts, held_truth = [x.text for x in held], [x.label for x in held]
+    candidate_eval = evaluate(candidate, texts=held_texts, labels=held_truth)
+    predictions = candidate.predict_many(held_texts)
+    best = threshold_for_misroute_rate(predictions, held_truth, target_rate=target)
+    threshold = min(best, 1.0)
+    rate, routed_share = misroute_rate(predictions, held_truth, threshold=threshold)
+
+    active_id = ModelVersion.objects.filter(active=True).values_list("pk", flat=True).first()
+    active = selectors.local_tier_active()
+    active_figures: dict[str, Any] | None = None
+    if active is not None:
+        active_eval = evaluate(active.classifier, texts=held_texts, labels=held_truth)
+        active_rate, active_share = misroute_rate(
+            active.classifier.predict_many(held_texts), held_truth, threshold=active.threshold
+        )
+        active_figures = {
+            "version": active.version.pk,
+            **_figures(active_eval),
+            "threshold": active.threshold,
+            "misroute_rate": active_rate,
+            "auto_routed_share": active_share,
+        }
+        passed, why = _gate(candidate_eval, active_eval, active.version)
+    elif active_id is not None:
+        passed, why = True, f"the active v{active_id} cannot be loaded (bad signature)"
+    else:
+        passed, why = True, "no active model to compare with"
+
+    metrics: dict[str, Any] = {
+        # The figures train_router also writes, for lists and commands that read either.
+        "accuracy": candidate_eval.accuracy,
+        "macro_f1": candidate_eval.macro_f1,
+        "ece": candidate_eval.ece,
+        "per_label": candidate_eval.per_label,
+        "holdout": candidate_eval.n,
+        "labels": counts,
+        "candidate": _figures(candidate_eval),
+        "active": active_figures,
+        "gate": {"passed": passed, "reason": why, "ece_tolerance": ECE_TOLERANCE},
+        "threshold": {
+            "value": threshold,
+            "target_misroute_rate": target,
+            "met": math.isfinite(best),
+            "misroute_rate": rate,
+            "auto_routed_share": routed_share,
+        },
+        "retrain": {**settings_used, "fingerprint": fingerprint},
+    }
+    if not math.isfinite(best):
+        metrics["threshold"]["note"] = (
+            f"no threshold keeps misroutes at or below {target:.1%} on the held-out slice; "
+            "1.0 sends everything to the next tier"
+        )
+    artifact = candidate.to_bytes()
+    with transaction.atomic():
+        current = (
+            ModelVersion.objects.select_for_update()
+            .filter(active=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if passed and current != active_id:
+            passed = False
+            why = f"the active model changed during retraining (v{active_id} → v{current})"
+            metrics["gate"].update(passed=False, reason=why)
+        verdict = "activated" if passed else "kept inactive"
+        version = ModelVersion.objects.create(
+            labels=candidate.labels,
+            artifact=artifact,
+            signature=selectors.artifact_signature(artifact),
+            metrics=metrics,
+            threshold=threshold,
+            training_examples=len(rows),
+            note=f"retrain_router: {verdict}: {why}"[:300],
+            active=False,
+        )
+        if passed:
+            model_version_activate(version=version, actor=None, note=f"retraining: {why}")
+            version.active = True
+    logger.info("retraining stored %s, %s: %s", version, verdict, why)
+    return RetrainResult(version, passed, why, metrics)
+
+
+def _gate(
+    candidate: Evaluation, active: Evaluation, active_version: ModelVersion
+) -> tuple[bool, str]:
+    """Accuracy no lower and calibration no worse (within ECE_TOLERANCE) than the active model."""
+    figures = (
+        f"accuracy {candidate.accuracy:.3f} vs {active.accuracy:.3f}, "
+        f"ECE {candidate.ece:.3f} vs {active.ece:.3f} (v{active_version.pk})"
+    )
+    if candidate.accuracy < active.accuracy:
+        return False, f"less accurate than the active model: {figures}"
+    if candidate.ece > active.ece + ECE_TOLERANCE:
+        return False, f"worse calibrated than the active model: {figures}"
+    return True, f"no worse than the active model: {figures}"
+
+
+def _figures(evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        "accuracy": evaluation.accuracy,
+        "macro_f1": evaluation.macro_f1,
+        "ece": evaluation.ece,
+        "n": evaluation.n,
+    }
+
+
+def _fingerprint(labels: list[TrainingLabel], known: set[str], used: dict[str, Any]) -> str:
+    """A digest of everything a retraining learns from: labels, active pools and settings."""
+    payload = {
+        "labels": [[x.ticket_id, x.text, x.label, x.weight, x.source] for x in labels],
+        "pools": sorted(known),
+        "settings": used,
+        "seed_examples": hashlib.sha256(repr(seed_examples()).encode()).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

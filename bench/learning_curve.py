@@ -1,0 +1,462 @@
+"""Learning curve: does learning from corrections move routing from the LLM to the local model?
+
+A stream of tickets from CLINC150 (its 150 intents are the pools) goes through the real chat
+and routing services on a fresh SQLite database. The Messages API stand-in
+(tests/fakes/messages_api.py) plays the router LLM: it answers `route_ticket` with the ticket's
+true intent with probability --llm-accuracy (the escalation model with --escalation-accuracy),
+otherwise with a random other pool; its confidence is drawn from a band (right: 0.80-0.99,
+wrong: 0.45-0.95) and its token usage follows the size of the request, so the cost is priced
+by apps/orchestrator/pricing.py. People are simulated: every review and audit item is resolved
+with the true pool, and an agent moves a wrongly routed ticket ("wrong pool") with probability
+--catch-rate. Every --retrain-every tickets `model_version_retrain` trains a candidate from those
+labels (and the LLM's confident decisions, distilled) and the gate activates it or not. The
+local model starts from --per-intent-seed-examples examples per intent of CLINC `train` (0: no
+local model at first); the stream is `test` + `val` (in scope), shuffled by --seed. The data is
+read where it lies (../shared/data beside the checkout), never copied.
+
+    .venv/bin/python bench/learning_curve.py [--tickets 5000] [--retrain-every 500]
+        [--llm-accuracy 0.9] [--per-intent-seed-examples 2] [--window 1000] [--seed 0]
+
+Printed per window of tickets and in total: the LLM-call share (tickets with at least one LLM or
+escalation call), the review share, the automatic decisions (routed without a person) and their
+accuracy against the true intent, the share decided by the local model and its accuracy, the
+cost per ticket (the sum of RoutingDecision.cost_usd over the window's tickets), and the labels
+people gave; then every retraining and what the gate did. Audit draws use the operating
+system's random source (apps/review/audit.py), so reruns with one seed differ slightly.
+"""
+
+import argparse
+import atexit
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+_TMP = Path(tempfile.mkdtemp(prefix="sd-learning-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+os.environ["DJANGO_SETTINGS_MODULE"] = "supportdesk.settings.local"
+os.environ["SQLITE_PATH"] = str(_TMP / "db.sqlite3")
+os.environ.pop("DATABASE_URL", None)
+os.environ["REDIS_URL"] = ""  # Celery eager: routing runs inside message_post's on_commit
+os.environ["ROUTER_IN_THREAD"] = "false"
+os.environ["EMBEDDED_BEAT"] = "false"
+os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the stand-in's URL is set once it listens
+os.environ["DEBUG"] = "false"  # DEBUG keeps every SQL query in memory
+os.environ["LOG_LEVEL"] = "WARNING"
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db.models import Sum  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+
+from apps.chat.models import Message, Ticket  # noqa: E402
+from apps.chat.services import conversation_create, message_post  # noqa: E402
+from apps.orchestrator.models import ModelVersion, RoutingDecision  # noqa: E402
+from apps.orchestrator.services import model_version_train  # noqa: E402
+from apps.pools.models import Pool  # noqa: E402
+from apps.pools.services import pool_upsert, ticket_reroute  # noqa: E402
+from apps.review.learning import RetrainResult, model_version_retrain  # noqa: E402
+from apps.review.models import ReviewItem, RoutingLabel  # noqa: E402
+from apps.review.services import review_item_resolve  # noqa: E402
+from tests.fakes.messages_api import MessagesApiStandIn, Reply, tool_use  # noqa: E402
+
+DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
+Tier = RoutingDecision.Tier
+LLM_TIERS = (Tier.LLM, Tier.ESCALATION)
+RIGHT_CONFIDENCE = (0.80, 0.99)
+WRONG_CONFIDENCE = (0.45, 0.95)
+_FENCED = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
+
+Examples = list[tuple[str, str]]
+
+
+def text_key(text: str) -> str:
+    """A loose key for matching the router's (minimised) text back to the dataset's."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+class RouterLlm:
+    """The stand-in's `default`: answers as the router LLM would, right with a set accuracy.
+
+    The truth of the ticket being routed is set before its message is posted (routing runs
+    synchronously inside message_post); the customer text in the user turn is also looked up,
+    and `mismatches` counts requests whose text says another intent than the side table.
+    """
+
+    def __init__(
+        self,
+        *,
+        truths: dict[str, str],
+        accuracy: float,
+        escalation_accuracy: float,
+        escalation_model: str,
+        seed: int,
+    ) -> None:
+        self.truths = truths
+        self.accuracy = accuracy
+        self.escalation_accuracy = escalation_accuracy
+        self.escalation_model = escalation_model
+        self.rng = random.Random(seed)
+        self.truth = ""
+        self.calls = 0
+        self.mismatches = 0
+        self.unmatched = 0
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        self.calls += 1
+        user_turn = str(body["messages"][-1]["content"]) if body.get("messages") else ""
+        fenced = _FENCED.search(user_turn)
+        by_text = self.truths.get(text_key(fenced.group(1))) if fenced else None
+        if by_text is None:
+            self.unmatched += 1  # PII redaction changed the text: the side table decides
+        elif by_text != self.truth:
+            self.mismatches += 1
+        tool = body["tools"][0]
+        slugs = [slug for slug in tool["input_schema"]["properties"]["pool"]["enum"] if slug]
+        accuracy = (
+            self.escalation_accuracy if body.get("model") == self.escalation_model else self.accuracy
+        )
+        if self.truth in slugs and self.rng.random() < accuracy:
+            pool, band = self.truth, RIGHT_CONFIDENCE
+        else:
+            pool, band = self.rng.choice([s for s in slugs if s != self.truth]), WRONG_CONFIDENCE
+        size = sum(len(json.dumps(body.get(key, ""))) for key in ("system", "tools", "messages"))
+        return tool_use(
+            {
+                "action": "route",
+                "pool": pool,
+                "confidence": round(self.rng.uniform(*band), 3),
+                "reason": "The customer's request matches this team.",
+                "missing_fields": [],
+            },
+            input_tokens=size // 4,
+            output_tokens=self.rng.randint(45, 75),
+        )
+
+
+@dataclass
+class Tally:
+    """Counts over a window of tickets."""
+
+    tickets: int = 0
+    llm: int = 0
+    escalation: int = 0
+    review: int = 0
+    auto: int = 0
+    auto_correct: int = 0
+    local: int = 0
+    local_correct: int = 0
+    cost: Decimal = Decimal(0)
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "Tally") -> None:
+        for name in ("tickets", "llm", "escalation", "review", "auto", "auto_correct", "local"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.local_correct += other.local_correct
+        self.cost += other.cost
+        for source, n in other.labels.items():
+            self.labels[source] = self.labels.get(source, 0) + n
+
+
+@dataclass(frozen=True)
+class RetrainEvent:
+    after: int
+    result: RetrainResult
+    seconds: float
+
+
+def load(data_dir: Path, *, seed: int, per_intent: int) -> tuple[Examples, Examples, Examples]:
+    """(stream, bootstrap examples, examples for pool descriptions), each shuffled by seed."""
+    with (data_dir / "clinc150_data_full.json").open(encoding="utf-8") as handle:
+        data = json.load(handle)
+    rng = random.Random(seed)
+    train = [(text, intent) for text, intent in data["train"]]
+    rng.shuffle(train)
+    by_intent: dict[str, list[str]] = {}
+    for text, intent in train:
+        by_intent.setdefault(intent, []).append(text)
+    bootstrap = [(t, i) for i, texts in sorted(by_intent.items()) for t in texts[:per_intent]]
+    described = [
+        (t, i) for i, texts in sorted(by_intent.items()) for t in texts[per_intent : per_intent + 2]
+    ]
+    stream = [(text, intent) for text, intent in data["test"] + data["val"]]
+    rng.shuffle(stream)
+    return stream, bootstrap, described
+
+
+def pools_create(described: Examples) -> dict[str, Pool]:
+    """One pool per intent; the description names it and quotes two training texts."""
+    examples: dict[str, list[str]] = {}
+    for text, intent in described:
+        examples.setdefault(intent, []).append(text)
+    pools = {}
+    for intent, texts in sorted(examples.items()):
+        name = intent.replace("_", " ").capitalize()
+        quoted = "; ".join(f'"{text}"' for text in texts)
+        pools[intent] = pool_upsert(
+            slug=intent, name=name, description=f"{name} requests, e.g. {quoted}"
+        )
+    return pools
+
+
+def ticket_run(
+    text: str,
+    truth: str,
+    *,
+    llm: RouterLlm,
+    pools: dict[str, Pool],
+    reviewer: Any,
+    agent: Any,
+    catch_rate: float,
+    rng: random.Random,
+) -> Tally:
+    """Post one customer message (routing runs on commit), then let people correct it."""
+    llm.truth = truth
+    conversation = conversation_create().conversation
+    posted = message_post(conversation=conversation, text=text, sender=Message.Sender.CUSTOMER)
+    ticket = Ticket.objects.select_related("pool").get(pk=posted.message.ticket_id)
+    decisions = list(RoutingDecision.objects.filter(ticket=ticket).order_by("id"))
+    final = next(d for d in reversed(decisions) if d.final)
+    tally = Tally(tickets=1, cost=sum((d.cost_usd for d in decisions), Decimal(0)))
+    tally.llm = any(d.tier in LLM_TIERS for d in decisions)
+    tally.escalation = any(d.tier == Tier.ESCALATION for d in decisions)
+    if ticket.status == Ticket.Status.QUEUED:
+        assert ticket.pool is not None
+        right = ticket.pool.slug == truth
+        tally.auto, tally.auto_correct = 1, int(right)
+        if final.tier == Tier.LOCAL:
+            tally.local, tally.local_correct = 1, int(right)
+    else:
+        tally.review = ticket.status == Ticket.Status.IN_REVIEW
+
+    for item in ReviewItem.objects.filter(ticket=ticket, status=ReviewItem.Status.OPEN).order_by(
+        "id"
+    ):
+        confirmed = item.suggested_pool_id == pools[truth].pk
+        review_item_resolve(
+            item=item,
+            reviewer=reviewer,
+            verdict=ReviewItem.Verdict.CONFIRMED if confirmed else ReviewItem.Verdict.ROUTED,
+            pool=None if confirmed else pools[truth],
+        )
+    ticket.refresh_from_db()
+    if (
+        ticket.status == Ticket.Status.QUEUED
+        and ticket.pool_id != pools[truth].pk
+        and rng.random() < catch_rate
+    ):
+        ticket_reroute(ticket=ticket, actor=agent, pool=pools[truth], reason="wrong pool")
+    for source in RoutingLabel.objects.filter(ticket=ticket).values_list("source", flat=True):
+        tally.labels[source] = tally.labels.get(source, 0) + 1
+    return tally
+
+
+def share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+def print_windows(rows: Sequence[tuple[str, Tally]]) -> None:
+    header = (
+        f"{'tickets':>11} {'LLM calls':>9} {'escal.':>7} {'review':>7} {'auto':>6} "
+        f"{'auto acc':>8} {'local':>6} {'local acc':>9} {'$/ticket':>9} "
+        f"{'labels review/audit/reroute':>28}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, t in rows:
+        labels = "/".join(
+            str(t.labels.get(s, 0))
+            for s in (
+                RoutingLabel.Source.REVIEW,
+                RoutingLabel.Source.AUDIT,
+                RoutingLabel.Source.REROUTE,
+            )
+        )
+        cost = t.cost / t.tickets if t.tickets else Decimal(0)
+        print(
+            f"{name:>11} {share(t.llm, t.tickets):>9} {share(t.escalation, t.tickets):>7} "
+            f"{share(t.review, t.tickets):>7} {share(t.auto, t.tickets):>6} "
+            f"{share(t.auto_correct, t.auto):>8} {share(t.local, t.tickets):>6} "
+            f"{share(t.local_correct, t.local):>9} {float(cost):>9.5f} {labels:>28}"
+        )
+
+
+def print_retrains(events: Sequence[RetrainEvent]) -> None:
+    print(
+        f"{'after':>6} {'version':>8} {'gate':>13} {'held-out':>8} {'cand acc':>8} "
+        f"{'active acc':>10} {'threshold':>9} {'auto@thr':>8} {'human':>6} {'distilled':>9} "
+        f"{'train s':>7}"
+    )
+    for event in events:
+        r = event.result
+        labels = r.metrics.get("labels", {})
+        if r.version is None:
+            print(f"{event.after:>6} {'-':>8} {'not trained':>13}  {r.reason}")
+            continue
+        active = r.metrics.get("active")
+        active_accuracy = f"{100 * active['accuracy']:.1f}%" if active else "none"
+        threshold = r.metrics["threshold"]
+        print(
+            f"{event.after:>6} {'v' + str(r.version.pk):>8} "
+            f"{'activated' if r.activated else 'kept inactive':>13} "
+            f"{r.metrics['holdout']:>8} {100 * r.metrics['accuracy']:>7.1f}% "
+            f"{active_accuracy:>10} "
+            f"{threshold['value']:>9.3f} {100 * threshold['auto_routed_share']:>7.1f}% "
+            f"{labels.get('human', 0):>6} {labels.get('distilled', 0):>9} {event.seconds:>7.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--tickets", type=int, default=5000)
+    parser.add_argument("--retrain-every", type=int, default=500)
+    parser.add_argument("--llm-accuracy", type=float, default=0.9)
+    parser.add_argument(
+        "--escalation-accuracy",
+        type=float,
+        default=None,
+        help="default: halfway between --llm-accuracy and 1",
+    )
+    parser.add_argument("--catch-rate", type=float, default=0.8)
+    parser.add_argument("--audit-share", type=float, default=0.02)
+    parser.add_argument("--per-intent-seed-examples", type=int, default=2)
+    parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    escalation_accuracy = (
+        (1 + args.llm_accuracy) / 2
+        if args.escalation_accuracy is None
+        else args.escalation_accuracy
+    )
+
+    started = time.perf_counter()
+    stream, bootstrap, described = load(
+        args.data_dir, seed=args.seed, per_intent=args.per_intent_seed_examples
+    )
+    stream = stream[: args.tickets]
+    call_command("migrate", verbosity=0)
+    pools = pools_create(described)
+    user_model = get_user_model()
+    reviewer = user_model.objects.create_superuser("reviewer", "reviewer@example.com", None)
+    agent = user_model.objects.create_superuser("agent", "agent@example.com", None)
+    if bootstrap:
+        model_version_train(
+            examples=bootstrap,
+            note=f"bench: {args.per_intent_seed_examples} CLINC train examples per intent",
+            seed=args.seed,
+        )
+    initial = ModelVersion.objects.filter(active=True).first()
+
+    with (
+        MessagesApiStandIn() as api,
+        override_settings(ANTHROPIC_BASE_URL=api.url, REVIEW_AUDIT_SHARE=args.audit_share),
+    ):
+        from django.conf import settings
+
+        llm = RouterLlm(
+            truths={text_key(text): intent for text, intent in stream},
+            accuracy=args.llm_accuracy,
+            escalation_accuracy=escalation_accuracy,
+            escalation_model=settings.ESCALATION_MODEL,
+            seed=args.seed,
+        )
+        api.default = llm
+        print(
+            f"learning curve: {len(stream):,} CLINC150 tickets over {len(pools)} pools, "
+            f"router LLM right {args.llm_accuracy:.0%} (escalation {escalation_accuracy:.0%}), "
+            f"agents catch {args.catch_rate:.0%} of wrong pools, audit share "
+            f"{args.audit_share:.0%}, retrain every {args.retrain_every}, seed {args.seed}",
+            flush=True,
+        )
+        if initial is not None:
+            print(
+                f"initial local model v{initial.pk}: {len(bootstrap)} examples "
+                f"({args.per_intent_seed_examples} per intent), held-out accuracy "
+                f"{100 * float(initial.metrics.get('accuracy', 0)):.1f}%, threshold "
+                f"{initial.threshold:.3f}",
+                flush=True,
+            )
+        else:
+            print("no local model at first", flush=True)
+        print(flush=True)
+
+        rng = random.Random(args.seed + 1)
+        windows: list[tuple[str, Tally]] = []
+        total, window = Tally(), Tally()
+        events: list[RetrainEvent] = []
+        routing_seconds = 0.0
+        for n, (text, truth) in enumerate(stream, start=1):
+            tick = time.perf_counter()
+            tally = ticket_run(
+                text,
+                truth,
+                llm=llm,
+                pools=pools,
+                reviewer=reviewer,
+                agent=agent,
+                catch_rate=args.catch_rate,
+                rng=rng,
+            )
+            routing_seconds += time.perf_counter() - tick
+            window.add(tally)
+            total.add(tally)
+            if n % args.window == 0 or n == len(stream):
+                name = f"{n - window.tickets + 1}-{n}"
+                windows.append((name, window))
+                print(
+                    f"  {name}: LLM calls {share(window.llm, window.tickets)}, auto accuracy "
+                    f"{share(window.auto_correct, window.auto)} "
+                    f"({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
+                window = Tally()
+            if n % args.retrain_every == 0 and n < len(stream):
+                tick = time.perf_counter()
+                result = model_version_retrain(seed=args.seed)
+                events.append(RetrainEvent(n, result, time.perf_counter() - tick))
+
+    wall = time.perf_counter() - started
+    print()
+    print_windows([*windows, ("total", total)])
+    print()
+    print_retrains(events)
+    cost_check = RoutingDecision.objects.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+    print(
+        f"\nstand-in: {llm.calls:,} LLM requests, {llm.unmatched} texts matched by side table "
+        f"only (redacted), {llm.mismatches} text/label mismatches; decisions cost "
+        f"${float(cost_check):.4f} in total (per-ticket sums: ${float(total.cost):.4f})"
+    )
+    retrain_seconds = sum(event.seconds for event in events)
+    print(
+        f"wall time {wall:.0f} s: tickets {routing_seconds:.0f} s "
+        f"({1000 * routing_seconds / max(len(stream), 1):.1f} ms each, routing + corrections), "
+        f"retraining {retrain_seconds:.0f} s"
+    )
+    if len(windows) >= 2:
+        first, last = windows[0][1], windows[-1][1]
+        print(
+            f"LLM-call share {share(first.llm, first.tickets)} -> {share(last.llm, last.tickets)};"
+            f" automatic accuracy {share(first.auto_correct, first.auto)} -> "
+            f"{share(last.auto_correct, last.auto)}; cost per ticket "
+            f"${float(first.cost / first.tickets):.5f} -> ${float(last.cost / last.tickets):.5f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

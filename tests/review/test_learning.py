@@ -1,0 +1,549 @@
+"""Learning from corrections: labels from people (and distilled LLM decisions), retraining behind
+the no-regression gate, the misroute-rate threshold, and activating or rolling back versions."""
+
+import itertools
+import json
+import math
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
+from django.core.management import call_command
+
+from apps.chat.models import Message, Ticket
+from apps.chat.services import conversation_create, message_post
+from apps.core.errors import Conflict, PermissionDenied
+from apps.orchestrator import selectors
+from apps.orchestrator.local_model import (
+    OTHER,
+    LocalClassifier,
+    Prediction,
+    misroute_rate,
+    seed_examples,
+    threshold_for_misroute_rate,
+)
+from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
+from apps.orchestrator.services import ticket_route
+from apps.pools.services import ticket_reroute
+from apps.review.learning import (
+    DISTILLED,
+    label_held_out,
+    model_version_activate,
+    model_version_retrain,
+    training_labels,
+)
+from apps.review.models import ReviewItem, RoutingLabel
+from apps.review.services import review_item_resolve
+from apps.review.tasks import router_retrain_task
+from tests.orchestrator.conftest import route_reply
+
+pytestmark = pytest.mark.django_db
+
+# A product's own words the seed examples never saw: every one of them is a technical fault.
+DEVICES = [
+    "zorbit hub",
+    "quantel dongle",
+    "flexo dock",
+    "vantix relay",
+    "plumo beacon",
+    "krell pad",
+]
+SYMPTOMS = [
+    "keeps flashing amber",
+    "blinks orange twice",
+    "shows a grey skull",
+    "hums and goes cold",
+    "glows purple then nothing",
+    "flickers at dusk",
+]
+JARGON = [
+    (f"my {device} {symptom}", "technical")
+    for device, symptom in itertools.product(DEVICES, SYMPTOMS)
+]
+# Plainly worded messages the seed model already routes right.
+PLAIN = [
+    ("Can I get a copy of last month's invoice?", "billing"),
+    ("Please update the billing address on my account", "billing"),
+    ("Why did my subscription price go up?", "billing"),
+    ("My card keeps getting declined at checkout", "billing"),
+    ("I need a receipt with our company VAT number", "billing"),
+    ("I'd like my money back for the broken blender", "refund"),
+    ("Please cancel my order and refund me", "refund"),
+    ("Where is the refund you promised last week?", "refund"),
+    ("I returned the shoes, when do I get the refund?", "refund"),
+    ("I was charged twice and want one payment returned", "refund"),
+    ("I can't log in, it says my password is wrong", "technical"),
+    ("The page crashes whenever I upload a file", "technical"),
+    ("Two-factor codes never arrive on my phone", "technical"),
+    ("thanks so much, have a great day", OTHER),
+    ("Are you hiring backend engineers?", OTHER),
+    ("I love your product, keep it up", OTHER),
+]
+FLIPPED = {"billing": "technical", "technical": "refund", "refund": "billing", OTHER: "billing"}
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def root(db):
+    return User.objects.create_superuser("root", password="pw")
+
+
+@pytest.fixture
+def label_rows(pools):
+    """Create a resolved ticket and a people's label per (text, pool); `flip_train` relabels the
+    tickets outside the held-out slice (seed 0, share 0.3) with a wrong pool."""
+    conversation = conversation_create(name="Ada").conversation
+
+    def create(rows, *, source="review", flip_train=False):
+        created = []
+        for text, slug in rows:
+            ticket = Ticket.objects.create(conversation=conversation, status=Ticket.Status.RESOLVED)
+            if flip_train and not label_held_out(ticket_id=ticket.pk, seed=0, share=0.3):
+                slug = FLIPPED[slug]
+            RoutingLabel.objects.create(
+                ticket=ticket, source=source, pool=pools.get(slug), text=text
+            )
+            created.append(ticket)
+        return created
+
+    return create
+
+
+def held_out_slice(seed=0, share=0.3):
+    return [
+        label
+        for label in training_labels()
+        if label.source != DISTILLED
+        and label_held_out(ticket_id=label.ticket_id, seed=seed, share=share)
+    ]
+
+
+def open_ticket(text):
+    conversation = conversation_create(name="Ada").conversation
+    message_post(conversation=conversation, text=text, sender=Message.Sender.CUSTOMER)
+    ticket = Ticket.objects.get(conversation=conversation)
+    ticket_route(ticket=ticket)
+    ticket.refresh_from_db()
+    return ticket
+
+
+def routing_version():
+    """The model version the local tier routes with now."""
+    tier = selectors.local_tier_active()
+    assert tier is not None
+    return tier.version
+
+
+def local_decision(ticket):
+    return RoutingDecision.objects.get(ticket=ticket, tier=RoutingDecision.Tier.LOCAL)
+
+
+# --- labels ----------------------------------------------------------------------------------
+
+
+def test_labels_come_from_every_source_newest_per_ticket_without_empty_texts(pools, label_rows):
+    review, audit, reroute, corrected, later_empty, empty = label_rows(
+        [
+            ("Why is VAT on my invoice?", "billing"),
+            ("hello there", None),
+            ("The app crashes at start", "technical"),
+            ("I want my money back", "billing"),
+            ("Refund my order please", "refund"),
+            ("", "refund"),
+        ]
+    )
+    RoutingLabel.objects.filter(ticket=audit).update(source="audit")
+    RoutingLabel.objects.filter(ticket=reroute).update(source="reroute")
+    # A later verdict on the same ticket wins; the text the router saw is kept.
+    RoutingLabel.objects.create(ticket=corrected, source="reroute", pool=pools["refund"], text="")
+    RoutingLabel.objects.create(ticket=later_empty, source="audit", pool=pools["refund"], text="")
+
+    labels = {label.ticket_id: label for label in training_labels()}
+
+    assert empty.pk not in labels
+    assert (labels[review.pk].label, labels[review.pk].source) == ("billing", "review")
+    assert (labels[audit.pk].label, labels[audit.pk].source) == (OTHER, "audit")
+    assert (labels[reroute.pk].label, labels[reroute.pk].source) == ("technical", "reroute")
+    assert (labels[corrected.pk].label, labels[corrected.pk].text) == (
+        "refund",
+        "I want my money back",
+    )
+    assert labels[later_empty.pk].source == "audit"
+    assert {label.weight for label in labels.values()} == {1.0}
+
+
+def test_review_verdicts_reroutes_and_confident_llm_decisions_become_weighted_labels(
+    pools, llm, root, settings
+):
+    settings.ROUTER_DISTILL_WEIGHT = 0.25
+    llm.enqueue(route_reply("technical", 0.45))
+    in_review = open_ticket("My email is ada@example.com and the invoice total looks wrong")
+    review_item_resolve(
+        item=ReviewItem.objects.get(ticket=in_review, kind="review"),
+        reviewer=root,
+        verdict="routed",
+        pool=pools["billing"],
+    )
+    llm.enqueue(route_reply("technical", 0.95))
+    moved = open_ticket("The export to spreadsheet shows last year's totals")
+    ticket_reroute(ticket=moved, actor=root, pool=pools["billing"], reason="it is about totals")
+    llm.enqueue(route_reply("technical", 0.95))
+    confident = open_ticket("The sync button spins forever")
+    llm.enqueue(route_reply("billing", 0.8))
+    doubtful = open_ticket("Something about the plan page")
+    assert doubtful.status == Ticket.Status.QUEUED  # routed, but below the distillation bar
+
+    labels = {label.ticket_id: label for label in training_labels()}
+
+    assert set(labels) == {in_review.pk, moved.pk, confident.pk}
+    assert (labels[in_review.pk].label, labels[in_review.pk].source) == ("billing", "review")
+    assert "ada@example.com" not in labels[in_review.pk].text  # the redacted text
+    assert "invoice total" in labels[in_review.pk].text
+    # The agent's correction wins over the LLM's confident decision.
+    assert (labels[moved.pk].label, labels[moved.pk].weight) == ("billing", 1.0)
+    assert labels[confident.pk].source == DISTILLED
+    assert (labels[confident.pk].label, labels[confident.pk].weight) == ("technical", 0.25)
+
+    settings.ROUTER_DISTILL_WEIGHT = 0
+    assert confident.pk not in {label.ticket_id for label in training_labels()}
+
+
+def test_sample_weights_leave_unweighted_training_unchanged_and_count_less():
+    texts, labels = [t for t, _ in seed_examples()], [p for _, p in seed_examples()]
+    plain = LocalClassifier.train(texts=texts, labels=labels)
+    ones = LocalClassifier.train(texts=texts, labels=labels, sample_weight=[1.0] * len(texts))
+    assert ones.to_bytes() == plain.to_bytes()
+
+    # The same new phrasing, said to be billing by people and technical by a distilled label:
+    # the heavier labels win.
+    jargon = [text for text, _ in JARGON]
+    both_texts = texts + jargon + jargon
+    both_labels = labels + ["billing"] * len(jargon) + ["technical"] * len(jargon)
+    weights = [1.0] * len(texts) + [1.0] * len(jargon) + [0.2] * len(jargon)
+    weighted = LocalClassifier.train(texts=both_texts, labels=both_labels, sample_weight=weights)
+    predicted = [p.label for p in weighted.predict_many(["my vantix relay keeps flashing amber"])]
+    assert predicted == ["billing"]
+    with pytest.raises(ValueError, match="positive"):
+        LocalClassifier.train(texts=texts, labels=labels, sample_weight=[0.0] * len(texts))
+
+
+# --- the threshold ---------------------------------------------------------------------------
+
+
+def prediction(label, confidence):
+    return Prediction(label=label, confidence=confidence, scores={label: confidence})
+
+
+def test_the_threshold_is_the_lowest_confidence_holding_the_misroute_rate():
+    predictions = [
+        prediction("billing", 0.99),
+        prediction("billing", 0.95),
+        prediction("refund", 0.9),  # wrong
+        prediction("technical", 0.8),
+        prediction(OTHER, 0.7),  # a confident "other" goes to a person: never a misroute
+        prediction("technical", 0.6),  # wrong
+    ]
+    truth = ["billing", "billing", "billing", "technical", "refund", "billing"]
+    assert threshold_for_misroute_rate(predictions, truth, target_rate=0.0) == 0.95
+    assert threshold_for_misroute_rate(predictions, truth, target_rate=0.25) == 0.8
+    assert threshold_for_misroute_rate(predictions, truth, target_rate=0.4) == 0.6
+    assert misroute_rate(predictions, truth, threshold=0.8) == (0.25, 4 / 6)
+    assert misroute_rate(predictions, truth, threshold=1.0) == (0.0, 0.0)
+    # The most confident route is wrong: no threshold holds 0%, so nothing may be auto-routed.
+    assert threshold_for_misroute_rate(predictions[2:], truth[2:], target_rate=0.0) == math.inf
+
+
+# --- retraining ------------------------------------------------------------------------------
+
+
+def test_too_few_labels_from_people_train_no_candidate(local_model, label_rows, settings):
+    settings.ROUTER_RETRAIN_MIN_LABELS = 20
+    label_rows(PLAIN)
+    result = model_version_retrain()
+    assert result.version is None
+    assert not result.activated
+    assert result.reason == "16 labels from people; retraining needs 20"
+    assert ModelVersion.objects.get() == local_model  # nothing stored, nothing switched
+
+
+def test_a_candidate_that_learns_a_new_phrasing_is_activated_and_the_local_tier_uses_it(
+    local_model, label_rows
+):
+    label_rows(JARGON + PLAIN)
+    before = open_ticket("zorbit hub blinks orange twice")
+    # The seed model does not know the jargon: "no pool fits", a person must look.
+    assert (local_decision(before).action, before.status) == ("review", Ticket.Status.IN_REVIEW)
+
+    result = model_version_retrain()
+
+    version = result.version
+    assert result.activated
+    assert version is not None
+    assert version.active
+    local_model.refresh_from_db()
+    assert not local_model.active
+    metrics = version.metrics
+    assert metrics["candidate"]["accuracy"] > metrics["active"]["accuracy"]
+    assert metrics["active"]["version"] == local_model.pk
+    assert metrics["gate"]["passed"]
+    assert metrics["labels"]["human"] == len(JARGON + PLAIN)
+    assert metrics["labels"]["train"] + metrics["labels"]["holdout"] == len(JARGON + PLAIN)
+    assert version.training_examples == len(seed_examples()) + metrics["labels"]["train"]
+    assert version.signature == selectors.artifact_signature(bytes(version.artifact))
+    activation = ModelVersionActivation.objects.get()
+    assert (activation.version, activation.previous, activation.actor) == (
+        version,
+        local_model,
+        None,
+    )
+
+    after = open_ticket("zorbit hub blinks orange twice")
+    decision = local_decision(after)
+    assert decision.model_version == version
+    assert decision.pool == after.pool
+    assert after.pool.slug == "technical"
+
+
+def test_a_worse_candidate_stays_inactive_with_its_metrics_and_the_active_model_unchanged(
+    local_model, label_rows
+):
+    # Every label outside the held-out slice names a wrong pool.
+    label_rows(PLAIN * 3, flip_train=True)
+
+    result = model_version_retrain()
+
+    assert not result.activated
+    version = result.version
+    assert version is not None
+    assert not version.active
+    local_model.refresh_from_db()
+    assert local_model.active
+    assert routing_version() == local_model
+    assert not ModelVersionActivation.objects.exists()
+    metrics = version.metrics
+    assert metrics["gate"]["passed"] is False
+    assert "less accurate than the active model" in metrics["gate"]["reason"]
+    assert metrics["candidate"]["accuracy"] < metrics["active"]["accuracy"]
+    assert metrics["candidate"]["n"] == metrics["active"]["n"] == metrics["labels"]["holdout"]
+    assert version.note.startswith("retrain_router: kept inactive: less accurate")
+
+
+@pytest.mark.parametrize("target", [0.0, 0.1, 0.2])
+def test_the_stored_threshold_holds_the_target_misroute_rate_on_the_held_out_slice(
+    local_model, label_rows, target
+):
+    # People later said "no pool fits" for every fifth ticket: no model routes those right, so
+    # a looser target lets more wrong routes through at a lower threshold.
+    for ticket in label_rows(JARGON + PLAIN * 2):
+        if ticket.pk % 5 == 0:
+            RoutingLabel.objects.create(ticket=ticket, source="reroute", pool=None, text="")
+    result = model_version_retrain(target_misroute_rate=target)
+    version = result.version
+    assert version is not None
+    held = held_out_slice()
+    assert len(held) == version.metrics["labels"]["holdout"] > 0
+    classifier = LocalClassifier.from_bytes(bytes(version.artifact))
+    predicted = classifier.predict_many([label.text for label in held])
+    routed = [
+        (p.confidence, p.label != label.label)
+        for p, label in zip(predicted, held, strict=True)
+        if p.label != OTHER
+    ]
+    accepted = [wrong for confidence, wrong in routed if confidence >= version.threshold]
+    assert accepted  # it routes something
+    assert sum(accepted) / len(accepted) <= target
+    assert version.metrics["threshold"] | {"value": None} == {
+        "value": None,
+        "target_misroute_rate": target,
+        "met": True,
+        "misroute_rate": sum(accepted) / len(accepted),
+        "auto_routed_share": len(accepted) / len(held),
+    }
+    # The lowest such threshold: taking in the next less confident route breaks the target,
+    # or every route is taken already.
+    below = sorted({c for c, _ in routed if c < version.threshold}, reverse=True)
+    if below:
+        wider = [wrong for confidence, wrong in routed if confidence >= below[0]]
+        assert sum(wider) / len(wider) > target
+    else:
+        assert version.threshold == min(confidence for confidence, _ in routed)
+
+
+def test_retraining_on_the_same_labels_again_trains_nothing_unless_forced(local_model, label_rows):
+    label_rows(JARGON + PLAIN)
+    first = model_version_retrain()
+    assert first.version is not None
+
+    again = model_version_retrain()
+    assert again.version is None
+    assert again.reason == f"nothing new since {first.version}"
+
+    forced = model_version_retrain(force=True)
+    assert forced.version is not None
+    assert forced.version.pk != first.version.pk
+    label_rows([("my plumo beacon blinks orange twice at night", "technical")])
+    assert model_version_retrain().version is not None
+
+
+def test_the_daily_task_retrains_through_the_same_service(local_model, label_rows):
+    label_rows(JARGON + PLAIN)
+    router_retrain_task.delay()
+    assert ModelVersion.objects.get(active=True).note.startswith("retrain_router: activated")
+
+
+# --- activation and rollback -----------------------------------------------------------------
+
+
+def test_rolling_back_activates_the_older_version_records_it_and_routing_uses_it(
+    local_model, label_rows, root
+):
+    label_rows(JARGON + PLAIN)
+    retrained = model_version_retrain().version
+    assert retrained is not None
+    assert open_ticket("zorbit hub blinks orange twice").pool.slug == "technical"
+
+    activation = model_version_activate(version=local_model, actor=root, note="too eager")
+
+    assert (activation.version, activation.previous, activation.actor, activation.note) == (
+        local_model,
+        retrained,
+        root,
+        "too eager",
+    )
+    assert activation.created_at is not None
+    assert list(ModelVersion.objects.filter(active=True)) == [local_model]
+    assert routing_version() == local_model
+    ticket = open_ticket("zorbit hub blinks orange twice")
+    assert local_decision(ticket).model_version == local_model
+    assert ticket.pool is None  # the seed model does not know the jargon
+
+
+def test_activation_refuses_the_active_version_a_bad_signature_and_users_without_permission(
+    local_model, root
+):
+    with pytest.raises(Conflict, match="already active"):
+        model_version_activate(version=local_model, actor=root)
+    tampered = ModelVersion.objects.create(
+        labels=local_model.labels,
+        artifact=bytes(local_model.artifact),
+        signature="0" * 64,
+        threshold=0.5,
+    )
+    with pytest.raises(Conflict, match="bad signature"):
+        model_version_activate(version=tampered, actor=root)
+    viewer = User.objects.create_user("vic", password="pw", is_staff=True)
+    with pytest.raises(PermissionDenied):
+        model_version_activate(version=tampered, actor=viewer)
+    assert list(ModelVersion.objects.filter(active=True)) == [local_model]
+    assert not ModelVersionActivation.objects.exists()
+
+
+@pytest.fixture
+def older(local_model):
+    """An inactive older version next to the active seed model."""
+    artifact = bytes(local_model.artifact)
+    return ModelVersion.objects.create(
+        labels=local_model.labels,
+        artifact=artifact,
+        signature=selectors.artifact_signature(artifact),
+        threshold=0.9,
+    )
+
+
+CHANGELIST = "/admin/orchestrator/modelversion/"
+
+
+def test_the_admin_action_rolls_back_for_a_superuser(client, root, local_model, older):
+    client.force_login(root)
+    page = client.get(CHANGELIST).content.decode()
+    assert "Activate (roll back to) the selected version" in page
+
+    response = client.post(
+        CHANGELIST, {"action": "activate", "_selected_action": [older.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert f"Local model v{older.pk} is now active (was v{local_model.pk})." in (
+        response.content.decode()
+    )
+    assert routing_version() == older
+    activation = ModelVersionActivation.objects.get()
+    assert (activation.version, activation.previous, activation.actor) == (
+        older,
+        local_model,
+        root,
+    )
+    # The switch is on record, read-only: who, from which version to which.
+    history = client.get("/admin/orchestrator/modelversionactivation/")
+    assert history.status_code == 200
+    row = history.content.decode()
+    assert all(part in row for part in ("root", f"v{local_model.pk}", f"v{older.pk}"))
+    detail = f"/admin/orchestrator/modelversionactivation/{activation.pk}/change/"
+    assert client.post(detail, {"note": "edited"}).status_code == 403
+
+
+def test_the_admin_action_takes_exactly_one_version(client, root, local_model, older):
+    client.force_login(root)
+    response = client.post(
+        CHANGELIST,
+        {"action": "activate", "_selected_action": [older.pk, local_model.pk]},
+        follow=True,
+    )
+    assert "Select exactly one version to activate." in response.content.decode()
+    assert not ModelVersionActivation.objects.exists()
+
+
+def test_the_admin_action_is_refused_without_the_change_permission(client, local_model, older):
+    viewer = User.objects.create_user("vic", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_modelversion"))
+    client.force_login(viewer)
+    page = client.get(CHANGELIST)
+    assert page.status_code == 200
+    assert "Activate (roll back to)" not in page.content.decode()
+
+    client.post(CHANGELIST, {"action": "activate", "_selected_action": [older.pk]})
+
+    assert list(ModelVersion.objects.filter(active=True)) == [local_model]
+    assert not ModelVersionActivation.objects.exists()
+    # Versions stay read-only for everyone.
+    assert client.post(f"{CHANGELIST}{older.pk}/change/", {"threshold": 0.1}).status_code == 403
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def test_the_command_prints_the_labels_both_evaluations_the_threshold_and_the_verdict(
+    local_model, label_rows
+):
+    label_rows(JARGON + PLAIN)
+    out = StringIO()
+    call_command("retrain_router", "--target-misroute", "0.05", stdout=out)
+    text = out.getvalue()
+    version = ModelVersion.objects.get(active=True)
+    assert "labels: 52 from people (reroute 0, review 52, audit 0), 0 distilled" in text
+    assert f"candidate v{version.pk}: accuracy" in text
+    assert f"active v{local_model.pk}: accuracy" in text
+    assert f"threshold {version.threshold:.3f}: misroutes" in text
+    assert "(target 5.0%)" in text
+    assert f"model v{version.pk} activated: no worse than the active model" in text
+
+
+def test_the_command_prints_json_and_says_when_it_trained_nothing(local_model, label_rows):
+    label_rows(PLAIN[:3])
+    out = StringIO()
+    call_command("retrain_router", "--json", stdout=out)
+    payload = json.loads(out.getvalue())
+    assert payload["version"] is None
+    assert payload["reason"] == "3 labels from people; retraining needs 20"
+    assert payload["metrics"]["labels"]["human"] == 3
+
+    out = StringIO()
+    call_command("retrain_router", "--min-labels", "3", "--holdout", "0.9", "--json", stdout=out)
+    payload = json.loads(out.getvalue())
+    assert payload["version"] == ModelVersion.objects.latest("created_at").pk
+    assert {"candidate", "active", "gate", "threshold"} <= set(payload["metrics"])
