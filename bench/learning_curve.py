@@ -28,6 +28,7 @@ system's random source (apps/review/audit.py), so reruns with one seed differ sl
 import argparse
 import atexit
 import json
+import logging
 import os
 import random
 import re
@@ -35,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -322,6 +324,10 @@ def print_retrains(events: Sequence[RetrainEvent]) -> None:
 
 
 def main() -> None:
+    # A local model on a few examples per intent has more classes than half its rows: sklearn
+    # warns about it on every fit. The memory broker of eager Celery has no hostname: kombu says.
+    warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+    logging.getLogger("kombu").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--tickets", type=int, default=5000)

@@ -21,10 +21,11 @@ from django.utils.timesince import timesince
 from apps.core.admin import ReadOnlyAdmin
 from apps.pools.models import Pool
 from apps.review.models import ReviewItem, RoutingLabel
-from apps.review.selectors import review_queue_stats
+from apps.review.selectors import review_queue_stats, routing_accuracy
 from apps.review.services import review_items_resolve
 
 TEXT_PREVIEW_CHARS = 160
+ACCURACY_WINDOW = timedelta(days=30)
 
 
 @admin.register(RoutingLabel)
@@ -145,6 +146,9 @@ class ReviewItemAdmin(admin.ModelAdmin[ReviewItem]):
             # Tickets waiting for a person; audit samples hold no ticket and are counted apart.
             "open_count": stats.kinds["review"].open,
             "audit_count": stats.kinds["audit"].open,
+            # Accuracy of automatic routing, from resolved audit samples only (unbiased).
+            "accuracy": routing_accuracy(since=timezone.now() - ACCURACY_WINDOW),
+            "accuracy_days": ACCURACY_WINDOW.days,
         }
         return super().changelist_view(request, extra_context=context)
 

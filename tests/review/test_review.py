@@ -319,3 +319,18 @@ def test_the_demo_reviewer_can_resolve_and_the_demo_agent_cannot(pools):
     call_command("seed_demo", verbosity=0)
     assert User.objects.get(username="reviewer").has_perm("review.resolve_reviewitem")
     assert not User.objects.get(username="agent-billing").has_perm("review.view_reviewitem")
+
+
+def test_the_queue_page_shows_audit_accuracy_per_tier(pools, llm, reviewer_client, settings):
+    settings.REVIEW_AUDIT_SHARE = 1.0
+    llm.default = lambda body: route_reply("technical", 0.9)
+    right = open_ticket("The export button does nothing")
+    wrong = open_ticket("Where is my invoice?")
+    rita = reviewer_user("rita2")
+    for ticket, pool in ((right, pools["technical"]), (wrong, pools["billing"])):
+        item = ReviewItem.objects.get(ticket=ticket, kind="audit")
+        review_item_resolve(item=item, reviewer=rita, verdict="routed", pool=pool)
+    page = changelist(reviewer_client).content.decode()
+    assert 'data-testid="routing-accuracy"' in page
+    assert "<td>llm</td><td>2</td><td>2</td><td>1</td>" in page
+    assert "<td>50%</td>" in page
