@@ -17,7 +17,12 @@ from apps.core.errors import ValidationFailed
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
 from apps.orchestrator.local_model import LocalClassifier, evaluate, threshold_for_precision
-from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision
+from apps.orchestrator.models import (
+    ModelVersion,
+    ModelVersionActivation,
+    PromptVersion,
+    RoutingDecision,
+)
 from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
@@ -406,9 +411,10 @@ def model_version_train(
     )
     artifact = classifier.to_bytes()
     with transaction.atomic():
+        previous = ModelVersion.objects.filter(active=True).first() if activate else None
         if activate:
             ModelVersion.objects.filter(active=True).update(active=False)
-        return ModelVersion.objects.create(
+        version = ModelVersion.objects.create(
             labels=classifier.labels,
             artifact=artifact,
             signature=selectors.artifact_signature(artifact),
@@ -418,3 +424,9 @@ def model_version_train(
             note=note,
             active=activate,
         )
+        if activate:
+            # Every switch of the active model is in the activation history, this one too.
+            ModelVersionActivation.objects.create(
+                version=version, previous=previous, note=f"trained: {note}"[:300]
+            )
+        return version

@@ -33,6 +33,8 @@ def test_train_router_on_seed_examples_stores_an_active_signed_model_with_metric
     assert 0 < version.threshold <= 1
     assert version.training_examples == len(seed_examples())
     assert f"model v{version.pk}" in out.getvalue()
+    activation = version.activations.get()
+    assert (activation.previous, activation.actor) == (None, None)
 
 
 def test_train_router_refuses_unknown_labels_unless_asked_to_create_pools(pools, tmp_path):
