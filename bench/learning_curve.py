@@ -21,8 +21,8 @@ Printed per window of tickets and in total: the LLM-call share (tickets with at 
 escalation call), the review share, the automatic decisions (routed without a person) and their
 accuracy against the true intent, the share decided by the local model and its accuracy, the
 cost per ticket (the sum of RoutingDecision.cost_usd over the window's tickets), and the labels
-people gave; then every retraining and what the gate did. Audit draws use the operating
-system's random source (apps/review/audit.py), so reruns with one seed differ slightly.
+people gave; then every retraining and what the gate did. Audit draws are seeded too (the
+service draws from the operating system's random source), so a seed reproduces a run.
 """
 
 import argparse
@@ -37,8 +37,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -63,15 +64,17 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db.models import Sum  # noqa: E402
+from django.db.models import Avg, Count, Sum  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
 from apps.chat.models import Message, Ticket  # noqa: E402
 from apps.chat.services import conversation_create, message_post  # noqa: E402
+from apps.orchestrator.local_model import OTHER  # noqa: E402
 from apps.orchestrator.models import ModelVersion, RoutingDecision  # noqa: E402
 from apps.orchestrator.services import model_version_train  # noqa: E402
 from apps.pools.models import Pool  # noqa: E402
 from apps.pools.services import pool_upsert, ticket_reroute  # noqa: E402
+from apps.review import audit  # noqa: E402
 from apps.review.learning import RetrainResult, model_version_retrain  # noqa: E402
 from apps.review.models import ReviewItem, RoutingLabel  # noqa: E402
 from apps.review.services import review_item_resolve  # noqa: E402
@@ -82,6 +85,7 @@ Tier = RoutingDecision.Tier
 LLM_TIERS = (Tier.LLM, Tier.ESCALATION)
 RIGHT_CONFIDENCE = (0.80, 0.99)
 WRONG_CONFIDENCE = (0.45, 0.95)
+WHAT_IF_THRESHOLDS = (0.9, 0.95, 0.99)
 _FENCED = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
 
 Examples = list[tuple[str, str]]
@@ -131,7 +135,9 @@ class RouterLlm:
         tool = body["tools"][0]
         slugs = [slug for slug in tool["input_schema"]["properties"]["pool"]["enum"] if slug]
         accuracy = (
-            self.escalation_accuracy if body.get("model") == self.escalation_model else self.accuracy
+            self.escalation_accuracy
+            if body.get("model") == self.escalation_model
+            else self.accuracy
         )
         if self.truth in slugs and self.rng.random() < accuracy:
             pool, band = self.truth, RIGHT_CONFIDENCE
@@ -151,6 +157,17 @@ class RouterLlm:
         )
 
 
+class SeededDraws(random.SystemRandom):
+    """Stands in for the audit's SystemRandom: the same draws, from a seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self._seeded = random.Random(seed)
+
+    def random(self) -> float:
+        return self._seeded.random()
+
+
 @dataclass
 class Tally:
     """Counts over a window of tickets."""
@@ -163,14 +180,17 @@ class Tally:
     auto_correct: int = 0
     local: int = 0
     local_correct: int = 0
+    local_ran: int = 0  # tickets the local model scored (it was active)
+    local_top1: int = 0  # ... whose top label was the true intent, whatever the confidence
     cost: Decimal = Decimal(0)
     labels: dict[str, int] = field(default_factory=dict)
+    # The local model's (confidence, right) on every ticket it scored, "other" left out.
+    scores: list[tuple[float, bool]] = field(default_factory=list)
 
     def add(self, other: "Tally") -> None:
-        for name in ("tickets", "llm", "escalation", "review", "auto", "auto_correct", "local"):
+        for name in (f.name for f in fields(self) if f.name not in ("labels", "scores")):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.local_correct += other.local_correct
-        self.cost += other.cost
+        self.scores += other.scores
         for source, n in other.labels.items():
             self.labels[source] = self.labels.get(source, 0) + n
 
@@ -231,12 +251,20 @@ def ticket_run(
     llm.truth = truth
     conversation = conversation_create().conversation
     posted = message_post(conversation=conversation, text=text, sender=Message.Sender.CUSTOMER)
+    assert posted.message.ticket_id is not None  # a customer's first message opens a ticket
     ticket = Ticket.objects.select_related("pool").get(pk=posted.message.ticket_id)
     decisions = list(RoutingDecision.objects.filter(ticket=ticket).order_by("id"))
     final = next(d for d in reversed(decisions) if d.final)
     tally = Tally(tickets=1, cost=sum((d.cost_usd for d in decisions), Decimal(0)))
-    tally.llm = any(d.tier in LLM_TIERS for d in decisions)
-    tally.escalation = any(d.tier == Tier.ESCALATION for d in decisions)
+    tally.llm = int(any(d.tier in LLM_TIERS for d in decisions))
+    tally.escalation = int(any(d.tier == Tier.ESCALATION for d in decisions))
+    scored = next((d for d in decisions if d.tier == Tier.LOCAL), None)
+    if scored is not None:
+        tally.local_ran = 1
+        label = json.loads(scored.raw_output).get("label")
+        tally.local_top1 = int(label == truth)
+        if label != OTHER and scored.confidence is not None:
+            tally.scores.append((scored.confidence, label == truth))
     if ticket.status == Ticket.Status.QUEUED:
         assert ticket.pool is not None
         right = ticket.pool.slug == truth
@@ -244,7 +272,7 @@ def ticket_run(
         if final.tier == Tier.LOCAL:
             tally.local, tally.local_correct = 1, int(right)
     else:
-        tally.review = ticket.status == Ticket.Status.IN_REVIEW
+        tally.review = int(ticket.status == Ticket.Status.IN_REVIEW)
 
     for item in ReviewItem.objects.filter(ticket=ticket, status=ReviewItem.Status.OPEN).order_by(
         "id"
@@ -275,7 +303,7 @@ def share(part: int, whole: int) -> str:
 def print_windows(rows: Sequence[tuple[str, Tally]]) -> None:
     header = (
         f"{'tickets':>11} {'LLM calls':>9} {'escal.':>7} {'review':>7} {'auto':>6} "
-        f"{'auto acc':>8} {'local':>6} {'local acc':>9} {'$/ticket':>9} "
+        f"{'auto acc':>8} {'local':>6} {'local acc':>9} {'local top-1':>11} {'$/ticket':>9} "
         f"{'labels review/audit/reroute':>28}"
     )
     print(header)
@@ -294,33 +322,63 @@ def print_windows(rows: Sequence[tuple[str, Tally]]) -> None:
             f"{name:>11} {share(t.llm, t.tickets):>9} {share(t.escalation, t.tickets):>7} "
             f"{share(t.review, t.tickets):>7} {share(t.auto, t.tickets):>6} "
             f"{share(t.auto_correct, t.auto):>8} {share(t.local, t.tickets):>6} "
-            f"{share(t.local_correct, t.local):>9} {float(cost):>9.5f} {labels:>28}"
+            f"{share(t.local_correct, t.local):>9} {share(t.local_top1, t.local_ran):>11} "
+            f"{float(cost):>9.5f} {labels:>28}"
         )
+
+
+def print_what_if(rows: Sequence[tuple[str, Tally]], thresholds: Sequence[float]) -> None:
+    """What the active local model would have decided at fixed thresholds: share of tickets
+    and accuracy (the model's own threshold is what it did decide, above)."""
+    print(
+        f"{'tickets':>11} " + " ".join(f"{f'local >= {t:g}: share / acc':>28}" for t in thresholds)
+    )
+    for name, t in rows:
+        cells = []
+        for threshold in thresholds:
+            taken = [right for confidence, right in t.scores if confidence >= threshold]
+            cells.append(f"{share(len(taken), t.tickets)} / {share(sum(taken), len(taken))}")
+        print(f"{name:>11} " + " ".join(f"{cell:>28}" for cell in cells))
+
+
+def gate_verdict(result: RetrainResult) -> str:
+    if result.activated:
+        return "activated"
+    reason = result.reason
+    if reason.startswith("less accurate"):
+        return "kept: acc"
+    if reason.startswith("worse calibrated"):
+        return "kept: ECE"
+    return "kept"
 
 
 def print_retrains(events: Sequence[RetrainEvent]) -> None:
     print(
-        f"{'after':>6} {'version':>8} {'gate':>13} {'held-out':>8} {'cand acc':>8} "
-        f"{'active acc':>10} {'threshold':>9} {'auto@thr':>8} {'human':>6} {'distilled':>9} "
-        f"{'train s':>7}"
+        f"{'after':>6} {'version':>7} {'gate':>10} {'held-out':>8} {'cand acc/ECE':>13} "
+        f"{'active acc/ECE':>15} {'threshold':>10} {'auto@thr':>8} {'human':>6} "
+        f"{'distilled':>9} {'train s':>7}"
     )
     for event in events:
         r = event.result
         labels = r.metrics.get("labels", {})
         if r.version is None:
-            print(f"{event.after:>6} {'-':>8} {'not trained':>13}  {r.reason}")
+            print(f"{event.after:>6} {'-':>7} {'no model':>10}  {r.reason}")
             continue
         active = r.metrics.get("active")
-        active_accuracy = f"{100 * active['accuracy']:.1f}%" if active else "none"
+        figures = f"{100 * active['accuracy']:.1f}% / {active['ece']:.2f}" if active else "none"
+        candidate = f"{100 * r.metrics['accuracy']:.1f}% / {r.metrics['ece']:.2f}"
         threshold = r.metrics["threshold"]
         print(
-            f"{event.after:>6} {'v' + str(r.version.pk):>8} "
-            f"{'activated' if r.activated else 'kept inactive':>13} "
-            f"{r.metrics['holdout']:>8} {100 * r.metrics['accuracy']:>7.1f}% "
-            f"{active_accuracy:>10} "
-            f"{threshold['value']:>9.3f} {100 * threshold['auto_routed_share']:>7.1f}% "
+            f"{event.after:>6} {'v' + str(r.version.pk):>7} {gate_verdict(r):>10} "
+            f"{r.metrics['holdout']:>8} "
+            f"{candidate:>13} "
+            f"{figures:>15} "
+            f"{threshold['value']:>9.4f}{' ' if threshold['met'] else '*'} "
+            f"{100 * threshold['auto_routed_share']:>7.1f}% "
             f"{labels.get('human', 0):>6} {labels.get('distilled', 0):>9} {event.seconds:>7.1f}"
         )
+    if any(e.result.version and not e.result.metrics["threshold"]["met"] for e in events):
+        print("* no threshold met the target misroute rate on the held-out slice (1.0 is used)")
 
 
 def main() -> None:
@@ -343,6 +401,18 @@ def main() -> None:
     parser.add_argument("--audit-share", type=float, default=0.02)
     parser.add_argument("--per-intent-seed-examples", type=int, default=2)
     parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument(
+        "--distill-weight", type=float, default=None, help="default: ROUTER_DISTILL_WEIGHT"
+    )
+    parser.add_argument(
+        "--target-misroute-rate",
+        type=float,
+        default=None,
+        help="default: ROUTER_TARGET_MISROUTE_RATE",
+    )
+    parser.add_argument(
+        "--holdout-share", type=float, default=0.3, help="of people's labels, for the gate"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     escalation_accuracy = (
@@ -350,6 +420,12 @@ def main() -> None:
         if args.escalation_accuracy is None
         else args.escalation_accuracy
     )
+
+    # Which tickets are audited moves the labels, the held-out slice and so every gate decision:
+    # the draw is seeded here so that a seed reproduces a run (the service draws from the
+    # operating system's random source so that nobody can predict it in production).
+    assert isinstance(audit._SYSTEM_RANDOM, random.SystemRandom)
+    audit._SYSTEM_RANDOM = SeededDraws(args.seed + 2)
 
     started = time.perf_counter()
     stream, bootstrap, described = load(
@@ -371,7 +447,15 @@ def main() -> None:
 
     with (
         MessagesApiStandIn() as api,
-        override_settings(ANTHROPIC_BASE_URL=api.url, REVIEW_AUDIT_SHARE=args.audit_share),
+        override_settings(
+            ANTHROPIC_BASE_URL=api.url,
+            REVIEW_AUDIT_SHARE=args.audit_share,
+            **(
+                {}
+                if args.distill_weight is None
+                else {"ROUTER_DISTILL_WEIGHT": args.distill_weight}
+            ),
+        ),
     ):
         from django.conf import settings
 
@@ -383,11 +467,19 @@ def main() -> None:
             seed=args.seed,
         )
         api.default = llm
+        target = (
+            settings.ROUTER_TARGET_MISROUTE_RATE
+            if args.target_misroute_rate is None
+            else args.target_misroute_rate
+        )
         print(
             f"learning curve: {len(stream):,} CLINC150 tickets over {len(pools)} pools, "
             f"router LLM right {args.llm_accuracy:.0%} (escalation {escalation_accuracy:.0%}), "
             f"agents catch {args.catch_rate:.0%} of wrong pools, audit share "
-            f"{args.audit_share:.0%}, retrain every {args.retrain_every}, seed {args.seed}",
+            f"{args.audit_share:.0%}, retrain every {args.retrain_every} (distill weight "
+            f"{settings.ROUTER_DISTILL_WEIGHT}, target misroute rate "
+            f"{target:.0%}, "
+            f"held-out share {args.holdout_share}), seed {args.seed}",
             flush=True,
         )
         if initial is not None:
@@ -434,19 +526,32 @@ def main() -> None:
                 window = Tally()
             if n % args.retrain_every == 0 and n < len(stream):
                 tick = time.perf_counter()
-                result = model_version_retrain(seed=args.seed)
+                result = model_version_retrain(
+                    seed=args.seed,
+                    holdout_share=args.holdout_share,
+                    target_misroute_rate=args.target_misroute_rate,
+                )
                 events.append(RetrainEvent(n, result, time.perf_counter() - tick))
 
     wall = time.perf_counter() - started
     print()
     print_windows([*windows, ("total", total)])
     print()
+    print_what_if([*windows, ("total", total)], WHAT_IF_THRESHOLDS)
+    print()
     print_retrains(events)
-    cost_check = RoutingDecision.objects.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+    calls = RoutingDecision.objects.filter(tier__in=LLM_TIERS).aggregate(
+        n=Count("id"), cost=Sum("cost_usd"), tokens=Avg("input_tokens")
+    )
+    reasons = Counter(
+        ReviewItem.objects.filter(kind=ReviewItem.Kind.REVIEW).values_list("reason", flat=True)
+    )
+    print(f"\nreview reasons: {', '.join(f'{r} {n}' for r, n in reasons.most_common()) or 'none'}")
     print(
-        f"\nstand-in: {llm.calls:,} LLM requests, {llm.unmatched} texts matched by side table "
-        f"only (redacted), {llm.mismatches} text/label mismatches; decisions cost "
-        f"${float(cost_check):.4f} in total (per-ticket sums: ${float(total.cost):.4f})"
+        f"LLM calls: {calls['n']:,} costing ${float(calls['cost'] or 0):.4f} (every decision: "
+        f"${float(total.cost):.4f}), {calls['tokens'] or 0:,.0f} input tokens on average; "
+        f"stand-in: {llm.unmatched} texts known by the side table only (redacted), "
+        f"{llm.mismatches} whose loose text key names another intent (dataset near-duplicates)"
     )
     retrain_seconds = sum(event.seconds for event in events)
     print(
