@@ -325,6 +325,7 @@ class RoutingPipeline:
             system=system,
             tool=route_tool(sorted(self.pools)),
             messages=[{"role": "user", "content": prompts.user_turn(text)}],
+            cache_prefix=settings.ROUTER_PROMPT_CACHE,
         )
 
     def _read_reply(
@@ -370,6 +371,7 @@ class RoutingPipeline:
                 system=call.system,
                 tool=call.tool,
                 messages=[*call.messages, *self._retry_turns(reply, errors, set(self.pools))],
+                cache_prefix=call.cache_prefix,
             )
         return _LlmVerdict(None, ReviewReason.INVALID_OUTPUT)
 

@@ -229,6 +229,8 @@ ROUTER_CACHE_TTL_SECONDS = env_int("ROUTER_CACHE_TTL_SECONDS", 24 * 3600)
 ROUTER_TIMEOUT_SECONDS = env_float("ROUTER_TIMEOUT_SECONDS", 10.0)
 ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2)
 ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
+# Mark the router's tools + system prompt as a prompt-cache prefix (cache reads bill at 10%).
+ROUTER_PROMPT_CACHE = env_bool("ROUTER_PROMPT_CACHE", default=True)
 # Share of confident automatic routes also sampled (per tier) for a reviewer to audit.
 REVIEW_AUDIT_SHARE = env_float("REVIEW_AUDIT_SHARE", 0.02)
 # Embedded profile: route in a background thread so a chat socket never waits for a model.

@@ -32,6 +32,11 @@ def open_ticket(text: str) -> Ticket:
     return Ticket.objects.get(conversation=conversation)
 
 
+def system_text(body: dict) -> str:
+    """The system prompt of a recorded Messages API request (a list of text blocks)."""
+    return "".join(block["text"] for block in body["system"])
+
+
 def route(text: str) -> tuple[Ticket, list[RoutingDecision]]:
     ticket = open_ticket(text)
     ticket_route(ticket=ticket)
@@ -59,7 +64,7 @@ def test_happy_path_llm_routes_and_records_tokens_cost_and_prompt(pools, llm):
         "technical",
         None,
     ]
-    assert "second charge" not in body["system"]
+    assert "second charge" not in system_text(body)
     assert "<customer_message>" in body["messages"][0]["content"]
 
 
@@ -354,10 +359,28 @@ def test_routing_works_with_150_pools(db, llm):
     assert len(enum) == 151  # 150 pools and null
 
 
+def test_tools_and_system_prompt_are_marked_as_a_prompt_cache_prefix(pools, llm):
+    llm.enqueue(route_reply("billing", 0.9))
+    route("Why was I charged twice?")
+    body = llm.requests[0].json
+    # One breakpoint on the last system block caches tools + system; the customer's text is
+    # in the user turn after it, so every ticket shares the cached prefix.
+    assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert "charged twice" not in json.dumps(body["system"])
+    assert "cache_control" not in json.dumps(body["messages"])
+
+
+def test_prompt_caching_can_be_turned_off(pools, llm, settings):
+    settings.ROUTER_PROMPT_CACHE = False
+    llm.enqueue(route_reply("billing", 0.9))
+    route("Why was I charged twice?")
+    assert "cache_control" not in json.dumps(llm.requests[0].json)
+
+
 def test_the_system_prompt_stays_under_500_tokens_for_the_default_pools(pools, llm):
     llm.enqueue(route_reply("billing", 0.9))
     route("Where is my invoice?")
-    system = llm.requests[0].json["system"]
+    system = system_text(llm.requests[0].json)
     # ~4 characters per token for English; 3.5 leaves a margin.
     assert len(system) / 3.5 < 500
     assert "Where is my invoice" not in system

@@ -70,10 +70,18 @@ class AnthropicProvider:
 
     @staticmethod
     def _params(call: ProviderCall) -> dict[str, Any]:
+        # The tools and the system prompt (pools, examples) are the same on every call until a
+        # pool or prompt version changes, and with many pools they are thousands of tokens: a
+        # cache breakpoint on the system block lets the API bill that prefix at the cache-read
+        # rate (10%) on later calls. Below the model's minimum cacheable length the API simply
+        # does not cache. The customer's text is in `messages`, after the breakpoint.
+        system: list[dict[str, Any]] = [{"type": "text", "text": call.system}]
+        if call.cache_prefix:
+            system[0]["cache_control"] = {"type": "ephemeral"}
         return {
             "model": call.model,
             "max_tokens": call.max_tokens,
-            "system": call.system,
+            "system": system,
             "messages": call.messages,
             "tools": [call.tool],
             "tool_choice": {"type": "tool", "name": call.tool["name"]},

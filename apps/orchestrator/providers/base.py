@@ -14,6 +14,7 @@ class ProviderCall:
     messages: list[dict[str, Any]]
     tool: dict[str, Any]
     max_tokens: int = 300
+    cache_prefix: bool = True  # mark tools + system as a prompt-cache prefix
 
 
 @dataclass(frozen=True)
