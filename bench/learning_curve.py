@@ -26,8 +26,8 @@ local model's top-1 accuracy on every ticket it scored (whatever its confidence)
 ticket (the sum of RoutingDecision.cost_usd over the window's tickets), and the labels people
 gave; then what the active local model would have decided at fixed thresholds (0.9, 0.95,
 0.99), which separates what it learned from the threshold retraining chose; then every
-retraining and what the gate did. Audit draws are seeded too (the service draws from the
-operating system's random source), so a seed reproduces a run. A default run takes about 6
+retraining and what the gate did. Audit draws are seeded too (REVIEW_AUDIT_SEED), so a seed
+reproduces a run. A default run takes about 6
 minutes on 2 cores.
 """
 
@@ -80,7 +80,6 @@ from apps.orchestrator.models import ModelVersion, RoutingDecision  # noqa: E402
 from apps.orchestrator.services import model_version_train  # noqa: E402
 from apps.pools.models import Pool  # noqa: E402
 from apps.pools.services import pool_upsert, ticket_reroute  # noqa: E402
-from apps.review import audit  # noqa: E402
 from apps.review.learning import RetrainResult, model_version_retrain  # noqa: E402
 from apps.review.models import ReviewItem, RoutingLabel  # noqa: E402
 from apps.review.services import review_item_resolve  # noqa: E402
@@ -161,17 +160,6 @@ class RouterLlm:
             input_tokens=size // 4,
             output_tokens=self.rng.randint(45, 75),
         )
-
-
-class SeededDraws(random.SystemRandom):
-    """Stands in for the audit's SystemRandom: the same draws, from a seeded generator."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__()
-        self._seeded = random.Random(seed)
-
-    def random(self) -> float:
-        return self._seeded.random()
 
 
 @dataclass
@@ -427,12 +415,6 @@ def main() -> None:
         else args.escalation_accuracy
     )
 
-    # Which tickets are audited moves the labels, the held-out slice and so every gate decision:
-    # the draw is seeded here so that a seed reproduces a run (the service draws from the
-    # operating system's random source so that nobody can predict it in production).
-    assert isinstance(audit._SYSTEM_RANDOM, random.SystemRandom)
-    audit._SYSTEM_RANDOM = SeededDraws(args.seed + 2)
-
     started = time.perf_counter()
     stream, bootstrap, described = load(
         args.data_dir, seed=args.seed, per_intent=args.per_intent_seed_examples
@@ -456,6 +438,9 @@ def main() -> None:
         override_settings(
             ANTHROPIC_BASE_URL=api.url,
             REVIEW_AUDIT_SHARE=args.audit_share,
+            # Which tickets are audited moves the labels, the held-out slice and so every gate
+            # decision: a seeded draw makes a seed reproduce a run.
+            REVIEW_AUDIT_SEED=args.seed + 2,
             **(
                 {}
                 if args.distill_weight is None

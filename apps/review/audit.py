@@ -43,6 +43,17 @@ from apps.review.selectors import automatic_decision_list
 logger = logging.getLogger(__name__)
 
 _SYSTEM_RANDOM = random.SystemRandom()
+_SEEDED: dict[int, random.Random] = {}
+
+
+def _draws() -> random.Random:
+    """The operating system's random source; a seeded generator when REVIEW_AUDIT_SEED is set
+    (benchmarks and experiments that must be reproducible; never in production, where a
+    predictable draw would tell an agent which tickets nobody will check)."""
+    seed = settings.REVIEW_AUDIT_SEED
+    if seed is None:
+        return _SYSTEM_RANDOM
+    return _SEEDED.setdefault(int(seed), random.Random(seed))
 
 
 def audit_item_maybe_open(
@@ -61,7 +72,7 @@ def audit_item_maybe_open(
     if share <= 0 or decision.pk is None:
         return None
     # Draw first: the draw is independent of eligibility, and most routes stop here unqueried.
-    if (rng if rng is not None else _SYSTEM_RANDOM).random() >= share:
+    if (rng if rng is not None else _draws()).random() >= share:
         return None
     # The population routing_accuracy estimates for: one definition, shared with it.
     if not automatic_decision_list().filter(pk=decision.pk).exists():

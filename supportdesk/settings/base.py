@@ -233,6 +233,10 @@ ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
 ROUTER_PROMPT_CACHE = env_bool("ROUTER_PROMPT_CACHE", default=True)
 # Share of confident automatic routes also sampled (per tier) for a reviewer to audit.
 REVIEW_AUDIT_SHARE = env_float("REVIEW_AUDIT_SHARE", 0.02)
+# Seed for the audit draw, for reproducible benchmarks only: unset, the draw is unpredictable.
+REVIEW_AUDIT_SEED: int | None = (
+    int(os.environ["REVIEW_AUDIT_SEED"]) if os.environ.get("REVIEW_AUDIT_SEED") else None
+)
 # Embedded profile: route in a background thread so a chat socket never waits for a model.
 ROUTER_IN_THREAD = env_bool("ROUTER_IN_THREAD", default=not REDIS_URL)
 # Learning from corrections (docs/orchestrator.md): a retrained local model's threshold is the

@@ -12,6 +12,8 @@ if not os.environ.get("SECRET_KEY"):
 SECRET_KEY = os.environ["SECRET_KEY"]
 if not os.environ.get("ALLOWED_HOSTS"):
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production")
+if os.environ.get("REVIEW_AUDIT_SEED"):
+    raise ImproperlyConfigured("REVIEW_AUDIT_SEED makes audits predictable; not in production")
 
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

@@ -176,6 +176,41 @@ def test_without_a_seeded_rng_the_draw_uses_the_system_random_source(pools):
     assert item.decision == route
 
 
+def test_a_configured_audit_seed_reproduces_the_draws(pools, settings):
+    from apps.review import audit
+
+    def sampled() -> list[bool]:
+        audit._SEEDED.clear()
+        ReviewItem.objects.filter(kind=AUDIT).delete()
+        picks = []
+        for _ in range(40):
+            ticket = open_ticket()
+            route = decision(ticket, pool=pools["billing"])
+            picks.append(
+                audit_item_maybe_open(ticket=ticket, decision=route, share=0.5) is not None
+            )
+        return picks
+
+    settings.REVIEW_AUDIT_SEED = 7
+    first = sampled()
+    assert first == sampled()
+    assert 5 < sum(first) < 35  # still a draw at the share, not all or nothing
+    settings.REVIEW_AUDIT_SEED = 8
+    assert sampled() != first
+
+
+def test_production_settings_refuse_an_audit_seed(monkeypatch):
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("SECRET_KEY", "x" * 50)
+    monkeypatch.setenv("ALLOWED_HOSTS", "desk.example.com")
+    monkeypatch.setenv("REVIEW_AUDIT_SEED", "1")
+    with pytest.raises(ImproperlyConfigured, match="REVIEW_AUDIT_SEED"):
+        importlib.reload(importlib.import_module("supportdesk.settings.production"))
+
+
 def test_a_decision_of_another_ticket_is_refused(pools):
     route = decision(open_ticket(), pool=pools["billing"])
     with pytest.raises(ValueError, match="does not belong"):
