@@ -174,6 +174,9 @@ class Evaluation:
     confusion: dict[str, dict[str, int]]  # true -> predicted -> count (only non-zero cells)
     ece: float  # expected calibration error, 10 equal-width bins of confidence
     n: int
+    # Mean squared gap between the top label's confidence and whether it was right: a proper
+    # scoring rule (no bins), lower when confidences are both calibrated and sharp.
+    brier: float = 0.0
 
 
 class LocalClassifier:
@@ -455,6 +458,10 @@ def evaluate(
         confusion=confusion,
         ece=_expected_calibration_error([p.confidence for p in predictions], correct),
         n=n,
+        brier=sum((p.confidence - hit) ** 2 for p, hit in zip(predictions, correct, strict=True))
+        / n
+        if n
+        else 0.0,
     )
 
 
@@ -507,14 +514,18 @@ def misroute_rate(
 
 
 def threshold_for_misroute_rate(
-    predictions: Sequence[Prediction], labels: Sequence[str], *, target_rate: float
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    *,
+    target_rate: float,
+    min_routed: int = 1,
 ) -> float:
     """Lowest confidence threshold at which the auto-routed messages' misroute rate is within
     the target (see `misroute_rate`; a confident OTHER goes to a person, so it is never a
-    misroute).
+    misroute), among thresholds that auto-route at least `min_routed` labelled messages: a rate
+    measured on fewer says little (below 1/target messages, one error more breaks the target).
 
-    Returns math.inf (auto-route nothing) when no threshold with at least one auto-routed
-    message reaches it.
+    Returns math.inf (auto-route nothing) when no such threshold reaches it.
     """
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
@@ -534,7 +545,7 @@ def threshold_for_misroute_rate(
         wrong += is_wrong
         # As in threshold_for_precision: a threshold accepts a whole run of equal confidences.
         last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < confidence
-        if last_of_tie and wrong / (i + 1) <= target_rate:
+        if last_of_tie and i + 1 >= min_routed and wrong / (i + 1) <= target_rate:
             best = confidence
     return best
 

@@ -31,6 +31,7 @@ from apps.pools.models import TicketActivity
 from apps.pools.selectors import pool_list
 from apps.pools.services import ticket_activity_add, ticket_queue
 from apps.review.audit import audit_item_maybe_open
+from apps.review.learning import training_examples_store
 from apps.review.services import review_item_open
 
 logger = logging.getLogger(__name__)
@@ -429,4 +430,6 @@ def model_version_train(
             ModelVersionActivation.objects.create(
                 version=version, previous=previous, note=f"trained: {note}"[:300]
             )
+            # What an active model was trained on is the base later retrainings start from.
+            training_examples_store(examples=rows, dataset=note or f"model v{version.pk}")
         return version

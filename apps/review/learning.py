@@ -2,27 +2,37 @@
 "wrong pool" moves) and, weighted lower, the LLM's confident decisions; retraining the local
 model from them behind a no-regression gate; and switching (or rolling back) the active model.
 
+The base. A retraining starts from the curated examples earlier models were trained on
+(`TrainingExample`, kept by `train_router` and `seed_demo`; see `training_base`), restricted to
+the active pools, and adds people's labels (weight 1) and distilled ones.
+
 The gate. Human labels are split by a hash of (seed, ticket id) into a training part and a
 held-out slice (`label_held_out`). The hash keeps a ticket on its side as labels accumulate, so
 a model trained by an earlier retraining has never seen the slice it is now compared on; exact
 per-label stratification would move tickets between the sides as counts grow, and the active
 model would be scored on texts it was trained on. The slice is therefore proportional per label
-only in expectation. A candidate is trained on the seed examples, the training part and the
-distilled labels (weight `ROUTER_DISTILL_WEIGHT`), and it and the active model are scored on the
-same held-out slice. The candidate is activated only if its accuracy is at least the active
-model's and its expected calibration error at most the active model's plus `ECE_TOLERANCE`
-(ECE on a few dozen texts moves by a few hundredths from one text more or less); otherwise it
-is stored inactive, with both evaluations and the reason.
+only in expectation. A candidate is trained on the base, the training part and the distilled
+labels (weight `ROUTER_DISTILL_WEIGHT`), and it and the active model are scored on the same
+held-out slice. The candidate is activated only if its accuracy is at least the active model's
+and its Brier score (of the top label's confidence) at most the active model's: a proper
+scoring rule that punishes over- and under-confidence without the binning noise that makes
+ECE on a few dozen texts move by hundredths from one text more or less (ECE is still
+reported). Otherwise it is stored inactive, with both evaluations and the reason.
 
 The stored artifact is the evaluated one: the held-out labels are not folded back in after the
 gate, since a model retrained on everything would be one nobody measured, and its threshold
 would no longer hold what it claims. The held-out slice keeps teaching through the gate instead.
 
-The threshold is chosen on the held-out slice: the lowest confidence at which the misroute rate
-(a wrong pool among auto-routed texts; a confident `other` goes to a person and is not
-auto-routed) is at most `ROUTER_TARGET_MISROUTE_RATE`. When none reaches it the threshold is
-1.0: the local tier then passes everything to the next tier (bar a probability of exactly 1.0),
-and the metrics say so.
+The threshold. It is chosen on every human label, each predicted by a model that never saw it:
+the held-out slice by the candidate, the training part by `ROUTER_RETRAIN_FOLDS` models trained
+without one fold each (folds by a hash of the ticket id). It is the lowest confidence at which
+the misroute rate (a wrong pool among auto-routed texts; a confident `other` goes to a person
+and is not auto-routed) is at most `ROUTER_TARGET_MISROUTE_RATE`, among thresholds that
+auto-route at least max(`ROUTER_THRESHOLD_MIN_ROUTED`, 1/target) labelled texts. When none
+does, the threshold is 1.0: the local tier then passes everything to the next tier (bar a
+probability of exactly 1.0), and the metrics say so. People's labels over-represent hard
+texts (reviews are the doubtful ones, reroutes the LLM's mistakes), so the rate measured on
+them errs on the high side: the threshold is, if anything, conservative.
 """
 
 import hashlib
@@ -30,6 +40,7 @@ import hmac
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +54,7 @@ from apps.orchestrator.local_model import (
     OTHER,
     Evaluation,
     LocalClassifier,
+    Prediction,
     evaluate,
     misroute_rate,
     seed_examples,
@@ -50,13 +62,13 @@ from apps.orchestrator.local_model import (
 )
 from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
 from apps.pools.selectors import pool_list
-from apps.review.models import RoutingLabel
+from apps.review.models import RoutingLabel, TrainingExample
 
 logger = logging.getLogger(__name__)
 
 DISTILLED = "distilled"
-# How much worse (absolute ECE) a candidate's calibration may be than the active model's.
-ECE_TOLERANCE = 0.02
+# How much higher a candidate's Brier score may be than the active model's: rounding, not noise.
+BRIER_TOLERANCE = 0.001
 ACTIVATE_PERMISSION = "orchestrator.change_modelversion"
 
 Tier = RoutingDecision.Tier
@@ -140,6 +152,43 @@ def _distilled_labels(*, since: datetime | None, weight: float) -> list[Training
         if ticket_id not in newest and text.strip():
             newest[ticket_id] = TrainingLabel(ticket_id, text, slug, weight, DISTILLED)
     return list(newest.values())
+
+
+def training_base(*, labels: set[str]) -> list[tuple[str, str]]:
+    """The curated examples (text, label) a retraining starts from, for `labels` only.
+
+    They are the examples models were trained on by `train_router` / `seed_demo`
+    (`TrainingExample`). An installation that has none yet (trained before they were kept)
+    falls back to the shipped seed examples, and takes their `other` examples only when one of
+    the shipped pools is among `labels`: next to pools of its own, "tell me a joke" labelled
+    `other` would contradict a pool for jokes.
+    """
+    stored = list(
+        TrainingExample.objects.filter(label__in=labels).order_by("id").values_list("text", "label")
+    )
+    if stored or TrainingExample.objects.exists():
+        return stored
+    shipped = seed_examples()
+    shipped_pools = {label for _, label in shipped} - {OTHER}
+    usable = labels if shipped_pools & labels else labels - {OTHER}
+    return [(text, label) for text, label in shipped if label in usable]
+
+
+def training_examples_store(*, examples: Sequence[tuple[str, str]], dataset: str = "") -> int:
+    """Keep curated training examples (text, label) for later retrainings; returns how many
+    were new (an example already kept, same text and label, is skipped)."""
+    rows: dict[str, TrainingExample] = {}
+    for text, label in examples:
+        if not text.strip() or not label:
+            continue
+        digest = hashlib.sha256(f"{label}\x00{text}".encode()).hexdigest()
+        rows.setdefault(
+            digest,
+            TrainingExample(text=text, label=label[:64], dataset=dataset[:200], digest=digest),
+        )
+    before = TrainingExample.objects.count()
+    TrainingExample.objects.bulk_create(rows.values(), ignore_conflicts=True, batch_size=500)
+    return TrainingExample.objects.count() - before
 
 
 def label_held_out(*, ticket_id: int, seed: int, share: float) -> bool:
@@ -244,22 +293,33 @@ def model_version_retrain(
         reason = f"nothing new since local model v{same}"
         return RetrainResult(None, False, reason, {"labels": counts})
 
-    rows = [(text, label, 1.0) for text, label in seed_examples() if label in known]
-    counts["seed_examples"] = len(rows)
-    rows += [(x.text, x.label, x.weight) for x in train + distilled]
-    weights = [weight for _, _, weight in rows]
-    candidate = LocalClassifier.train(
-        texts=[text for text, _, _ in rows],
-        labels=[label for _, label, _ in rows],
-        seed=seed,
-        sample_weight=None if all(w == 1.0 for w in weights) else weights,
-    )
+    base = [(text, label, 1.0) for text, label in training_base(labels=known)]
+    counts["base_examples"] = len(base)
+    extra = [(x.text, x.label, x.weight) for x in distilled]
+    rows = base + extra + [(x.text, x.label, x.weight) for x in train]
+    candidate = _train(rows, seed=seed)
     held_texts, held_truth = [x.text for x in held], [x.label for x in held]
     candidate_eval = evaluate(candidate, texts=held_texts, labels=held_truth)
-    predictions = candidate.predict_many(held_texts)
-    best = threshold_for_misroute_rate(predictions, held_truth, target_rate=target)
+
+    # The threshold is chosen on every human label, each predicted by a model that did not
+    # see it: the held-out slice by the candidate, the training part by k-fold models.
+    folds = max(2, int(settings.ROUTER_RETRAIN_FOLDS))
+    predictions: list[Prediction] = candidate.predict_many(held_texts)
+    truths: list[str] = list(held_truth)
+    for fold in range(folds):
+        inside = [x for x in train if _fold_of(x.ticket_id, seed=seed, folds=folds) == fold]
+        if not inside:
+            continue
+        outside = [(x.text, x.label, x.weight) for x in train if x not in inside]
+        model = _train(base + extra + outside, seed=seed)
+        predictions += model.predict_many([x.text for x in inside])
+        truths += [x.label for x in inside]
+    min_routed = _min_routed(target)
+    best = threshold_for_misroute_rate(
+        predictions, truths, target_rate=target, min_routed=min_routed
+    )
     threshold = min(best, 1.0)
-    rate, routed_share = misroute_rate(predictions, held_truth, threshold=threshold)
+    rate, routed_share = misroute_rate(predictions, truths, threshold=threshold)
 
     active_id = ModelVersion.objects.filter(active=True).values_list("pk", flat=True).first()
     active = selectors.local_tier_active()
@@ -292,20 +352,24 @@ def model_version_retrain(
         "labels": counts,
         "candidate": _figures(candidate_eval),
         "active": active_figures,
-        "gate": {"passed": passed, "reason": why, "ece_tolerance": ECE_TOLERANCE},
+        "gate": {"passed": passed, "reason": why, "brier_tolerance": BRIER_TOLERANCE},
         "threshold": {
             "value": threshold,
             "target_misroute_rate": target,
             "met": math.isfinite(best),
             "misroute_rate": rate,
             "auto_routed_share": routed_share,
+            "labels_scored": len(truths),
+            "folds": folds,
+            "min_routed": min_routed,
         },
         "retrain": {**settings_used, "fingerprint": fingerprint},
     }
     if not math.isfinite(best):
         metrics["threshold"]["note"] = (
-            f"no threshold keeps misroutes at or below {target:.1%} on the held-out slice; "
-            "1.0 sends everything to the next tier"
+            f"no threshold auto-routes at least {min_routed} of the {len(truths)} labelled "
+            f"texts with misroutes at or below {target:.1%}; 1.0 sends everything to the next "
+            "tier"
         )
     artifact = candidate.to_bytes()
     with transaction.atomic():
@@ -340,14 +404,15 @@ def model_version_retrain(
 def _gate(
     candidate: Evaluation, active: Evaluation, active_version: ModelVersion
 ) -> tuple[bool, str]:
-    """Accuracy no lower and calibration no worse (within ECE_TOLERANCE) than the active model."""
+    """Accuracy no lower and confidences no worse (Brier score, within BRIER_TOLERANCE) than
+    the active model's, on the same held-out labels."""
     figures = (
         f"accuracy {candidate.accuracy:.3f} vs {active.accuracy:.3f}, "
-        f"ECE {candidate.ece:.3f} vs {active.ece:.3f} (v{active_version.pk})"
+        f"Brier {candidate.brier:.3f} vs {active.brier:.3f} (v{active_version.pk})"
     )
     if candidate.accuracy < active.accuracy:
         return False, f"less accurate than the active model: {figures}"
-    if candidate.ece > active.ece + ECE_TOLERANCE:
+    if candidate.brier > active.brier + BRIER_TOLERANCE:
         return False, f"worse calibrated than the active model: {figures}"
     return True, f"no worse than the active model: {figures}"
 
@@ -357,16 +422,40 @@ def _figures(evaluation: Evaluation) -> dict[str, Any]:
         "accuracy": evaluation.accuracy,
         "macro_f1": evaluation.macro_f1,
         "ece": evaluation.ece,
+        "brier": evaluation.brier,
         "n": evaluation.n,
     }
 
 
+def _train(rows: list[tuple[str, str, float]], *, seed: int) -> LocalClassifier:
+    weights = [weight for _, _, weight in rows]
+    return LocalClassifier.train(
+        texts=[text for text, _, _ in rows],
+        labels=[label for _, label, _ in rows],
+        seed=seed,
+        sample_weight=None if all(w == 1.0 for w in weights) else weights,
+    )
+
+
+def _fold_of(ticket_id: int, *, seed: int, folds: int) -> int:
+    digest = hashlib.blake2b(f"fold:{seed}:{ticket_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % folds
+
+
+def _min_routed(target: float) -> int:
+    """How many labelled auto-routes a threshold must rest on: ROUTER_THRESHOLD_MIN_ROUTED,
+    and at least 1/target, below which a single misroute more would break the target."""
+    floor = int(settings.ROUTER_THRESHOLD_MIN_ROUTED)
+    return max(floor, math.ceil(1 / target)) if target > 0 else floor
+
+
 def _fingerprint(labels: list[TrainingLabel], known: set[str], used: dict[str, Any]) -> str:
-    """A digest of everything a retraining learns from: labels, active pools and settings."""
+    """A digest of everything a retraining learns from: base examples, labels, active pools
+    and settings."""
     payload = {
         "labels": [[x.ticket_id, x.text, x.label, x.weight, x.source] for x in labels],
         "pools": sorted(known),
         "settings": used,
-        "seed_examples": hashlib.sha256(repr(seed_examples()).encode()).hexdigest(),
+        "base": hashlib.sha256(repr(training_base(labels=known)).encode()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

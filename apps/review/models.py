@@ -121,3 +121,23 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ticket={self.ticket_id} ({self.reason})"
+
+
+class TrainingExample(models.Model):
+    """A curated example the local model was trained on (an imported data set, the shipped seed
+    examples): the base every retraining starts from, with people's labels added on top."""
+
+    text = models.TextField()
+    # A pool slug or "other"; a string, not a key, so that a data set may name pools that are
+    # inactive or not created yet (a retraining uses the labels of active pools only).
+    label = models.CharField(max_length=64, db_index=True)
+    dataset = models.CharField(max_length=200, blank=True, help_text="Where it came from.")
+    # SHA-256 of (label, text): one row per example, and an index that long texts fit in.
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.text[:60]}"

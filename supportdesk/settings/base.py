@@ -244,6 +244,10 @@ ROUTER_IN_THREAD = env_bool("ROUTER_IN_THREAD", default=not REDIS_URL)
 # this on held-out labels; retraining waits for this many labels from people.
 ROUTER_TARGET_MISROUTE_RATE = env_float("ROUTER_TARGET_MISROUTE_RATE", 0.02)
 ROUTER_RETRAIN_MIN_LABELS = env_int("ROUTER_RETRAIN_MIN_LABELS", 20)
+# Folds of people's labels predicted out of sample to choose the local threshold.
+ROUTER_RETRAIN_FOLDS = env_int("ROUTER_RETRAIN_FOLDS", 3)
+# Fewest labelled auto-routes a threshold may rest on (and never fewer than 1/target).
+ROUTER_THRESHOLD_MIN_ROUTED = env_int("ROUTER_THRESHOLD_MIN_ROUTED", 30)
 # LLM decisions at least this confident, on tickets nobody labelled, also teach the local
 # model, each counting this much of a person's label (0 turns distillation off).
 ROUTER_DISTILL_MIN_CONFIDENCE = env_float("ROUTER_DISTILL_MIN_CONFIDENCE", 0.9)
