@@ -96,6 +96,10 @@ _FENCED = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
 Examples = list[tuple[str, str]]
 
 
+# Anthropic's minimum cacheable prefix per model (prompt-caching docs, 2026-11).
+CACHE_MINIMUM_TOKENS = {"claude-haiku-4-5": 4096, "claude-sonnet-4-6": 1024}
+
+
 def text_key(text: str) -> str:
     """A loose key for matching the router's (minimised) text back to the dataset's."""
     return "".join(ch for ch in text.lower() if ch.isalnum())
@@ -127,6 +131,8 @@ class RouterLlm:
         self.calls = 0
         self.mismatches = 0
         self.unmatched = 0
+        self.prompt_cache: set[str] = set()
+        self.cache_reads = self.cache_writes = 0
 
     def __call__(self, body: dict[str, Any]) -> Reply:
         self.calls += 1
@@ -148,7 +154,23 @@ class RouterLlm:
             pool, band = self.truth, RIGHT_CONFIDENCE
         else:
             pool, band = self.rng.choice([s for s in slugs if s != self.truth]), WRONG_CONFIDENCE
-        size = sum(len(json.dumps(body.get(key, ""))) for key in ("system", "tools", "messages"))
+        # ~4 characters a token. Prompt caching as the API does it: a prefix (tools + system)
+        # that ends in a cache_control block and reaches the model's minimum is written once
+        # (cache_creation) and read by later calls with the same prefix (cache_read); the
+        # entry lives 5 minutes from its last use, longer than any gap between two calls here.
+        prefix = json.dumps([body.get("tools", ""), body.get("system", "")])
+        prefix_tokens = len(prefix) // 4
+        rest_tokens = len(json.dumps(body.get("messages", ""))) // 4
+        marked = '"cache_control"' in json.dumps(body.get("system", ""))
+        cacheable = marked and prefix_tokens >= CACHE_MINIMUM_TOKENS.get(str(body["model"]), 1024)
+        written = read = 0
+        if cacheable and prefix in self.prompt_cache:
+            read = prefix_tokens
+            self.cache_reads += 1
+        elif cacheable:
+            self.prompt_cache.add(prefix)
+            written = prefix_tokens
+            self.cache_writes += 1
         return tool_use(
             {
                 "action": "route",
@@ -157,8 +179,10 @@ class RouterLlm:
                 "reason": "The customer's request matches this team.",
                 "missing_fields": [],
             },
-            input_tokens=size // 4,
+            input_tokens=rest_tokens + (0 if cacheable else prefix_tokens),
             output_tokens=self.rng.randint(45, 75),
+            cache_read_input_tokens=read,
+            cache_creation_input_tokens=written,
         )
 
 
@@ -532,7 +556,10 @@ def main() -> None:
     print()
     print_retrains(events)
     calls = RoutingDecision.objects.filter(tier__in=LLM_TIERS).aggregate(
-        n=Count("id"), cost=Sum("cost_usd"), tokens=Avg("input_tokens")
+        n=Count("id"),
+        cost=Sum("cost_usd"),
+        tokens=Avg("input_tokens"),
+        cache_read=Avg("cache_read_tokens"),
     )
     reasons = Counter(
         ReviewItem.objects.filter(kind=ReviewItem.Kind.REVIEW).values_list("reason", flat=True)
@@ -540,7 +567,9 @@ def main() -> None:
     print(f"\nreview reasons: {', '.join(f'{r} {n}' for r, n in reasons.most_common()) or 'none'}")
     print(
         f"LLM calls: {calls['n']:,} costing ${float(calls['cost'] or 0):.4f} (every decision: "
-        f"${float(total.cost):.4f}), {calls['tokens'] or 0:,.0f} input tokens on average; "
+        f"${float(total.cost):.4f}), {calls['tokens'] or 0:,.0f} uncached and "
+        f"{calls['cache_read'] or 0:,.0f} cache-read input tokens on average (prompt cache: "
+        f"{llm.cache_writes} writes, {llm.cache_reads} reads); "
         f"stand-in: {llm.unmatched} texts known by the side table only (redacted), "
         f"{llm.mismatches} whose loose text key names another intent (dataset near-duplicates)"
     )
