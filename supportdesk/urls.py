@@ -5,11 +5,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.chat.views import demo_page
-from apps.core.views import healthz
+from apps.core.views import healthz, metrics
 
 urlpatterns = [
     path("", demo_page, name="demo"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("apps.chat.urls")),
     path("api/v1/", include("apps.orchestrator.urls")),

@@ -14,6 +14,8 @@ from django.utils import timezone
 from apps.chat.models import Conversation, Message, Ticket
 from apps.chat.services import conversation_wants_human_set, message_post, ticket_status_set
 from apps.core.errors import ValidationFailed
+from apps.core.logging import log_context_bind
+from apps.core.metrics import routing_decisions_record
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
 from apps.orchestrator.local_model import LocalClassifier, evaluate, threshold_for_precision
@@ -94,7 +96,9 @@ def _decisions_save(
     outcome: RoutingOutcome, *, ticket: Ticket | None, request_id: uuid.UUID, dry_run: bool
 ) -> list[RoutingDecision]:
     rows = [_decision_row(draft, outcome, ticket, request_id, dry_run) for draft in outcome.trail]
-    return RoutingDecision.objects.bulk_create(rows)
+    saved = RoutingDecision.objects.bulk_create(rows)
+    routing_decisions_record(saved)  # Prometheus counters, once the rows are committed
+    return saved
 
 
 def _decision_row(
@@ -146,6 +150,7 @@ def ticket_route(
     happen outside any database transaction. A customer who asked for a person skips the LLM
     tiers and any clarifying question (`_handoff`).
     """
+    log_context_bind(ticket_id=ticket.pk)
     ticket = Ticket.objects.select_related("conversation", "pool").get(pk=ticket.pk)
     if ticket.status not in ROUTABLE:
         return None

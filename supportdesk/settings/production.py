@@ -15,6 +15,10 @@ if not os.environ.get("ALLOWED_HOSTS"):
 if os.environ.get("REVIEW_AUDIT_SEED"):
     raise ImproperlyConfigured("REVIEW_AUDIT_SEED makes audits predictable; not in production")
 
+# One JSON object per log line for the log shipper, unless LOG_FORMAT says otherwise.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -26,6 +26,10 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
     redis, postgres = RedisServer(), PostgresServer()
     redis.start()
     postgres.start()
+    # Every process (both ASGI servers, the worker) writes its Prometheus counters here, and
+    # /metrics of either server merges them (docs/operations.md).
+    metrics_dir = workdir / "prometheus"
+    metrics_dir.mkdir()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "supportdesk.settings.local",
@@ -35,6 +39,7 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
         "CHAT_ALLOWED_ORIGINS": "*",
         "CHAT_RATE_LIMIT": "1000/minute",
         "LOG_LEVEL": "WARNING",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     servers: list[AsgiServer] = []
     worker: subprocess.Popen[bytes] | None = None

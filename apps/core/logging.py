@@ -1,0 +1,61 @@
+"""Logs that say which request and which ticket they belong to.
+
+Two context variables carry the ids: `RequestIdMiddleware` sets the request id for each HTTP
+request (X-Request-ID in and out), Celery's task signals set it for each task (the task id,
+unless the task runs eagerly inside a request that has one), and `ticket_route` binds the
+ticket id. `ContextFilter`, attached to the handlers, copies both onto every record, so the
+JSON formatter (LOG_FORMAT=json) and the plain one print them. See docs/operations.md.
+"""
+
+import logging
+import logging.config
+from contextvars import ContextVar, Token
+from typing import Any
+
+from celery.signals import setup_logging, task_postrun, task_prerun
+from django.conf import settings
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+ticket_id_var: ContextVar[int | None] = ContextVar("ticket_id", default=None)
+
+
+class ContextFilter(logging.Filter):
+    """Adds `request_id` and `ticket_id` (None when unknown) to every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.ticket_id = ticket_id_var.get()
+        return True
+
+
+def log_context_bind(*, ticket_id: int) -> None:
+    """Mark the logs from here to the end of this request or task as about this ticket."""
+    ticket_id_var.set(ticket_id)
+
+
+@setup_logging.connect(weak=False)
+def _celery_logging_setup(**_: Any) -> None:
+    # With a receiver here Celery leaves the root logger alone: workers log like the web
+    # processes (LOG_FORMAT, LOG_LEVEL, the context filter) instead of Celery's own format.
+    logging.config.dictConfig(settings.LOGGING)
+
+
+# Each task gets its own ids; the tokens put back what was there (an eager task inside an
+# HTTP request returns to the request's ids). Keyed by task id: prerun and postrun pair up.
+_task_tokens: dict[str, tuple[Token[str | None], Token[int | None]]] = {}
+
+
+@task_prerun.connect(weak=False)
+def _task_context_set(task_id: str, **_: Any) -> None:
+    request_id = request_id_var.get() or task_id
+    _task_tokens[task_id] = (request_id_var.set(request_id), ticket_id_var.set(None))
+
+
+@task_postrun.connect(weak=False)
+def _task_context_reset(task_id: str, **_: Any) -> None:
+    tokens = _task_tokens.pop(task_id, None)
+    if tokens is None:
+        return
+    request_token, ticket_token = tokens
+    ticket_id_var.reset(ticket_token)
+    request_id_var.reset(request_token)

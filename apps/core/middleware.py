@@ -1,0 +1,63 @@
+"""HTTP middleware: a request id for every request, in the logs and in the response."""
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponseBase
+
+from apps.core.logging import request_id_var, ticket_id_var
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A proxy's id is kept only when it is short and plain: it goes into every log line.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_from(value: str | None) -> str:
+    """The caller's request id when it is safe to log, else a new one."""
+    if value and _SAFE_ID.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Reads X-Request-ID (or makes one), binds it for the logs, and returns it."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase]
+        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
+    ) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if self.is_async:
+            return self.__acall__(request)
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        tokens = request_id_var.set(request_id), ticket_id_var.set(None)
+        try:
+            response = self.get_response(request)
+            assert isinstance(response, HttpResponseBase)
+        finally:
+            request_id_var.reset(tokens[0])
+            ticket_id_var.reset(tokens[1])
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        tokens = request_id_var.set(request_id), ticket_id_var.set(None)
+        try:
+            response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
+        finally:
+            request_id_var.reset(tokens[0])
+            ticket_id_var.reset(tokens[1])
+        response[REQUEST_ID_HEADER] = request_id
+        return response

@@ -1,0 +1,91 @@
+"""JSON logs carry the request id (X-Request-ID in and out) and the ticket being routed."""
+
+import copy
+import io
+import json
+import logging
+import logging.config
+
+import pytest
+from django.conf import settings as django_settings
+
+from apps.chat.models import Message, Ticket
+from apps.chat.services import conversation_create, message_post
+from apps.orchestrator.models import RoutingRule
+from tests.orchestrator import conftest as orchestrator_fixtures
+from tests.servers import free_port
+
+pytestmark = pytest.mark.django_db
+
+pools = orchestrator_fixtures.pools
+
+
+@pytest.fixture
+def json_logs():
+    """The project's LOGGING with LOG_FORMAT=json at INFO, its console output captured."""
+    config = copy.deepcopy(django_settings.LOGGING)
+    config["handlers"]["console"]["formatter"] = "json"
+    config["root"]["level"] = "INFO"
+    logging.config.dictConfig(config)
+    stream = io.StringIO()
+    (handler,) = logging.getLogger().handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+    yield records
+    logging.config.dictConfig(django_settings.LOGGING)
+
+
+def test_a_log_line_written_during_a_request_carries_its_request_id_as_json(
+    client, settings, json_logs
+):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="lb-7f3a.42")
+    assert response.status_code == 503  # the failed check is logged
+    assert response["X-Request-ID"] == "lb-7f3a.42"
+    (record,) = [r for r in json_logs() if r["logger"] == "apps.core.views"]
+    assert record["request_id"] == "lb-7f3a.42"
+    assert record["level"] == "WARNING"
+    assert record["message"].startswith("health check cache failed")
+    assert record["ticket_id"] is None
+    assert "time" in record
+
+
+def test_a_request_without_a_usable_id_gets_a_new_one(client):
+    first = client.get("/healthz")["X-Request-ID"]
+    second = client.get("/healthz", HTTP_X_REQUEST_ID="two words\tand a tab")["X-Request-ID"]
+    assert len(first) == 32
+    assert int(first, 16) >= 0
+    assert second not in (first, "two words\tand a tab")
+    assert len(second) == 32
+
+
+async def test_the_request_id_also_comes_back_from_an_async_request(async_client):
+    response = await async_client.get("/healthz", headers={"X-Request-ID": "async-1"})
+    assert response["X-Request-ID"] == "async-1"
+
+
+def test_routing_logs_carry_the_ticket_id_and_the_task_id(
+    pools, json_logs, django_capture_on_commit_callbacks
+):
+    RoutingRule.objects.create(name="invoices", pattern="invoice", pool=pools["billing"])
+    conversation = conversation_create().conversation
+    with django_capture_on_commit_callbacks(execute=True):
+        message_post(conversation=conversation, text="My invoice", sender=Message.Sender.CUSTOMER)
+    ticket = Ticket.objects.get(conversation=conversation)
+    logging.getLogger("tests").info("after the task")
+    (routed,) = [r for r in json_logs() if r["message"].startswith(f"ticket {ticket.pk} routed")]
+    assert routed["ticket_id"] == ticket.pk
+    assert routed["logger"] == "apps.orchestrator.services"
+    assert len(routed["request_id"]) == 36  # the Celery task's id (eager here)
+    # Once the task is over, later lines are about no ticket.
+    (after,) = [r for r in json_logs() if r["message"] == "after the task"]
+    assert (after["ticket_id"], after["request_id"]) == (None, None)
