@@ -5,6 +5,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from supportdesk.settings.base import *  # noqa: F403
+from supportdesk.settings.base import LOGGING
 
 DEBUG = False
 if not os.environ.get("SECRET_KEY"):
