@@ -140,6 +140,25 @@ def demo_seed() -> DemoSeeded:
     }
     groups["Reviewers"].permissions.add(*review.values())
     groups["Managers"].permissions.add(review["view_reviewitem"], review["view_routinglabel"])
+    # Reports (/reports/, the report API) read decision rows: managers may view them.
+    groups["Managers"].permissions.add(
+        Permission.objects.get(
+            codename="view_routingdecision", content_type__app_label="orchestrator"
+        )
+    )
+    # Managers own the router prompt: new versions, activation and rollback, A/B tests.
+    groups["Managers"].permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="orchestrator",
+            codename__in=[
+                "view_promptversion",
+                "add_promptversion",
+                "activate_promptversion",
+                "view_promptactivation",
+                "view_promptexperiment",
+            ],
+        )
+    )
     for pool_slug, title, text in DEMO_CANNED_REPLIES:
         pool = Pool.objects.get(slug=pool_slug) if pool_slug else None
         CannedReply.objects.get_or_create(pool=pool, title=title, defaults={"text": text})

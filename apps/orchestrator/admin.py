@@ -1,5 +1,6 @@
 """Routing configuration (rules, editable), the decision record, prompt and model versions
-(read-only). A local model version can be activated, or rolled back to, by an admin action."""
+(read-only). A local model version can be activated, or rolled back to, by an admin action.
+Prompt versions, their activations and A/B tests are in `prompt_admin` (registered here)."""
 
 from typing import Any
 
@@ -9,10 +10,10 @@ from django.http import HttpRequest
 
 from apps.core.admin import ReadOnlyAdmin
 from apps.core.errors import ApplicationError
+from apps.orchestrator import prompt_admin  # noqa: F401  (registers the prompt admins)
 from apps.orchestrator.models import (
     ModelVersion,
     ModelVersionActivation,
-    PromptVersion,
     RoutingDecision,
     RoutingRule,
 )
@@ -46,12 +47,6 @@ class RoutingDecisionAdmin(ReadOnlyAdmin):
     list_filter = ["tier", "action", "final", "valid", "dry_run", "pool", "model"]
     search_fields = ["request_id", "ticket__id", "reason", "error"]
     date_hierarchy = "created_at"
-
-
-@admin.register(PromptVersion)
-class PromptVersionAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "purpose", "active", "author", "note", "created_at"]
-    list_filter = ["purpose", "active"]
 
 
 @admin.register(ModelVersion)

@@ -101,3 +101,38 @@ def pipeline_evaluate(
         latency_p50_ms=_percentile(latencies, 0.5),
         latency_p95_ms=_percentile(latencies, 0.95),
     )
+
+
+# Rows of the side-by-side comparison: label, field, format.
+COMPARED_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("texts", "n", "{:d}"),
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("macro-F1", "macro_f1", "{:.4f}"),
+    ("LLM-call share", "llm_call_share", "{:.4f}"),
+    ("review share", "review_share", "{:.4f}"),
+    ("cost per 1,000 tickets $", "cost_per_1000_usd", "{:.4f}"),
+    ("latency p50 ms", "latency_p50_ms", "{:.2f}"),
+    ("latency p95 ms", "latency_p95_ms", "{:.2f}"),
+)
+
+
+def evaluations_side_by_side(columns: Sequence[tuple[str, PipelineEvaluation]]) -> list[str]:
+    """Text lines comparing evaluations in columns (e.g. one per prompt version): the headline
+    figures, then F1 per pool."""
+    width = max(10, *(len(name) + 2 for name, _ in columns))
+    lines = [f"{'':26}" + "".join(f"{name:>{width}}" for name, _ in columns)]
+    for label, attribute, spec in COMPARED_FIGURES:
+        values = "".join(
+            f"{spec.format(getattr(result, attribute)):>{width}}" for _, result in columns
+        )
+        lines.append(f"{label:26}{values}")
+    pools = sorted({pool for _, result in columns for pool in result.per_pool})
+    for pool in pools:
+        values = "".join(
+            f"{result.per_pool[pool]['f1']:>{width}.3f}"
+            if pool in result.per_pool
+            else f"{'—':>{width}}"
+            for _, result in columns
+        )
+        lines.append(f"{('F1 ' + pool)[:26]:26}{values}")
+    return lines

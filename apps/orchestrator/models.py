@@ -2,6 +2,7 @@
 
 import re
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -9,12 +10,32 @@ from django.db import models
 from django.db.models import Q
 
 from apps.chat.models import Ticket
+from apps.core.errors import Conflict
 from apps.core.models import TimeStampedModel
 from apps.pools.models import Pool
 
+APPEND_ONLY = "Prompt versions are append-only: create a new version from this one instead."
+
+
+class PromptVersionQuerySet(models.QuerySet["PromptVersion"]):
+    """Bulk writes that would rewrite or remove a version are refused; only the `active` switch
+    (done by the activation service, which audits it) may be updated in bulk."""
+
+    def update(self, **kwargs: object) -> int:
+        if set(kwargs) - {"active"}:
+            raise Conflict(APPEND_ONLY)
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise Conflict(APPEND_ONLY)
+
 
 class PromptVersion(models.Model):
-    """An immutable router prompt: a template with `{pools}` and few-shot examples."""
+    """An immutable router prompt: a template with `{pools}` and few-shot examples.
+
+    Append-only: a saved version is never rewritten (an edit is a new version whose parent is
+    the edited one) and never deleted, so every decision's prompt can be read back as it was.
+    """
 
     purpose = models.CharField(max_length=32, default="router", db_index=True)
     text = models.TextField(help_text="System prompt template; `{pools}` lists the active pools.")
@@ -29,8 +50,13 @@ class PromptVersion(models.Model):
     active = models.BooleanField(default=False, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = PromptVersionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("activate_promptversion", "Can activate prompt versions and run prompt A/B tests")
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["purpose"], condition=Q(active=True), name="one_active_prompt_per_purpose"
@@ -39,6 +65,95 @@ class PromptVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} prompt v{self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            update_fields = kwargs.get("update_fields")
+            if update_fields is None or set(update_fields) - {"active"}:
+                raise Conflict(APPEND_ONLY)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise Conflict(APPEND_ONLY)
+
+
+class PromptExperiment(models.Model):
+    """An A/B test of two prompt versions: the variant serves a stable `split` share of tickets
+    (by a hash of experiment id and ticket id), the control the rest. At most one runs per
+    purpose; it ends when a manager promotes a winner (the control may win)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        ENDED = "ended", "Ended"
+
+    purpose = models.CharField(max_length=32, default="router")
+    control = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+")
+    variant = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="+")
+    split = models.FloatField(default=0.5, help_text="Share of tickets that get the variant.")
+    note = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    winner = models.ForeignKey(
+        PromptVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purpose"],
+                condition=Q(status="running"),
+                name="one_running_prompt_experiment_per_purpose",
+            ),
+            models.CheckConstraint(
+                condition=Q(split__gt=0) & Q(split__lt=1), name="experiment_split_between_0_and_1"
+            ),
+            models.CheckConstraint(
+                condition=~Q(control=models.F("variant")), name="experiment_arms_differ"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="running", ended_at__isnull=True, winner__isnull=True)
+                | Q(status="ended", ended_at__isnull=False, winner__isnull=False),
+                name="experiment_ended_iff_winner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"A/B #{self.pk}: v{self.control_id} vs v{self.variant_id}"
+
+
+class PromptActivation(models.Model):
+    """One switch of the active prompt (an activation, a rollback, or an A/B winner promoted):
+    who, when, from which version to which. Append-only."""
+
+    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="activations")
+    # The version that was active before; None when there was none.
+    previous = models.ForeignKey(
+        PromptVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set when the switch promoted the winner of this A/B test.
+    experiment = models.ForeignKey(
+        PromptExperiment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        previous = f"v{self.previous_id}" if self.previous_id else "none"
+        return f"prompt {previous} → v{self.version_id}"
 
 
 class RoutingRule(TimeStampedModel):

@@ -112,6 +112,7 @@ class RoutingPipeline:
         provider: RouterProvider | None,
         write_cache: bool = True,
         clarify_allowed: bool = True,
+        read_cache: bool = True,
     ) -> None:
         self.pools = {pool.slug: pool for pool in pools if pool.active}
         self.rules = rules
@@ -119,6 +120,8 @@ class RoutingPipeline:
         self.local = local
         self.provider = provider if prompt is not None else None
         self.write_cache = write_cache
+        # Off to compare prompts offline: live traffic fills one version's cache, not another's.
+        self.read_cache = read_cache
         self.clarify_allowed = clarify_allowed
         self.accept = settings.ROUTER_ACCEPT_THRESHOLD
         self.floor = settings.ROUTER_REVIEW_THRESHOLD
@@ -207,7 +210,7 @@ class RoutingPipeline:
         )
 
     def _cache(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome | None:
-        key = self._cache_key(text)
+        key = self._cache_key(text) if self.read_cache else None
         if key is None:
             return None
         started = time.perf_counter()

@@ -22,10 +22,12 @@ from apps.orchestrator.local_model import LocalClassifier, evaluate, threshold_f
 from apps.orchestrator.models import (
     ModelVersion,
     ModelVersionActivation,
+    PromptActivation,
     PromptVersion,
     RoutingDecision,
 )
 from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
+from apps.orchestrator.prompt_selectors import prompt_for_ticket
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
@@ -77,18 +79,26 @@ def pipeline_build(
     write_cache: bool = True,
     clarify_allowed: bool = True,
     use_llm: bool = True,
+    ticket_id: int | None = None,
+    prompt: PromptVersion | None = None,
+    read_cache: bool = True,
 ) -> RoutingPipeline:
-    """A pipeline over the current pools, rules, prompt and local model."""
+    """A pipeline over the current pools, rules, prompt and local model.
+
+    The prompt is `prompt` when given (offline comparison), else the ticket's arm of a running
+    A/B test, else the active version (`prompt_selectors.prompt_for_ticket`).
+    """
     if use_llm and provider is None:
         provider = router_provider()
     return RoutingPipeline(
         pools=list(pool_list()),
         rules=selectors.rule_list_active(),
-        prompt=selectors.prompt_active(),
+        prompt=prompt or prompt_for_ticket(ticket_id=ticket_id),
         local=selectors.local_tier_active(),
         provider=provider if use_llm else None,
         write_cache=write_cache,
         clarify_allowed=clarify_allowed,
+        read_cache=read_cache,
     )
 
 
@@ -168,6 +178,7 @@ def ticket_route(
             clarify_allowed=not (asked_before or human),
             use_llm=not human,
             write_cache=not human,
+            ticket_id=ticket.pk,
         )
         outcome = pipeline.run(text)
     if human:
@@ -360,13 +371,20 @@ def prompt_version_create(
     author_id: int | None = None,
     activate: bool = True,
 ) -> PromptVersion:
-    """Append a prompt version (versions are never edited) and optionally make it active."""
+    """Append a prompt version (versions are never edited) and optionally make it active.
+    People use `prompt_services` (permission checks, A/B tests); this is for code."""
     parent = selectors.prompt_active()
     if activate:
         PromptVersion.objects.filter(purpose="router", active=True).update(active=False)
-    return PromptVersion.objects.create(
+    version = PromptVersion.objects.create(
         text=text, few_shot=few_shot, note=note, author_id=author_id, parent=parent, active=activate
     )
+    if activate:
+        # Every switch of the active prompt is in the activation history, this one too.
+        PromptActivation.objects.create(
+            version=version, previous=parent, actor_id=author_id, note=f"created: {note}"[:300]
+        )
+    return version
 
 
 def model_version_train(

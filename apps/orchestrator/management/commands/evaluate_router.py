@@ -1,6 +1,11 @@
-"""Evaluate the whole routing pipeline on a labelled CSV (nothing is recorded or cached)."""
+"""Evaluate the whole routing pipeline on a labelled CSV (nothing is recorded or cached).
+
+With `--prompt-version A --prompt-version B` the same texts run once per prompt version and
+the figures are printed side by side (the decision cache is not read then: live traffic fills
+the cache of the active version only, which would flatter it)."""
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -8,7 +13,12 @@ from tqdm import tqdm
 
 from apps.core.errors import ValidationFailed
 from apps.orchestrator.datasets import labelled_csv_read
-from apps.orchestrator.evaluation import pipeline_evaluate
+from apps.orchestrator.evaluation import (
+    PipelineEvaluation,
+    evaluations_side_by_side,
+    pipeline_evaluate,
+)
+from apps.orchestrator.models import PromptVersion
 from apps.orchestrator.services import pipeline_build
 
 
@@ -20,6 +30,14 @@ class Command(BaseCommand):
         parser.add_argument("--label-column", default="pool")
         parser.add_argument("--text-column", default="text")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
+        parser.add_argument(
+            "--prompt-version",
+            action="append",
+            type=int,
+            default=[],
+            metavar="ID",
+            help="evaluate with this prompt version (repeat to compare versions side by side)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -30,7 +48,13 @@ class Command(BaseCommand):
             )
         except (OSError, ValidationFailed) as exc:
             raise CommandError(str(exc)) from exc
-        pipeline = pipeline_build(write_cache=False, clarify_allowed=False)
+        if len(options["prompt_version"]) > 1:
+            self._compare(rows, options)
+            return
+        prompt = self._prompts(options["prompt_version"])[0] if options["prompt_version"] else None
+        pipeline = pipeline_build(
+            write_cache=False, clarify_allowed=False, prompt=prompt, read_cache=prompt is None
+        )
         result = pipeline_evaluate(
             pipeline,
             rows,
@@ -63,3 +87,43 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {truth}: " + ", ".join(f"{p} {c}" for p, c in sorted(row.items()))
             )
+
+    def _progress(
+        self, desc: str, quiet: bool
+    ) -> Callable[[Sequence[tuple[str, str]]], Iterable[tuple[str, str]]]:
+        def bar(items: Sequence[tuple[str, str]]) -> Iterable[tuple[str, str]]:
+            return tqdm(items, desc=desc, disable=quiet, file=self.stderr)
+
+        return bar
+
+    @staticmethod
+    def _prompts(ids: list[int]) -> list[PromptVersion]:
+        found = PromptVersion.objects.in_bulk(ids)
+        missing = [str(pk) for pk in ids if pk not in found]
+        if missing:
+            raise CommandError(f"no prompt version {', '.join(missing)}")
+        return [found[pk] for pk in ids]
+
+    def _compare(self, rows: list[tuple[str, str]], options: dict[str, Any]) -> None:
+        """Run the texts once per prompt version; print the figures side by side."""
+        results: list[tuple[PromptVersion, PipelineEvaluation]] = []
+        for prompt in self._prompts(options["prompt_version"]):
+            pipeline = pipeline_build(
+                write_cache=False, clarify_allowed=False, prompt=prompt, read_cache=False
+            )
+            result = pipeline_evaluate(
+                pipeline, rows, progress=self._progress(f"prompt v{prompt.pk}", options["json"])
+            )
+            results.append((prompt, result))
+        if options["json"]:
+            payload = {
+                "prompt_versions": [
+                    {"prompt_version": prompt.pk, **result.as_dict()} for prompt, result in results
+                ]
+            }
+            self.stdout.write(json.dumps(payload, indent=2))
+            return
+        for line in evaluations_side_by_side(
+            [(f"prompt v{prompt.pk}", result) for prompt, result in results]
+        ):
+            self.stdout.write(line)
