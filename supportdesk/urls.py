@@ -18,7 +18,9 @@ urlpatterns = [
     path("api/v1/", include("apps.pools.assist_urls")),
     path("api/v1/", include("apps.chat.attachment_urls")),
     path("api/v1/", include("apps.review.urls")),
+    path("api/v1/", include("apps.reports.urls")),
     path("desk/", include("apps.pools.desk_urls")),
+    path("reports/", include("apps.reports.page_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -36,6 +36,8 @@ from apps.pools.realtime import (
     desk_ticket_publish,
 )
 from apps.review.models import RoutingLabel
+from apps.webhooks.payloads import ticket_resolved_payload, ticket_routed_payload
+from apps.webhooks.services import webhook_event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +265,12 @@ def ticket_queue(
         pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
         _agent_queues_fill(user_id=previous_assignee_id)
     ticket.refresh_from_db()
+    webhook_event_emit(
+        event="ticket.routed",
+        payload=ticket_routed_payload(
+            ticket=ticket, previous_pool_id=previous_pool_id, actor=actor
+        ),
+    )
     return ticket
 
 
@@ -440,6 +448,7 @@ def ticket_resolve(*, ticket: Ticket, actor: Any) -> Ticket:
         )
         ticket_activity_add(locked, Kind.RESOLVED, actor=actor)
         _agent_queues_fill(user_id=previous_assignee_id, pool=locked.pool)
+        webhook_event_emit(event="ticket.resolved", payload=ticket_resolved_payload(ticket=locked))
     return locked
 
 

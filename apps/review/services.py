@@ -14,6 +14,8 @@ from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.pools.services import ticket_queue
 from apps.review.models import ReviewItem, RoutingLabel
+from apps.webhooks.payloads import review_created_payload
+from apps.webhooks.services import webhook_event_emit
 
 Verdict = ReviewItem.Verdict
 NOTE_MAX_CHARS = 500
@@ -61,7 +63,7 @@ def review_item_open(
     )
     if reason not in ReviewItem.Reason.values:
         reason = ReviewItem.Reason.LOW_CONFIDENCE
-    item, _created = ReviewItem.objects.get_or_create(
+    item, created = ReviewItem.objects.get_or_create(
         ticket=ticket,
         kind=ReviewItem.Kind.REVIEW,
         status=ReviewItem.Status.OPEN,
@@ -73,6 +75,8 @@ def review_item_open(
             "tier": decision.tier if decision else "",
         },
     )
+    if created:
+        webhook_event_emit(event="review.created", payload=review_created_payload(item=item))
     return item
 
 

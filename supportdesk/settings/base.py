@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "apps.chat",
     "apps.orchestrator",
     "apps.review",
+    "apps.reports",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -273,6 +275,22 @@ DESK_CONTEXT_TIMEOUT_SECONDS = env_float("DESK_CONTEXT_TIMEOUT_SECONDS", 2.0)
 # AI draft replies use the escalation model (only with ANTHROPIC_API_KEY).
 DRAFT_MAX_TOKENS = env_int("DRAFT_MAX_TOKENS", 600)
 DRAFT_TIMEOUT_SECONDS = env_float("DRAFT_TIMEOUT_SECONDS", 30.0)
+
+# Outgoing webhooks (docs/webhooks.md): a failed delivery is retried after 30 s, 1 min, 2 min,
+# ... (capped) until it has been tried WEBHOOK_MAX_ATTEMPTS times.
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BACKOFF_SECONDS = env_int("WEBHOOK_RETRY_BACKOFF_SECONDS", 30)
+WEBHOOK_RETRY_BACKOFF_MAX_SECONDS = env_int("WEBHOOK_RETRY_BACKOFF_MAX_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE |= {
+    # Alert rules judged over their rolling windows (docs/alerts.md).
+    "evaluate-alerts": {"task": "apps.reports.tasks.alerts_evaluate_task", "schedule": 60.0},
+    # Webhook deliveries whose retry is due (eager Celery cannot wait for a countdown).
+    "retry-webhooks": {
+        "task": "apps.webhooks.tasks.webhook_deliveries_retry_task",
+        "schedule": 15.0,
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -1,0 +1,215 @@
+"""Streamed CSV exports of decision receipts and tickets: rows are read in chunks
+(`.iterator()`, or `.aiterator()` under ASGI) and written as they go, so a month of data never
+sits in memory.
+
+Under ASGI Django buffers a synchronous iterator whole before sending it, so there the rows come
+from an asynchronous generator; under WSGI (and the test client) from a synchronous one.
+"""
+
+import csv
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+
+from apps.chat.models import Ticket
+from apps.orchestrator.models import RoutingDecision
+from apps.reports.selectors import decision_trails
+
+CHUNK = 2000
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection): customer
+# text must never do that, so such cells get a leading apostrophe.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+DECISION_COLUMNS = [
+    "id",
+    "created_at",
+    "ticket",
+    "ticket_pool",
+    "request_id",
+    "trail",
+    "tier",
+    "action",
+    "pool",
+    "model",
+    "prompt_version",
+    "confidence",
+    "valid",
+    "error",
+    "reason",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "cost_usd",
+    "final",
+    "input_minimised",
+]
+
+TICKET_COLUMNS = [
+    "id",
+    "created_at",
+    "status",
+    "pool",
+    "final_tier",
+    "final_confidence",
+    "decisions",
+    "routing_cost_usd",
+    "sla_due_at",
+    "first_response_at",
+    "sla_breached_at",
+    "resolved_at",
+]
+
+
+def csv_cell(value: Any) -> str:
+    """One cell: empty for None, ISO times, exact decimals, text defused against formulas."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    text = str(value)
+    if isinstance(value, str) and text.startswith(FORMULA_START):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    """A file-like object whose write returns the line instead of storing it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """CSV text, one line at a time."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    for row in rows:
+        yield writer.writerow([csv_cell(value) for value in row])
+
+
+async def csv_lines_async(
+    header: Sequence[str], rows: AsyncIterable[Sequence[Any]]
+) -> AsyncIterator[str]:
+    """CSV text, one line at a time, from rows that arrive asynchronously."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(header)
+    async for row in rows:
+        yield writer.writerow([csv_cell(value) for value in row])
+
+
+def csv_response(
+    filename: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]] | AsyncIterable[Sequence[Any]],
+) -> StreamingHttpResponse:
+    """A streamed CSV download."""
+    lines: Iterator[str] | AsyncIterator[str]
+    if isinstance(rows, AsyncIterable):
+        lines = csv_lines_async(header, rows)
+    else:
+        lines = csv_lines(header, rows)
+    response = StreamingHttpResponse(lines, content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _trail_text(trail: list[RoutingDecision]) -> str:
+    return " > ".join(f"{d.tier}:{d.action}" for d in trail)
+
+
+def _decision_row(d: RoutingDecision, trail: list[RoutingDecision]) -> list[Any]:
+    ticket_pool = d.ticket.pool.slug if d.ticket and d.ticket.pool else None
+    return [
+        d.pk,
+        d.created_at,
+        d.ticket_id,
+        ticket_pool,
+        d.request_id,
+        _trail_text(trail),
+        d.tier,
+        d.action,
+        d.pool.slug if d.pool else None,
+        d.model,
+        d.prompt_version_id,
+        d.confidence,
+        d.valid,
+        d.error,
+        d.reason,
+        d.latency_ms,
+        d.input_tokens,
+        d.output_tokens,
+        d.cache_read_tokens,
+        d.cache_creation_tokens,
+        d.cost_usd,
+        d.final,
+        d.input_minimised,
+    ]
+
+
+def decision_rows(decisions: QuerySet[RoutingDecision]) -> Iterator[list[Any]]:
+    """Decision receipts as CSV rows, with each one's tier trail (one query per chunk)."""
+    iterator = decisions.iterator(chunk_size=CHUNK)
+    while chunk := list(islice(iterator, CHUNK)):
+        trails = decision_trails(request_ids=(d.request_id for d in chunk))
+        for d in chunk:
+            yield _decision_row(d, trails.get(d.request_id, []))
+
+
+async def decision_rows_async(decisions: QuerySet[RoutingDecision]) -> AsyncIterator[list[Any]]:
+    """`decision_rows` for ASGI: the same rows, read with `.aiterator()`."""
+    chunk: list[RoutingDecision] = []
+
+    async def flush() -> list[list[Any]]:
+        trails = await sync_to_async(decision_trails)(request_ids=[d.request_id for d in chunk])
+        return [_decision_row(d, trails.get(d.request_id, [])) for d in chunk]
+
+    async for decision in decisions.aiterator(chunk_size=CHUNK):
+        chunk.append(decision)
+        if len(chunk) == CHUNK:
+            for row in await flush():
+                yield row
+            chunk = []
+    if chunk:
+        for row in await flush():
+            yield row
+
+
+def _ticket_row(t: Ticket) -> list[Any]:
+    return [
+        t.pk,
+        t.created_at,
+        t.status,
+        t.pool.slug if t.pool else None,
+        getattr(t, "final_tier", None),
+        getattr(t, "final_confidence", None),
+        getattr(t, "decision_count", None) or 0,
+        getattr(t, "routing_cost_usd", None) or Decimal(0),
+        t.sla_due_at,
+        t.first_response_at,
+        t.sla_breached_at,
+        t.resolved_at,
+    ]
+
+
+def ticket_rows(tickets: QuerySet[Ticket]) -> Iterator[list[Any]]:
+    """Tickets (annotated by `report_ticket_list`) as CSV rows."""
+    for ticket in tickets.iterator(chunk_size=CHUNK):
+        yield _ticket_row(ticket)
+
+
+async def ticket_rows_async(tickets: QuerySet[Ticket]) -> AsyncIterator[list[Any]]:
+    """`ticket_rows` for ASGI, read with `.aiterator()`."""
+    async for ticket in tickets.aiterator(chunk_size=CHUNK):
+        yield _ticket_row(ticket)

@@ -1,0 +1,24 @@
+"""Webhook fixtures: a real receiver on 127.0.0.1 and an endpoint pointed at it; routing runs
+through the orchestrator's fixtures (pools, the Messages API stand-in)."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from apps.webhooks.models import WebhookEndpoint, WebhookEvent
+from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
+from tests.orchestrator.conftest import llm, pools  # noqa: F401  (fixtures)
+from tests.webhooks.receiver import WebhookReceiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as started:
+        yield started
+
+
+@pytest.fixture
+def endpoint(db, receiver: WebhookReceiver) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.create(
+        name="CRM", url=receiver.url, events=list(WebhookEvent.values)
+    )
