@@ -3,12 +3,15 @@
 Two context variables carry the ids: `RequestIdMiddleware` sets the request id for each HTTP
 request (X-Request-ID in and out), Celery's task signals set it for each task (the task id,
 unless the task runs eagerly inside a request that has one), and `ticket_route` binds the
-ticket id. `ContextFilter`, attached to the handlers, copies both onto every record, so the
-JSON formatter (LOG_FORMAT=json) and the plain one print them. See docs/operations.md.
+ticket id for its duration (`log_context`). `ContextFilter`, attached to the handlers, copies
+both onto every record, so the JSON formatter (LOG_FORMAT=json) and the plain one print them.
+See docs/operations.md.
 """
 
 import logging
 import logging.config
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -28,9 +31,15 @@ class ContextFilter(logging.Filter):
         return True
 
 
-def log_context_bind(*, ticket_id: int) -> None:
-    """Mark the logs from here to the end of this request or task as about this ticket."""
-    ticket_id_var.set(ticket_id)
+@contextmanager
+def log_context(*, ticket_id: int) -> Iterator[None]:
+    """Mark the logs inside the block as about this ticket; afterwards, what was there before
+    (a thread or request that routes many tickets must not leave the last one on its logs)."""
+    token = ticket_id_var.set(ticket_id)
+    try:
+        yield
+    finally:
+        ticket_id_var.reset(token)
 
 
 @setup_logging.connect(weak=False)

@@ -465,12 +465,23 @@ def evaluate(
     )
 
 
-def threshold_for_precision(
-    predictions: Sequence[Prediction], labels: Sequence[str], *, target_precision: float
-) -> float:
-    """Lowest confidence threshold whose accepted set (confidence >= it) reaches the precision.
+def min_support(*, error_rate: float, floor: int) -> int:
+    """How many labelled accepted messages a threshold for `error_rate` must rest on: `floor`,
+    and at least 1/error_rate, below which one error more would break the target."""
+    return max(floor, math.ceil(1 / error_rate)) if error_rate > 0 else floor
 
-    Returns math.inf (accept nothing) when no threshold reaches it.
+
+def threshold_for_precision(
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    *,
+    target_precision: float,
+    min_accepted: int = 1,
+) -> float:
+    """Lowest confidence threshold whose accepted set (confidence >= it) reaches the precision,
+    among thresholds that accept at least `min_accepted` labelled messages.
+
+    Returns math.inf (accept nothing) when no such threshold reaches it.
     """
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
@@ -488,7 +499,7 @@ def threshold_for_precision(
         # A threshold accepts every prediction with the same confidence, so only the last of a
         # run of equal confidences is a real choice.
         last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < confidence
-        if last_of_tie and correct >= target_precision * accepted:
+        if last_of_tie and accepted >= min_accepted and correct >= target_precision * accepted:
             best = confidence
     return best
 

@@ -1,6 +1,7 @@
 """Write-side operations of the orchestrator: route tickets, record decisions, train models."""
 
 import logging
+import math
 import random
 import uuid
 from collections.abc import Sequence
@@ -14,11 +15,16 @@ from django.utils import timezone
 from apps.chat.models import Conversation, Message, Ticket
 from apps.chat.services import conversation_wants_human_set, message_post, ticket_status_set
 from apps.core.errors import ValidationFailed
-from apps.core.logging import log_context_bind
+from apps.core.logging import log_context
 from apps.core.metrics import routing_decisions_record
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
-from apps.orchestrator.local_model import LocalClassifier, evaluate, threshold_for_precision
+from apps.orchestrator.local_model import (
+    LocalClassifier,
+    evaluate,
+    min_support,
+    threshold_for_precision,
+)
 from apps.orchestrator.models import (
     ModelVersion,
     ModelVersionActivation,
@@ -160,7 +166,11 @@ def ticket_route(
     happen outside any database transaction. A customer who asked for a person skips the LLM
     tiers and any clarifying question (`_handoff`).
     """
-    log_context_bind(ticket_id=ticket.pk)
+    with log_context(ticket_id=ticket.pk):
+        return _ticket_route(ticket=ticket, provider=provider)
+
+
+def _ticket_route(*, ticket: Ticket, provider: RouterProvider | None) -> RoutingDecision | None:
     ticket = Ticket.objects.select_related("conversation", "pool").get(pk=ticket.pk)
     if ticket.status not in ROUTABLE:
         return None
@@ -416,8 +426,14 @@ def model_version_train(
         held_texts, held_labels = [t for t, _ in held], [label for _, label in held]
         evaluation = evaluate(candidate, texts=held_texts, labels=held_labels)
         predictions = candidate.predict_many(held_texts)
+        # A precision measured on a handful of held-out texts says little: the threshold must
+        # rest on at least max(ROUTER_THRESHOLD_MIN_ROUTED, 1/(1 - precision)) of them, or the
+        # model auto-routes nothing (1.0) until retraining has measured it on people's labels.
+        min_accepted = min_support(
+            error_rate=1 - target_precision, floor=settings.ROUTER_THRESHOLD_MIN_ROUTED
+        )
         threshold = threshold_for_precision(
-            predictions, held_labels, target_precision=target_precision
+            predictions, held_labels, target_precision=target_precision, min_accepted=min_accepted
         )
         metrics = {
             "accuracy": evaluation.accuracy,
@@ -426,6 +442,8 @@ def model_version_train(
             "per_label": evaluation.per_label,
             "holdout": evaluation.n,
             "target_precision": target_precision,
+            "min_accepted": min_accepted,
+            "threshold_met": math.isfinite(threshold),
         }
     classifier = LocalClassifier.train(
         texts=[t for t, _ in rows],

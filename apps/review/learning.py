@@ -56,6 +56,7 @@ from apps.orchestrator.local_model import (
     LocalClassifier,
     Prediction,
     evaluate,
+    min_support,
     misroute_rate,
     seed_examples,
     threshold_for_misroute_rate,
@@ -443,10 +444,7 @@ def _fold_of(ticket_id: int, *, seed: int, folds: int) -> int:
 
 
 def _min_routed(target: float) -> int:
-    """How many labelled auto-routes a threshold must rest on: ROUTER_THRESHOLD_MIN_ROUTED,
-    and at least 1/target, below which a single misroute more would break the target."""
-    floor = int(settings.ROUTER_THRESHOLD_MIN_ROUTED)
-    return max(floor, math.ceil(1 / target)) if target > 0 else floor
+    return min_support(error_rate=target, floor=int(settings.ROUTER_THRESHOLD_MIN_ROUTED))
 
 
 def _fingerprint(labels: list[TrainingLabel], known: set[str], used: dict[str, Any]) -> str:

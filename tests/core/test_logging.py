@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from apps.chat.models import Message, Ticket
 from apps.chat.services import conversation_create, message_post
 from apps.orchestrator.models import RoutingRule
+from apps.orchestrator.services import ticket_route
 from tests.orchestrator import conftest as orchestrator_fixtures
 from tests.servers import free_port
 
@@ -89,3 +90,17 @@ def test_routing_logs_carry_the_ticket_id_and_the_task_id(
     # Once the task is over, later lines are about no ticket.
     (after,) = [r for r in json_logs() if r["message"] == "after the task"]
     assert (after["ticket_id"], after["request_id"]) == (None, None)
+
+
+def test_routing_outside_a_task_leaves_no_ticket_id_on_later_logs(pools, json_logs):
+    # The embedded profile routes in a background thread, one ticket after another.
+    RoutingRule.objects.create(name="invoices", pattern="invoice", pool=pools["billing"])
+    conversation = conversation_create().conversation
+    message_post(conversation=conversation, text="My invoice", sender=Message.Sender.CUSTOMER)
+    ticket = Ticket.objects.get(conversation=conversation)
+    ticket_route(ticket=ticket)
+    logging.getLogger("tests").info("after routing")
+    (routed,) = [r for r in json_logs() if r["message"].startswith(f"ticket {ticket.pk} routed")]
+    assert routed["ticket_id"] == ticket.pk
+    (after,) = [r for r in json_logs() if r["message"] == "after routing"]
+    assert after["ticket_id"] is None

@@ -13,6 +13,7 @@ from apps.orchestrator.local_model import (
     Prediction,
     _expected_calibration_error,
     evaluate,
+    min_support,
     seed_examples,
     threshold_for_precision,
 )
@@ -229,6 +230,27 @@ def test_threshold_for_precision_keeps_ties_together_and_can_accept_nothing():
     assert threshold_for_precision(predictions, ["a", "b", "b"], target_precision=0.5) == 0.9
     with pytest.raises(ValueError, match="target_precision"):
         threshold_for_precision(predictions, ["a", "b", "b"], target_precision=0.0)
+
+
+def test_threshold_for_precision_needs_enough_accepted_messages_behind_it():
+    predictions = [prediction("a", 0.99 - i / 100) for i in range(10)]
+    labels = ["a"] * 9 + ["b"]
+    assert threshold_for_precision(predictions, labels, target_precision=1.0) == pytest.approx(0.91)
+    # Nine right answers are too few to vouch for a threshold that must rest on 20.
+    assert (
+        threshold_for_precision(predictions, labels, target_precision=0.9, min_accepted=20)
+        == math.inf
+    )
+    assert threshold_for_precision(
+        predictions, labels, target_precision=0.9, min_accepted=10
+    ) == pytest.approx(0.90)
+
+
+def test_min_support_is_the_floor_or_one_over_the_error_rate():
+    assert min_support(error_rate=0.02, floor=30) == 50
+    assert min_support(error_rate=1 - 0.98, floor=30) == 50
+    assert min_support(error_rate=0.05, floor=30) == 30
+    assert min_support(error_rate=0.0, floor=30) == 30
 
 
 def test_evaluate_matches_a_hand_computed_example():
