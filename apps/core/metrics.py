@@ -20,23 +20,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
+from apps.orchestrator.providers.base import PROVIDER_ERROR_KINDS
+
 if TYPE_CHECKING:
     from apps.orchestrator.models import RoutingDecision
 
-# `ProviderError.kind` values (apps/orchestrator/providers/base.py): a decision row whose error
-# starts with one of them failed at the provider; any other invalid row is a bad answer.
-PROVIDER_ERROR_KINDS = frozenset(
-    {
-        "timeout",
-        "connection",
-        "rate_limited",
-        "overloaded",
-        "server_error",
-        "bad_request",
-        "auth",
-        "malformed",
-    }
-)
 LLM_TIERS = frozenset({"llm", "escalation"})
 # Tiers that decide in microseconds (rules, cache) up to an LLM call that hit its timeout.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -4,12 +4,11 @@ Prompt versions, their activations and A/B tests are in `prompt_admin` (register
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.core.admin import ReadOnlyAdmin
-from apps.core.errors import ApplicationError
+from apps.core.admin import ReadOnlyAdmin, version_activate_action
 from apps.orchestrator import prompt_admin  # noqa: F401  (registers the prompt admins)
 from apps.orchestrator.models import (
     ModelVersion,
@@ -92,20 +91,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         description="Activate (roll back to) the selected version", permissions=["activate"]
     )
     def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        versions = list(queryset[:2])
-        if len(versions) != 1:
-            self.message_user(request, "Select exactly one version to activate.", messages.WARNING)
-            return
-        try:
-            activation = model_version_activate(
-                version=versions[0], actor=request.user, note="admin action"
-            )
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        was = f"v{activation.previous_id}" if activation.previous_id else "no active model"
-        self.message_user(
-            request, f"{activation.version} is now active (was {was}).", messages.SUCCESS
+        version_activate_action(
+            self,
+            request,
+            queryset,
+            activate=model_version_activate,
+            nothing_active="no active model",
         )
 
 

@@ -20,7 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from apps.core.admin import ReadOnlyAdmin
+from apps.core.admin import ReadOnlyAdmin, version_activate_action
 from apps.core.errors import ApplicationError
 from apps.orchestrator.models import PromptActivation, PromptExperiment, PromptVersion
 from apps.orchestrator.prompt_selectors import (
@@ -150,20 +150,12 @@ class PromptVersionAdmin(ReadOnlyAdmin):
         description="Activate (roll back to) the selected version", permissions=["activate"]
     )
     def activate(self, request: HttpRequest, queryset: QuerySet[PromptVersion]) -> None:
-        versions = list(queryset[:2])
-        if len(versions) != 1:
-            self.message_user(request, "Select exactly one version to activate.", messages.WARNING)
-            return
-        try:
-            activation = prompt_version_activate(
-                version=versions[0], actor=request.user, note="admin action"
-            )
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        was = f"v{activation.previous_id}" if activation.previous_id else "no active prompt"
-        self.message_user(
-            request, f"{activation.version} is now active (was {was}).", messages.SUCCESS
+        version_activate_action(
+            self,
+            request,
+            queryset,
+            activate=prompt_version_activate,
+            nothing_active="no active prompt",
         )
 
 

@@ -9,25 +9,13 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from apps.chat.models import Ticket
 from apps.orchestrator.models import RoutingDecision
+from apps.orchestrator.providers.base import PROVIDER_ERROR_KINDS
 from apps.reports.models import Alert, AlertRule
 from apps.reports.selectors import CONFIDENCE_TIERS, LATENCY_TIERS, LLM_TIERS, percentile
 from apps.review.models import ReviewItem
 from apps.review.selectors import review_queue_stats
 
 Metric = AlertRule.Metric
-# ProviderError kinds (apps/orchestrator/providers/base.py); the pipeline records a failed
-# call's error as "<kind>: <message>". A schema-invalid answer is the model's, not the
-# provider's, and does not count.
-PROVIDER_ERROR_KINDS = (
-    "timeout",
-    "connection",
-    "rate_limited",
-    "overloaded",
-    "server_error",
-    "bad_request",
-    "auth",
-    "malformed",
-)
 
 
 @dataclass(frozen=True)

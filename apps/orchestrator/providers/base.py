@@ -39,12 +39,25 @@ class TextReply:
     latency_ms: float
 
 
+# What `ProviderError.kind` can be. The pipeline records a failed call's error as
+# "<kind>: <message>", which is how metrics and alerts tell a provider failure from a bad answer.
+PROVIDER_ERROR_KINDS: tuple[str, ...] = (
+    "timeout",
+    "connection",
+    "rate_limited",
+    "overloaded",
+    "server_error",
+    "bad_request",
+    "auth",
+    "malformed",
+)
+
+
 @dataclass
 class ProviderError(Exception):
     """The provider failed after its own retries. `kind` names the failure for the record."""
 
-    # timeout, connection, rate_limited, overloaded, server_error, bad_request, auth, malformed
-    kind: str
+    kind: str  # one of PROVIDER_ERROR_KINDS
     message: str
     latency_ms: float = 0.0
     status: int | None = None
