@@ -366,14 +366,16 @@ def gate_verdict(result: RetrainResult) -> str:
     if reason.startswith("less accurate"):
         return "kept: acc"
     if reason.startswith("worse calibrated"):
-        return "kept: ECE"
+        return "kept: Brier"
+    if reason.startswith("no threshold"):
+        return "kept: thr"
     return "kept"
 
 
 def print_retrains(events: Sequence[RetrainEvent]) -> None:
     print(
-        f"{'after':>6} {'version':>7} {'gate':>10} {'held-out':>8} {'cand acc/ECE':>13} "
-        f"{'active acc/ECE':>15} {'threshold':>10} {'auto@thr':>8} {'human':>6} "
+        f"{'after':>6} {'version':>7} {'gate':>10} {'held-out':>8} {'cand acc/Brier':>15} "
+        f"{'active acc/Brier':>17} {'threshold':>10} {'auto@thr':>8} {'human':>6} "
         f"{'distilled':>9} {'train s':>7}"
     )
     for event in events:
@@ -383,20 +385,23 @@ def print_retrains(events: Sequence[RetrainEvent]) -> None:
             print(f"{event.after:>6} {'-':>7} {'no model':>10}  {r.reason}")
             continue
         active = r.metrics.get("active")
-        figures = f"{100 * active['accuracy']:.1f}% / {active['ece']:.2f}" if active else "none"
-        candidate = f"{100 * r.metrics['accuracy']:.1f}% / {r.metrics['ece']:.2f}"
+        figures = f"{100 * active['accuracy']:.1f}% / {active['brier']:.3f}" if active else "none"
+        candidate = (
+            f"{100 * r.metrics['candidate']['accuracy']:.1f}% / "
+            f"{r.metrics['candidate']['brier']:.3f}"
+        )
         threshold = r.metrics["threshold"]
         print(
             f"{event.after:>6} {'v' + str(r.version.pk):>7} {gate_verdict(r):>10} "
             f"{r.metrics['holdout']:>8} "
-            f"{candidate:>13} "
-            f"{figures:>15} "
+            f"{candidate:>15} "
+            f"{figures:>17} "
             f"{threshold['value']:>9.4f}{' ' if threshold['met'] else '*'} "
             f"{100 * threshold['auto_routed_share']:>7.1f}% "
             f"{labels.get('human', 0):>6} {labels.get('distilled', 0):>9} {event.seconds:>7.1f}"
         )
     if any(e.result.version and not e.result.metrics["threshold"]["met"] for e in events):
-        print("* no threshold met the target misroute rate on the held-out slice (1.0 is used)")
+        print("* no threshold met the target misroute rate on people's labels (1.0 is used)")
 
 
 def main() -> None:

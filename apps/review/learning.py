@@ -17,7 +17,9 @@ held-out slice. The candidate is activated only if its accuracy is at least the 
 and its Brier score (of the top label's confidence) at most the active model's: a proper
 scoring rule that punishes over- and under-confidence without the binning noise that makes
 ECE on a few dozen texts move by hundredths from one text more or less (ECE is still
-reported). Otherwise it is stored inactive, with both evaluations and the reason.
+reported). A candidate that has no threshold holding the target (see below) is not activated
+while the active model auto-routes part of the slice within the target: it would stop the local
+tier routing. Otherwise it is stored inactive, with both evaluations and the reason.
 
 The stored artifact is the evaluated one: the held-out labels are not folded back in after the
 gate, since a model retrained on everything would be one nobody measured, and its threshold
@@ -338,6 +340,15 @@ def model_version_retrain(
             "auto_routed_share": active_share,
         }
         passed, why = _gate(candidate_eval, active_eval, active.version)
+        if passed and not math.isfinite(best) and active_share > 0 and active_rate <= target:
+            # Better in accuracy, but with no threshold it can be trusted at, it would stop the
+            # local tier routing while the active model still holds the target on the slice.
+            passed, why = (
+                False,
+                f"no threshold holds {target:.1%} yet, while the active v{active.version.pk} "
+                f"auto-routes {active_share:.1%} of the held-out slice with "
+                f"{active_rate:.1%} misrouted",
+            )
     elif active_id is not None:
         passed, why = True, f"the active v{active_id} cannot be loaded (bad signature)"
     else:

@@ -290,6 +290,14 @@ def test_too_few_labels_for_the_target_keep_the_local_tier_from_auto_routing(
     assert (threshold["met"], threshold["value"], threshold["min_routed"]) == (False, 1.0, 50)
     assert "at least 50 of the 16 labelled texts" in threshold["note"]
     assert result.version.threshold == 1.0
+    # The seed model routes the held-out slice within the target: a candidate that would route
+    # nothing does not replace it, however accurate.
+    active = result.metrics["active"]
+    assert active["auto_routed_share"] > 0
+    assert active["misroute_rate"] <= 0.02
+    assert not result.activated
+    assert result.reason.startswith("no threshold holds 2.0% yet, while the active")
+    assert routing_version() == local_model
 
 
 # --- retraining ------------------------------------------------------------------------------
