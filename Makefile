@@ -29,7 +29,7 @@ seed: migrate
 
 ## Install, migrate, seed demo data and serve on http://$(HOST):$(PORT) (embedded profile).
 run: seed
-	@echo "SupportDesk on http://$(HOST):$(PORT)  (widget /, desk /desk/, admin /admin/, API docs /api/docs/)"
+	@echo "SupportDesk on http://$(HOST):$(PORT)  (widget /, desk /desk/, reports /reports/, admin /admin/, API docs /api/docs/)"
 	@$(VENV)/bin/uvicorn supportdesk.asgi:application --host $(HOST) --port $(PORT) --log-level warning
 
 ## The whole suite: system packages, venv, lint, type check, unit/consumer/API tests, browser tests.
