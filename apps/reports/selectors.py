@@ -579,11 +579,13 @@ def _estimate(estimate: Any) -> dict[str, Any]:
     }
 
 
-def _accuracy_section(report: AccuracyReport) -> dict[str, Any]:
+def _accuracy_section(report: AccuracyReport, pool: Pool | None) -> dict[str, Any]:
     weighted = report.weighted
+    # With a pool: the automatic routes *to* it (the decision's pool, not the ticket's pool
+    # now, which a wrong route's correction changes), so the drill-down names `predicted`.
+    drill = DecisionDrill(audited=True, predicted=pool.slug if pool else None)
     return {
-        # Audits estimate accuracy for every pool together (apps.review.selectors).
-        "scope": "all pools",
+        "scope": f"routes to {pool.name}" if pool else "all pools",
         "pooled": _estimate(report.pooled),
         "weighted": {
             "accuracy": weighted.accuracy,
@@ -596,7 +598,7 @@ def _accuracy_section(report: AccuracyReport) -> dict[str, Any]:
         "tiers": [
             {"tier": row.tier, "volume": row.volume, **_estimate(row)} for row in report.tiers
         ],
-        "drill": {**DecisionDrill(audited=True).as_params(), "pool": ""},
+        "drill": {**drill.as_params(), "pool": ""},
     }
 
 
@@ -658,7 +660,10 @@ def report_summary(*, filters: ReportFilter, now: datetime | None = None) -> Rep
         confidence=_confidence_section(filters),
         latency=_latency_section(filters),
         review_queue=_review_queue_section(review_queue_stats(now=now)),
-        accuracy=_accuracy_section(routing_accuracy(since=filters.since, until=filters.until)),
+        accuracy=_accuracy_section(
+            routing_accuracy(since=filters.since, until=filters.until, pool=filters.pool),
+            filters.pool,
+        ),
         confusion=_confusion_section(filters),
         sla=_sla_section(filters),
         generated_at=now or timezone.now(),

@@ -9,6 +9,7 @@ from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils import timezone
 
 from apps.orchestrator.models import RoutingDecision
+from apps.pools.models import Pool
 from apps.review.models import ReviewItem
 
 Tier = RoutingDecision.Tier
@@ -20,10 +21,11 @@ AUTOMATIC_TIERS: tuple[str, ...] = (Tier.RULES, Tier.CACHE, Tier.LOCAL, Tier.LLM
 
 
 def automatic_decision_list(
-    *, since: datetime | None = None, until: datetime | None = None
+    *, since: datetime | None = None, until: datetime | None = None, pool: Pool | None = None
 ) -> QuerySet[RoutingDecision]:
     """Final, confident automatic routes of real tickets (not dry runs), created in
-    [since, until): the decisions audits sample from and accuracy is estimated for."""
+    [since, until) (and routed to `pool` when given): the decisions audits sample from and
+    accuracy is estimated for."""
     decisions = RoutingDecision.objects.filter(
         final=True,
         dry_run=False,
@@ -37,6 +39,8 @@ def automatic_decision_list(
         decisions = decisions.filter(created_at__gte=since)
     if until is not None:
         decisions = decisions.filter(created_at__lt=until)
+    if pool is not None:
+        decisions = decisions.filter(pool=pool)
     return decisions.order_by()
 
 
@@ -118,7 +122,7 @@ class AccuracyReport:
 
 
 def routing_accuracy(
-    *, since: datetime | None = None, until: datetime | None = None
+    *, since: datetime | None = None, until: datetime | None = None, pool: Pool | None = None
 ) -> AccuracyReport:
     """Accuracy of automatic routing per tier and overall, from resolved audit items only.
 
@@ -126,7 +130,9 @@ def routing_accuracy(
     so they are the one unbiased label source: review items cover only what the router doubted,
     and reroutes only what an agent happened to notice. A route is correct when the reviewer's
     pool is the decision's pool; "no pool" is wrong for a decision that routed. The period
-    applies to the audited decision's time.
+    applies to the audited decision's time. With `pool`, only routes to that pool count: the
+    share of the router's sends to it that belonged there (a precision, audited without bias,
+    since audits sample every route at the same share).
 
     `pooled` counts all audits together: unbiased because every tier is sampled at the same
     share (each audit stands for the same number of decisions). Should shares ever differ per
@@ -134,7 +140,7 @@ def routing_accuracy(
     tier's accuracy by its automatic-decision volume in the period instead, which stays
     unbiased either way. The two agree (up to sampling noise) while shares are equal.
     """
-    decisions = automatic_decision_list(since=since, until=until)
+    decisions = automatic_decision_list(since=since, until=until, pool=pool)
     volumes: dict[str, int] = {
         row["tier"]: row["n"] for row in decisions.values("tier").annotate(n=Count("id"))
     }

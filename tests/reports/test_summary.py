@@ -192,6 +192,21 @@ def test_accuracy_comes_from_resolved_audits_with_a_wilson_interval(manager_api,
     assert accuracy["pooled"]["high"] == pytest.approx(centre + half)
 
 
+def test_with_a_pool_accuracy_covers_the_routes_to_that_pool_and_drills_down_to_them(
+    manager_api, history
+):
+    in_scope = [a for a in history.audits if in_period(a.decision.created_at)]
+    pools = {a.decision.pool for a in in_scope}
+    assert pools, "the history has audited routes"
+    for pool in pools:
+        accuracy = manager_api.get(SUMMARY, {**PERIOD, "pool": pool.slug}).json()["accuracy"]
+        audits = [a for a in in_scope if a.decision.pool_id == pool.pk]
+        correct = sum(1 for a in audits if a.verdict_pool_id == a.decision.pool_id)
+        assert accuracy["scope"] == f"routes to {pool.name}"
+        assert (accuracy["pooled"]["n"], accuracy["pooled"]["correct"]) == (len(audits), correct)
+        assert drill_ids(manager_api, accuracy["drill"]) == {a.decision_id for a in audits}
+
+
 def test_confusion_matrix_counts_each_decision_by_its_newest_label(manager_api, history):
     confusion = manager_api.get(SUMMARY, PERIOD).json()["confusion"]
     newest = {}
