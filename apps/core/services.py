@@ -140,11 +140,13 @@ def demo_seed() -> DemoSeeded:
     }
     groups["Reviewers"].permissions.add(*review.values())
     groups["Managers"].permissions.add(review["view_reviewitem"], review["view_routinglabel"])
-    # Reports (/reports/, the report API) read decision rows: managers may view them.
+    # Managers see the reports (/reports/, the report API and exports) and, in the admin, the
+    # decision rows behind them.
     groups["Managers"].permissions.add(
+        Permission.objects.get(codename="view_reports", content_type__app_label="reports"),
         Permission.objects.get(
             codename="view_routingdecision", content_type__app_label="orchestrator"
-        )
+        ),
     )
     # Managers own the router prompt: new versions, activation and rollback, A/B tests.
     groups["Managers"].permissions.add(

@@ -108,3 +108,16 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule.name}: {self.status}"
+
+
+class Report(models.Model):
+    """No table: carries the permission to see the manager reports, their exports and the
+    decision receipts behind them (`reports.view_reports`, held by the Managers group)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("view_reports", "Can see the manager reports and their exports")]
+
+    def __str__(self) -> str:
+        return "reports"

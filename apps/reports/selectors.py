@@ -702,11 +702,11 @@ def report_summary_data(summary: ReportSummary) -> dict[str, Any]:
 
 # Reports read routing decisions: whoever may view decision rows (Managers in seed_demo) may
 # view the reports built on them.
-REPORTS_PERMISSION = "orchestrator.view_routingdecision"
+REPORTS_PERMISSION = "reports.view_reports"
 
 
 def user_can_view_reports(user: Any) -> bool:
-    """Managers (the `orchestrator.view_routingdecision` permission) and superusers."""
+    """Staff with the `reports.view_reports` permission (the Managers group) and superusers."""
     return bool(
         user.is_authenticated
         and user.is_active

@@ -320,9 +320,7 @@ def _staff(username: str, group: str | None = None):
     if group == "Managers":
         managers, _ = Group.objects.get_or_create(name="Managers")
         managers.permissions.add(
-            Permission.objects.get(
-                codename="view_routingdecision", content_type__app_label="orchestrator"
-            )
+            Permission.objects.get(codename="view_reports", content_type__app_label="reports")
         )
         user.groups.add(managers)
     return user

@@ -48,6 +48,26 @@ def test_managers_and_superusers_may_see_every_report(db, manager, path):
         assert client.get(path, PERIOD).status_code == 200, (user, path)
 
 
+def test_reports_need_their_own_permission_not_just_viewing_decisions(db):
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user("auditor", password="pw", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(
+            codename="view_routingdecision", content_type__app_label="orchestrator"
+        )
+    )
+    client = Client()
+    client.force_login(user)
+    assert client.get("/reports/", PERIOD).status_code == 403
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_reports", content_type__app_label="reports")
+    )
+    user = get_user_model().objects.get(pk=user.pk)  # permissions are cached per instance
+    client.force_login(user)
+    assert client.get("/reports/", PERIOD).status_code == 200
+
+
 def test_anonymous_visitors_are_sent_to_log_in(db):
     response = Client().get("/reports/")
     assert response.status_code == 302
