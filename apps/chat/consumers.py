@@ -14,6 +14,7 @@ from apps.chat import selectors, services
 from apps.chat.frames import HandoffFrame, HelloFrame, MessageFrame, TypingFrame, frame_parse
 from apps.chat.models import Conversation, Message
 from apps.core.errors import ApplicationError
+from apps.core.logging import FrameRequestIdMixin
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     return origin in allowed
 
 
-class CustomerChatConsumer(AsyncWebsocketConsumer):
+class CustomerChatConsumer(FrameRequestIdMixin, AsyncWebsocketConsumer):
     """`/ws/chat/`. See docs/protocol.md for the frames."""
 
     conversation: Conversation | None = None

@@ -3,13 +3,15 @@
 Two context variables carry the ids: `RequestIdMiddleware` sets the request id for each HTTP
 request (X-Request-ID in and out), Celery's task signals set it for each task (the task id,
 unless the task runs eagerly inside a request that has one), and `ticket_route` binds the
-ticket id for its duration (`log_context`). `ContextFilter`, attached to the handlers, copies
+ticket id for its duration (`log_context`); WebSocket consumers give each frame an id of its
+own (`FrameRequestIdMixin`). `ContextFilter`, attached to the handlers, copies
 both onto every record, so the JSON formatter (LOG_FORMAT=json) and the plain one print them.
 See docs/operations.md.
 """
 
 import logging
 import logging.config
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -29,6 +31,27 @@ class ContextFilter(logging.Filter):
         record.request_id = request_id_var.get()
         record.ticket_id = ticket_id_var.get()
         return True
+
+
+@contextmanager
+def log_request(*, request_id: str) -> Iterator[None]:
+    """Mark the logs inside the block as of this request (a WebSocket frame, say), about no
+    ticket until one is bound."""
+    tokens = request_id_var.set(request_id), ticket_id_var.set(None)
+    try:
+        yield
+    finally:
+        ticket_id_var.reset(tokens[1])
+        request_id_var.reset(tokens[0])
+
+
+class FrameRequestIdMixin:
+    """For WebSocket consumers: each frame received gets its own request id in the logs, as
+    an HTTP request does (the chat and desk sockets live for hours; one id would say nothing)."""
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        with log_request(request_id=uuid.uuid4().hex):
+            await super().websocket_receive(message)  # type: ignore[misc]
 
 
 @contextmanager

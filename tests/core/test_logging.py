@@ -13,6 +13,7 @@ from apps.chat.models import Message, Ticket
 from apps.chat.services import conversation_create, message_post
 from apps.orchestrator.models import RoutingRule
 from apps.orchestrator.services import ticket_route
+from supportdesk.asgi import application  # at import: it configures logging (django.setup)
 from tests.orchestrator import conftest as orchestrator_fixtures
 from tests.servers import free_port
 
@@ -104,3 +105,53 @@ def test_routing_outside_a_task_leaves_no_ticket_id_on_later_logs(pools, json_lo
     assert routed["ticket_id"] == ticket.pk
     (after,) = [r for r in json_logs() if r["message"] == "after routing"]
     assert after["ticket_id"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_each_chat_frame_gets_its_own_request_id_down_to_the_routing_logs(json_logs):
+    import uuid as uuid_module
+
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from apps.pools.services import pool_upsert
+
+    @database_sync_to_async
+    def setup():
+        pool = pool_upsert(slug="billing", name="Billing", description="Invoices and payments")
+        RoutingRule.objects.create(name="invoices", pattern="invoice", pool=pool)
+        return conversation_create()
+
+    created = await setup()
+    ws = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[(b"origin", b"http://127.0.0.1:8000")]
+    )
+    assert (await ws.connect())[0]
+    try:
+        await ws.send_json_to(
+            {
+                "type": "hello",
+                "conversation": str(created.conversation.id),
+                "token": created.token,
+                "last_seq": 0,
+            }
+        )
+        await ws.receive_json_from()
+        for text in ("My invoice is wrong", "And the other invoice too"):
+            frame = {"type": "message", "client_id": str(uuid_module.uuid4()), "text": text}
+            await ws.send_json_to(frame)
+            await ws.receive_json_from()
+    finally:
+        await ws.disconnect()
+
+    # Routing ran (eagerly) inside the first message frame: its log lines carry that frame's
+    # id, and no line outside a frame does.
+    records = json_logs()
+    (routed,) = [r for r in records if "routed:" in r["message"]]
+    frame_id = routed["request_id"]
+    assert frame_id is not None
+    assert len(frame_id) == 32  # a uuid4 made for the frame, not a Celery task id (36)
+    assert routed["ticket_id"] is not None
+    tasks = [r for r in records if r["logger"] == "celery.app.trace"]
+    assert tasks
+    assert {r["request_id"] for r in tasks} == {frame_id}
