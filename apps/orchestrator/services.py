@@ -28,7 +28,6 @@ from apps.orchestrator.local_model import (
 from apps.orchestrator.models import (
     ModelVersion,
     ModelVersionActivation,
-    PromptActivation,
     PromptVersion,
     RoutingDecision,
 )
@@ -373,30 +372,6 @@ def tickets_stuck_requeue(*, older_than: timedelta = timedelta(minutes=2)) -> li
 
 
 @transaction.atomic
-def prompt_version_create(
-    *,
-    text: str,
-    few_shot: list[dict[str, object]],
-    note: str = "",
-    author_id: int | None = None,
-    activate: bool = True,
-) -> PromptVersion:
-    """Append a prompt version (versions are never edited) and optionally make it active.
-    People use `prompt_services` (permission checks, A/B tests); this is for code."""
-    parent = selectors.prompt_active()
-    if activate:
-        PromptVersion.objects.filter(purpose="router", active=True).update(active=False)
-    version = PromptVersion.objects.create(
-        text=text, few_shot=few_shot, note=note, author_id=author_id, parent=parent, active=activate
-    )
-    if activate:
-        # Every switch of the active prompt is in the activation history, this one too.
-        PromptActivation.objects.create(
-            version=version, previous=parent, actor_id=author_id, note=f"created: {note}"[:300]
-        )
-    return version
-
-
 def model_version_train(
     *,
     examples: Sequence[tuple[str, str]],

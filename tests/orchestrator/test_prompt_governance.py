@@ -266,12 +266,3 @@ def test_an_ab_test_is_started_shown_and_promoted_from_the_admin(client, manager
     experiment.refresh_from_db()
     assert (experiment.status, experiment.winner) == ("ended", variant)
     assert PromptActivation.objects.get().experiment == experiment
-
-
-def test_creating_an_active_version_in_code_is_recorded_as_an_activation(active):
-    from apps.orchestrator.services import prompt_version_create
-
-    version = prompt_version_create(text=active.text + "\nShort.", few_shot=[], note="from code")
-    activation = PromptActivation.objects.get()
-    assert (activation.previous, activation.version, activation.actor) == (active, version, None)
-    assert version.parent == active
