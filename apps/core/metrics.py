@@ -24,6 +24,7 @@ from apps.orchestrator.providers.base import PROVIDER_ERROR_KINDS
 
 if TYPE_CHECKING:
     from apps.orchestrator.models import RoutingDecision
+    from apps.pools.models import DraftReply
 
 LLM_TIERS = frozenset({"llm", "escalation"})
 # Tiers that decide in microseconds (rules, cache) up to an LLM call that hit its timeout.
@@ -63,6 +64,17 @@ provider_errors = Counter(
     ["tier", "model", "kind"],
 )
 
+drafts = Counter(
+    "supportdesk_drafts",
+    "AI draft replies asked of the model for agents, by model and status (ready, failed).",
+    ["model", "status"],
+)
+draft_cost = Counter(
+    "supportdesk_draft_cost_usd",
+    "Cost in US dollars of AI draft replies (tokens times the price table), by model.",
+    ["model"],
+)
+
 
 def routing_decisions_record(decisions: Sequence["RoutingDecision"]) -> None:
     """Count one routing run's decision rows once the transaction that saved them commits."""
@@ -95,6 +107,24 @@ def _decisions_observe(decisions: list["RoutingDecision"]) -> None:
         final = decisions[-1]
         outcome = "clarify" if final.tier == "clarify" else final.action
         routing_outcomes.labels(outcome, deciding[-1].tier, str(final.dry_run).lower()).inc()
+
+
+def draft_record(draft: "DraftReply") -> None:
+    """Count an AI draft (and, when the provider failed, its error under tier `draft`) once
+    the transaction that saved it commits."""
+    model = draft.model or "unknown"
+    kind = draft.error.split(":", 1)[0]
+    provider_failed = draft.status == "failed" and kind in PROVIDER_ERROR_KINDS
+    cost = float(draft.cost_usd or 0)
+
+    def observe() -> None:
+        drafts.labels(model, draft.status).inc()
+        if cost:
+            draft_cost.labels(model).inc(cost)
+        if provider_failed:
+            provider_errors.labels("draft", model, kind).inc()
+
+    transaction.on_commit(observe, robust=True)
 
 
 class QueueCollector:

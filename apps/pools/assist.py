@@ -25,6 +25,7 @@ from sklearn.metrics.pairwise import linear_kernel
 
 from apps.chat.models import Message, Ticket
 from apps.core.errors import ApplicationError, Conflict, NotFound
+from apps.core.metrics import draft_record
 from apps.core.ratelimit import rate_limit_hit
 from apps.orchestrator.pricing import Usage, cost_usd, price_for
 from apps.orchestrator.providers.base import DraftProvider, ProviderError
@@ -207,6 +208,7 @@ def ticket_draft_create(
     with transaction.atomic():
         draft.save()
         desk_ticket_item_publish(ticket.pk, "draft", draft_payload(draft))
+        draft_record(draft)
     return draft
 
 

@@ -564,3 +564,36 @@ def test_moving_a_ticket_to_another_pool_gathers_its_context_again(pools):
     while (item := async_to_sync(_receive)(layer, channel)) is not None:
         kinds.append(item.get("kind"))
     assert "context" in kinds  # desks viewing the ticket are told to show it
+
+
+def test_drafts_their_cost_and_provider_failures_are_counted_for_metrics(
+    desk, llm, settings, django_capture_on_commit_callbacks
+):
+    from prometheus_client import REGISTRY
+
+    model = settings.ESCALATION_MODEL
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    ready = sample("supportdesk_drafts_total", model=model, status="ready")
+    failed = sample("supportdesk_drafts_total", model=model, status="failed")
+    cost = sample("supportdesk_draft_cost_usd_total", model=model)
+    errors = sample("supportdesk_provider_errors_total", tier="draft", model=model, kind="auth")
+
+    llm.enqueue(api.text(DRAFT_TEXT, input_tokens=1200, output_tokens=80))
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_draft_create(ticket=desk["ticket"], actor=desk["bea"])
+    llm.enqueue(api.error(401, "authentication_error"))
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket_draft_create(ticket=desk["ticket"], actor=desk["bea"])
+
+    assert sample("supportdesk_drafts_total", model=model, status="ready") == ready + 1
+    assert sample("supportdesk_drafts_total", model=model, status="failed") == failed + 1
+    assert sample("supportdesk_draft_cost_usd_total", model=model) == pytest.approx(
+        cost + (1200 * 3 + 80 * 15) / 10**6
+    )
+    assert (
+        sample("supportdesk_provider_errors_total", tier="draft", model=model, kind="auth")
+        == errors + 1
+    )
