@@ -244,7 +244,7 @@ def model_version_retrain(
     min_labels: int | None = None,
     force: bool = False,
 ) -> RetrainResult:
-    """Train a candidate local model from the seed examples and the labels, gate it against the
+    """Train a candidate local model from the base examples and the labels, gate it against the
     active model on held-out human labels, store it signed, and activate it if it does no worse.
 
     Returns without training when there are fewer than `min_labels` human labels (default
@@ -285,8 +285,9 @@ def model_version_retrain(
         return RetrainResult(None, False, reason, {"labels": counts})
     if not held:
         return RetrainResult(None, False, "no label fell in the held-out slice", {"labels": counts})
+    base = [(text, label, 1.0) for text, label in training_base(labels=known)]
     settings_used = {"seed": seed, "holdout_share": holdout_share, "target": target}
-    fingerprint = _fingerprint(labels, known, settings_used)
+    fingerprint = _fingerprint(labels, known, settings_used, base)
     same = (
         ModelVersion.objects.filter(metrics__retrain__fingerprint=fingerprint)
         .values_list("pk", flat=True)
@@ -296,7 +297,6 @@ def model_version_retrain(
         reason = f"nothing new since local model v{same}"
         return RetrainResult(None, False, reason, {"labels": counts})
 
-    base = [(text, label, 1.0) for text, label in training_base(labels=known)]
     counts["base_examples"] = len(base)
     extra = [(x.text, x.label, x.weight) for x in distilled]
     rows = base + extra + [(x.text, x.label, x.weight) for x in train]
@@ -309,11 +309,14 @@ def model_version_retrain(
     folds = max(2, int(settings.ROUTER_RETRAIN_FOLDS))
     predictions: list[Prediction] = candidate.predict_many(held_texts)
     truths: list[str] = list(held_truth)
+    fold_of = [_fold_of(x.ticket_id, seed=seed, folds=folds) for x in train]
     for fold in range(folds):
-        inside = [x for x in train if _fold_of(x.ticket_id, seed=seed, folds=folds) == fold]
+        inside = [x for x, f in zip(train, fold_of, strict=True) if f == fold]
         if not inside:
             continue
-        outside = [(x.text, x.label, x.weight) for x in train if x not in inside]
+        outside = [
+            (x.text, x.label, x.weight) for x, f in zip(train, fold_of, strict=True) if f != fold
+        ]
         model = _train(base + extra + outside, seed=seed)
         predictions += model.predict_many([x.text for x in inside])
         truths += [x.label for x in inside]
@@ -458,13 +461,18 @@ def _min_routed(target: float) -> int:
     return min_support(error_rate=target, floor=int(settings.ROUTER_THRESHOLD_MIN_ROUTED))
 
 
-def _fingerprint(labels: list[TrainingLabel], known: set[str], used: dict[str, Any]) -> str:
+def _fingerprint(
+    labels: list[TrainingLabel],
+    known: set[str],
+    used: dict[str, Any],
+    base: list[tuple[str, str, float]],
+) -> str:
     """A digest of everything a retraining learns from: base examples, labels, active pools
     and settings."""
     payload = {
         "labels": [[x.ticket_id, x.text, x.label, x.weight, x.source] for x in labels],
         "pools": sorted(known),
         "settings": used,
-        "base": hashlib.sha256(repr(training_base(labels=known)).encode()).hexdigest(),
+        "base": hashlib.sha256(repr(base).encode()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
