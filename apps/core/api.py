@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.errors import ApplicationError
+from apps.core.outages import DEPENDENCY_ERRORS, outage_error
 
 
 def _error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -17,7 +18,10 @@ def _error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Render ApplicationError and DRF errors as `{"error": {"code", "message", ...}}`."""
+    """Render ApplicationError and DRF errors as `{"error": {"code", "message", ...}}`; a
+    dependency outage (database, Redis) as 503 `unavailable` with Retry-After."""
+    if isinstance(exc, DEPENDENCY_ERRORS):
+        exc = outage_error(exc, where=type(context.get("view")).__name__)
     if isinstance(exc, ApplicationError):
         headers = {}
         if "retry_after" in exc.extra:

@@ -75,3 +75,16 @@ class Conflict(ApplicationError):
     code = "conflict"
     http_status = 409
     default_message = "That cannot be done in the ticket's current state."
+
+
+class ServiceUnavailable(ApplicationError):
+    """A dependency (the database, Redis) is briefly out of reach: nothing was written, and the
+    same request may be sent again (message posts are idempotent on `client_id`)."""
+
+    code = "unavailable"
+    http_status = 503
+    default_message = "The service is briefly unavailable. Please try again in a few seconds."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 5) -> None:
+        super().__init__(message, extra={"retry_after": retry_after})
+        self.retry_after = retry_after

@@ -1,13 +1,15 @@
-"""HTTP middleware: a request id for every request, in the logs and in the response."""
+"""HTTP middleware: a request id for every request, in the logs and in the response; 503, not
+500, when a dependency is out of reach."""
 
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from apps.core.logging import request_id_var, ticket_id_var
+from apps.core.outages import DEPENDENCY_ERRORS, outage_error
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A proxy's id is kept only when it is short and plain: it goes into every log line.
@@ -60,4 +62,43 @@ class RequestIdMiddleware:
             request_id_var.reset(tokens[0])
             ticket_id_var.reset(tokens[1])
         response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class DependencyOutageMiddleware:
+    """A page or API view that meets a dependency outage (database, Redis) answers 503 with
+    Retry-After instead of a 500: JSON in the API's error shape under /api/, a short page
+    elsewhere. DRF views answer it themselves (apps.core.api.exception_handler); this covers
+    the admin, the desk and report pages, and anything outside DRF."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(
+        self,
+        get_response: Callable[[HttpRequest], HttpResponseBase]
+        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
+    ) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DEPENDENCY_ERRORS):
+            return None
+        error = outage_error(exception, where=request.path)
+        if request.path.startswith("/api/"):
+            response: HttpResponse = JsonResponse(
+                {"error": {"code": error.code, "message": error.message, **error.extra}},
+                status=error.http_status,
+            )
+        else:
+            response = HttpResponse(
+                f"<!doctype html><title>Briefly unavailable</title><p>{error.message}</p>",
+                status=error.http_status,
+            )
+        response["Retry-After"] = str(error.retry_after)
         return response

@@ -1,7 +1,9 @@
 """Rate limits over the `limits` library (moving windows; memory or Redis storage).
 
 The storage comes from RATE_LIMIT_STORAGE_URI so several ASGI processes share one budget when
-scaled out on Redis.
+scaled out on Redis. While that storage is out of reach (Redis restarting) limits fail open,
+with a warning: a customer's message matters more than a rate limit for a few seconds, and the
+counters come back with Redis.
 """
 
 import math
@@ -10,15 +12,18 @@ from functools import cache
 
 from django.conf import settings
 from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from apps.core.errors import RateLimited
+from apps.core.outages import outage_log
 
 
 @cache
 def _limiter(storage_uri: str) -> MovingWindowRateLimiter:
-    storage = storage_from_string(storage_uri)
+    # wrap_exceptions: every storage failure is a StorageError, whatever the backend.
+    storage = storage_from_string(storage_uri, wrap_exceptions=True)
     assert isinstance(storage, Storage), "use a synchronous storage URI"
     return MovingWindowRateLimiter(storage)
 
@@ -32,9 +37,13 @@ def rate_limit_hit(*, scope: str, key: str, rate: str) -> None:
     """Count one hit for `key` in `scope`; raise RateLimited when over `rate` (e.g. "20/minute")."""
     limiter = _limiter(settings.RATE_LIMIT_STORAGE_URI)
     item = _item(rate)
-    if limiter.hit(item, scope, key):
+    try:
+        if limiter.hit(item, scope, key):
+            return
+        reset_at, _remaining = limiter.get_window_stats(item, scope, key)
+    except StorageError as exc:
+        outage_log(exc.storage_error, where=f"rate limit {scope} (allowed)")
         return
-    reset_at, _remaining = limiter.get_window_stats(item, scope, key)
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise RateLimited(retry_after=retry_after)
 

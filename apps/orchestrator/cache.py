@@ -2,7 +2,8 @@
 
 Key: the normalised minimised text, the prompt version and the active pool set, so a prompt
 change or a pool change never serves a stale answer. Stored in Django's cache (local memory
-embedded, Redis when scaled out) for ROUTER_CACHE_TTL_SECONDS.
+embedded, Redis when scaled out) for ROUTER_CACHE_TTL_SECONDS. While Redis is out of reach
+the cache is a miss and a write is skipped: the next tiers decide.
 """
 
 import hashlib
@@ -12,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.core.outages import REDIS_ERRORS, outage_log
 from apps.orchestrator.validation import text_normalise
 
 PREFIX = "router:decision:"
@@ -24,9 +26,16 @@ def decision_key(*, text: str, prompt_version: int, pools: list[str]) -> str:
 
 
 def decision_get(key: str) -> dict[str, Any] | None:
-    value = cache.get(key)
+    try:
+        value = cache.get(key)
+    except REDIS_ERRORS as exc:
+        outage_log(exc, where="the decision cache (a miss)")
+        return None
     return value if isinstance(value, dict) else None
 
 
 def decision_set(key: str, decision: dict[str, Any]) -> None:
-    cache.set(key, decision, timeout=settings.ROUTER_CACHE_TTL_SECONDS)
+    try:
+        cache.set(key, decision, timeout=settings.ROUTER_CACHE_TTL_SECONDS)
+    except REDIS_ERRORS as exc:
+        outage_log(exc, where="the decision cache (not written)")

@@ -140,6 +140,7 @@ def _decision_row(
         valid=draft.valid,
         error=draft.error[:500],
         latency_ms=round(draft.latency_ms, 3),
+        attempts=draft.attempts,
         input_tokens=draft.usage.input_tokens,
         output_tokens=draft.usage.output_tokens,
         cache_read_tokens=draft.usage.cache_read_tokens,
@@ -361,8 +362,11 @@ def text_route_dry_run(*, text: str, provider: RouterProvider | None = None) -> 
     return DryRun(outcome=outcome, decisions=decisions)
 
 
-def tickets_stuck_requeue(*, older_than: timedelta = timedelta(minutes=2)) -> list[int]:
-    """Ids of tickets left in `routing` (e.g. a worker died) to route again."""
+def tickets_stuck_requeue(*, older_than: timedelta | None = None) -> list[int]:
+    """Ids of tickets left in `routing` (a worker died, a task was lost with the broker) for
+    ROUTING_STUCK_AFTER_SECONDS or `older_than`, to route again."""
+    if older_than is None:
+        older_than = timedelta(seconds=settings.ROUTING_STUCK_AFTER_SECONDS)
     cutoff = timezone.now() - older_than
     return list(
         Ticket.objects.filter(status=Ticket.Status.ROUTING, updated_at__lt=cutoff).values_list(

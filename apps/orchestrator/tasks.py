@@ -1,19 +1,15 @@
 """Background routing: a Celery task per ticket, or a thread in the embedded profile."""
 
-import logging
-from concurrent.futures import ThreadPoolExecutor
-
 from celery import shared_task
-from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 
 from apps.chat.models import Ticket
+from apps.core.background import BackgroundLane
 from apps.orchestrator.services import ticket_route, tickets_stuck_requeue
 
-logger = logging.getLogger(__name__)
-
-# Embedded profile: no broker, so routing runs beside the server; one worker keeps SQLite calm.
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router")
+# A ticket whose routing was not queued, or whose worker died, stays in `routing`: the sweep
+# (tickets_stuck_requeue_task, every ROUTING_STUCK_SWEEP_SECONDS) routes it again.
+_lane = BackgroundLane("router", recovery="the stuck-ticket sweep routes it again")
 
 
 @shared_task(
@@ -39,18 +35,6 @@ def tickets_stuck_requeue_task() -> None:
         ticket_route_enqueue(ticket_id)
 
 
-def _route_in_thread(ticket_id: int) -> None:
-    try:
-        ticket_route_task.apply(args=(ticket_id,), throw=True)
-    except Exception:
-        logger.exception("routing ticket %s failed; the stuck-ticket sweep will retry", ticket_id)
-    finally:
-        close_old_connections()
-
-
 def ticket_route_enqueue(ticket_id: int) -> None:
     """Queue routing for a ticket (called after commit by the chat services)."""
-    if settings.ROUTER_IN_THREAD:
-        _executor.submit(_route_in_thread, ticket_id)
-    else:
-        ticket_route_task.delay(ticket_id)
+    _lane.submit(ticket_route_task, ticket_id)

@@ -1,21 +1,16 @@
 """Desk work in the background: return tickets of offline agents, raise SLA breaches, and gather
 context for routed tickets."""
 
-import logging
-from concurrent.futures import ThreadPoolExecutor
-
 from celery import shared_task
-from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 
 from apps.chat.models import Ticket
+from apps.core.background import BackgroundLane
 from apps.pools.assist import ticket_context_gather
 from apps.pools.services import agents_offline_release, tickets_sla_check
 
-logger = logging.getLogger(__name__)
-
-# Embedded profile (no broker): gathering runs beside the server, like routing does.
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="context-gather")
+# Context is a help, not a step of the ticket's life: the desk shows the ticket without it.
+_lane = BackgroundLane("context-gather", recovery="the desk shows the ticket without context")
 
 
 @shared_task
@@ -46,19 +41,6 @@ def ticket_context_gather_task(self: object, ticket_id: int) -> None:
     ticket_context_gather(ticket=ticket)
 
 
-def _gather_in_thread(ticket_id: int) -> None:
-    try:
-        ticket_context_gather_task.apply(args=(ticket_id,), throw=True)
-    except Exception:
-        # Context is a help, not a step of the ticket's life: the desk shows the ticket without it.
-        logger.exception("gathering context for ticket %s failed", ticket_id)
-    finally:
-        close_old_connections()
-
-
 def ticket_context_gather_enqueue(ticket_id: int) -> None:
     """Queue context gathering for a routed ticket (called after commit by routing)."""
-    if settings.ROUTER_IN_THREAD:
-        _executor.submit(_gather_in_thread, ticket_id)
-    else:
-        ticket_context_gather_task.delay(ticket_id)
+    _lane.submit(ticket_context_gather_task, ticket_id)

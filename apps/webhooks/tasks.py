@@ -7,24 +7,21 @@ sweep (beat, every 15 s) sends it when it is due. The sweep also recovers
 deliveries whose worker died mid-attempt.
 """
 
-import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 from django.utils import timezone
 
+from apps.core.background import BackgroundLane
 from apps.webhooks.models import WebhookDelivery
 from apps.webhooks.selectors import webhook_delivery_list_due
 from apps.webhooks.services import webhook_delivery_attempt
 
-logger = logging.getLogger(__name__)
-
-# Embedded profile: deliveries go out beside the server so no request waits for a receiver.
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
+# The delivery row is kept: the sweep sends it again when it is due or its lease runs out.
+_lane = BackgroundLane("webhooks", recovery="the delivery sweep sends it again")
 # With a broker, Celery's countdown retry is due first; the sweep waits this long past it.
 STRAGGLER_GRACE = timedelta(minutes=1)
 
@@ -52,20 +49,7 @@ def webhook_deliveries_retry_task() -> None:
     webhook_deliveries_enqueue(webhook_delivery_list_due(now=now))
 
 
-def _deliver_in_thread(delivery_id: int) -> None:
-    try:
-        webhook_delivery_task.apply(args=(delivery_id,), throw=True)
-    except Exception:
-        # The delivery row is kept; the sweep tries it again when its lease runs out.
-        logger.exception("webhook delivery %s failed", delivery_id)
-    finally:
-        close_old_connections()
-
-
 def webhook_deliveries_enqueue(ids: list[int]) -> None:
     """Queue deliveries for sending (called after commit by `webhook_event_emit`)."""
     for delivery_id in ids:
-        if settings.ROUTER_IN_THREAD:
-            _executor.submit(_deliver_in_thread, delivery_id)
-        else:
-            webhook_delivery_task.delay(delivery_id)
+        _lane.submit(webhook_delivery_task, delivery_id)

@@ -42,6 +42,11 @@ def env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return default if value in (None, "") else float(value)
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None:
@@ -88,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the exceptions views raise (process_exception runs bottom-up).
+    "apps.core.middleware.DependencyOutageMiddleware",
 ]
 
 ROOT_URLCONF = "supportdesk.urls"
@@ -124,7 +131,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        # How long a writer waits for another to finish before the chat answers `unavailable`
+        # (docs/operations.md): long enough for any write of ours, short enough to tell.
+        "timeout": env_float("SQLITE_BUSY_TIMEOUT_SECONDS", 20.0),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -177,11 +186,24 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker killed mid-task: with acks_late its pool's parent sees the child die and requeues
+# the message at once (reject_on_worker_lost); a whole worker that dies leaves it unacked in
+# Redis until the visibility timeout. It must outlast the longest countdown (a webhook retry
+# waits up to an hour) or Redis hands the message out twice. The stuck-ticket sweep bounds
+# routing far sooner than that (docs/deploy.md).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 2 * 3600)
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A ticket left in `routing` this long (its task was lost with Redis, or its worker died) is
+# routed again by the sweep, which runs this often; routing is idempotent (a row lock and a
+# status check), so a sweep that races a slow worker routes the ticket once.
+ROUTING_STUCK_AFTER_SECONDS = env_int("ROUTING_STUCK_AFTER_SECONDS", 120)
+ROUTING_STUCK_SWEEP_SECONDS = env_int("ROUTING_STUCK_SWEEP_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
-    # A ticket whose routing process died is routed again: none is left in `routing`.
     "requeue-stuck-tickets": {
         "task": "apps.orchestrator.tasks.tickets_stuck_requeue_task",
-        "schedule": 60.0,
+        "schedule": float(ROUTING_STUCK_SWEEP_SECONDS),
     },
 }
 CELERY_BEAT_SCHEDULE |= {
@@ -213,11 +235,6 @@ CORS_ALLOWED_ORIGINS = [origin for origin in CHAT_ALLOWED_ORIGINS if origin != "
 CORS_ALLOW_ALL_ORIGINS = "*" in CHAT_ALLOWED_ORIGINS
 CORS_URLS_REGEX = r"^/api/v1/(conversations|attachments)/.*$"
 CORS_ALLOW_HEADERS = ["authorization", "content-type"]
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return default if value in (None, "") else float(value)
 
 
 # Routing orchestrator. Without ANTHROPIC_API_KEY the LLM tiers are skipped: doubtful → review.
