@@ -2,19 +2,19 @@
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.chat import selectors, services
 from apps.chat.frames import HandoffFrame, HelloFrame, MessageFrame, TypingFrame, frame_parse
 from apps.chat.models import Conversation, Message
+from apps.core.consumers import CLOSE_TRY_AGAIN_LATER, OutageAwareConsumer
 from apps.core.errors import ApplicationError
 from apps.core.logging import FrameRequestIdMixin
+from apps.core.outages import DATABASE_ERRORS, outage_error
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     return origin in allowed
 
 
-class CustomerChatConsumer(FrameRequestIdMixin, AsyncWebsocketConsumer):
+class CustomerChatConsumer(FrameRequestIdMixin, OutageAwareConsumer):
     """`/ws/chat/`. See docs/protocol.md for the frames."""
 
     conversation: Conversation | None = None
@@ -61,7 +61,7 @@ class CustomerChatConsumer(FrameRequestIdMixin, AsyncWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await self.hello_deadline
         if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.group_leave(self.group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         client_id: str | None = None
@@ -89,6 +89,12 @@ class CustomerChatConsumer(FrameRequestIdMixin, AsyncWebsocketConsumer):
                 )
         except ApplicationError as exc:
             await self.send_error(exc.code, exc.message, client_id=client_id, **exc.extra)
+        except DATABASE_ERRORS as exc:
+            # Rolled back: the client sends the same frame again after `retry_after`.
+            await self.send_unavailable(outage_error(exc, where="chat frame"), client_id=client_id)
+            if self.conversation is None:
+                # Not authenticated yet: reconnecting is the client's way to say hello again.
+                await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def on_hello(self, frame: HelloFrame) -> None:
         if self.conversation is not None:
@@ -162,6 +168,3 @@ class CustomerChatConsumer(FrameRequestIdMixin, AsyncWebsocketConsumer):
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
         extra = {key: value for key, value in extra.items() if value is not None}
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
-
-    async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content))

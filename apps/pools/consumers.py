@@ -1,18 +1,17 @@
 """The agent desk's WebSocket: authenticate, validate frames, call services, relay events."""
 
-import json
 import uuid
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import validate_host
 
 from apps.chat import services as chat_services
 from apps.chat.models import Message
+from apps.core.consumers import OutageAwareConsumer
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.logging import FrameRequestIdMixin
 from apps.pools import selectors, services
@@ -48,7 +47,7 @@ def desk_origin_allowed(scope: dict[str, Any]) -> bool:
     return hostname is not None and validate_host(hostname, settings.ALLOWED_HOSTS)
 
 
-class DeskConsumer(FrameRequestIdMixin, AsyncWebsocketConsumer):
+class DeskConsumer(FrameRequestIdMixin, OutageAwareConsumer):
     """`/ws/desk/`. See docs/desk.md for the frames."""
 
     user: Any = None
@@ -243,11 +242,8 @@ class DeskConsumer(FrameRequestIdMixin, AsyncWebsocketConsumer):
     async def leave(self, group: str) -> None:
         if group in self.joined:
             self.joined.discard(group)
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.group_leave(group)
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
         extra = {key: value for key, value in extra.items() if value is not None}
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
-
-    async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content))
