@@ -57,6 +57,12 @@ llm_cost = Counter(
     "Cost in US dollars of routing LLM calls (tokens times the price table), by model.",
     ["model"],
 )
+provider_retries = Counter(
+    "supportdesk_provider_retries",
+    "HTTP requests to the LLM provider that failed and were retried by the SDK (a call's "
+    "attempts beyond its last), by tier and model.",
+    ["tier", "model"],
+)
 provider_errors = Counter(
     "supportdesk_provider_errors",
     "LLM provider failures after the SDK's retries (timeout, 429, 5xx, 529, ...), by tier, "
@@ -98,6 +104,8 @@ def _decisions_observe(decisions: list["RoutingDecision"]) -> None:
                 llm_tokens.labels(model, kind).inc(tokens)
         if row.cost_usd:
             llm_cost.labels(model).inc(float(row.cost_usd))
+        if row.attempts > 1:
+            provider_retries.labels(row.tier, model).inc(row.attempts - 1)
         kind = row.error.split(":", 1)[0]
         if not row.valid and kind in PROVIDER_ERROR_KINDS:
             provider_errors.labels(row.tier, model, kind).inc()

@@ -35,6 +35,7 @@ class DecisionSerializer(serializers.ModelSerializer[RoutingDecision]):
             "valid",
             "error",
             "latency_ms",
+            "attempts",
             "input_tokens",
             "output_tokens",
             "cache_read_tokens",

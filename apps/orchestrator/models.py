@@ -285,6 +285,8 @@ class RoutingDecision(models.Model):
     valid = models.BooleanField(default=True)
     error = models.CharField(max_length=500, blank=True)
     latency_ms = models.FloatField(default=0)
+    # HTTP requests a provider call took (1 + the SDK's retries); 0 for tiers that call none.
+    attempts = models.PositiveSmallIntegerField(default=0)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cache_read_tokens = models.PositiveIntegerField(default=0)

@@ -63,6 +63,7 @@ class DecisionDraft:
     valid: bool = True
     error: str = ""
     latency_ms: float = 0.0
+    attempts: int = 0  # HTTP requests of a provider call (retries included)
     usage: Usage = field(default_factory=Usage)
     cost: Decimal = Decimal(0)
     final: bool = False
@@ -363,6 +364,7 @@ class RoutingPipeline:
                 reply = self.provider.complete(call)
             except ProviderError as exc:
                 draft.valid, draft.error, draft.latency_ms = False, str(exc)[:500], exc.latency_ms
+                draft.attempts = exc.attempts
                 if exc.kind == "malformed" and attempt == 1:
                     continue
                 return _LlmVerdict(None, ReviewReason.PROVIDER_UNAVAILABLE)
@@ -428,6 +430,7 @@ class RoutingPipeline:
         draft.model = reply.model
         draft.raw_output = reply.raw_output
         draft.latency_ms = reply.latency_ms
+        draft.attempts = reply.attempts
         draft.usage = reply.usage
         draft.cost = cost_usd(model=reply.model, usage=reply.usage, batch=batch)
 

@@ -135,6 +135,7 @@ class DecisionListApi(APIView):
                 "valid",
                 "error",
                 "latency_ms",
+                "attempts",
                 "input_tokens",
                 "output_tokens",
                 "cache_read_tokens",

@@ -50,6 +50,7 @@ DECISION_COLUMNS = [
     "cost_usd",
     "final",
     "input_minimised",
+    "attempts",  # appended: tools read the earlier columns by position
 ]
 
 TICKET_COLUMNS = [
@@ -155,6 +156,7 @@ def _decision_row(d: RoutingDecision, trail: list[RoutingDecision]) -> list[Any]
         d.cost_usd,
         d.final,
         d.input_minimised,
+        d.attempts,
     ]
 
 

@@ -117,6 +117,36 @@ def test_router_fault_falls_to_escalation_model_and_ticket_is_never_lost(pools, 
     assert decisions[-1].model == "claude-sonnet-4-6"
 
 
+def test_retries_the_sdk_absorbed_are_counted_on_the_decision(pools, llm):
+    llm.enqueue(
+        api.error(529, "overloaded_error"),
+        api.error(429, "rate_limit_error"),
+        route_reply("billing"),
+    )
+    ticket, decisions = route("Why is there a second charge on my card this month?")
+    assert ticket.pool == pools["billing"]
+    final = decisions[-1]
+    assert (final.tier, final.valid, final.attempts) == (Tier.LLM, True, 3)
+    assert len(llm.requests) == 3
+
+
+def test_a_call_that_fails_after_its_retries_records_every_attempt(pools, llm):
+    llm.enqueue(*[api.error(500, "api_error")] * 3, route_reply("technical", 0.88))
+    _, decisions = route("I cannot log in, the page keeps spinning")
+    failed, escalated = decisions[-2], decisions[-1]
+    assert (failed.tier, failed.valid, failed.attempts) == (Tier.LLM, False, 3)
+    assert failed.error.startswith("server_error:")
+    assert (escalated.tier, escalated.attempts) == (Tier.ESCALATION, 1)
+    # Every HTTP request the stand-in answered is on a decision row.
+    assert sum(d.attempts for d in decisions) == len(llm.requests) == 4
+
+
+def test_tiers_that_call_no_provider_record_no_attempts(pools, local_model):
+    _, decisions = route("I forgot my password and the reset email never arrives")
+    assert decisions
+    assert all(d.attempts == 0 for d in decisions)
+
+
 def test_both_models_failing_sends_the_ticket_to_review(pools, llm):
     llm.default = lambda body: api.error(529, "overloaded_error")
     ticket, decisions = route("Something is wrong with my account")

@@ -2,11 +2,13 @@
 
 The SDK retries 408/409/429/5xx/529, connection errors and timeouts itself (max_retries,
 exponential back-off); what still fails reaches the pipeline as a ProviderError, and the
-pipeline falls through to the next tier.
+pipeline falls through to the next tier. Every HTTP request the SDK sends is counted
+(`attempts` on the reply or the error), so a retry the SDK absorbed is still on the record.
 """
 
 import json
 import time
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
@@ -21,13 +23,24 @@ from apps.orchestrator.providers.base import (
     TextReply,
 )
 
+# HTTP requests sent for the current call: the SDK's event hook runs in the calling thread.
+_attempts: ContextVar[int] = ContextVar("anthropic_attempts", default=0)
+
+
+def _count_attempt(_request: Any) -> None:
+    _attempts.set(_attempts.get() + 1)
+
 
 @cache
 def _client(
     api_key: str, base_url: str | None, timeout: float, max_retries: int
 ) -> anthropic.Anthropic:
     return anthropic.Anthropic(
-        api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        http_client=anthropic.DefaultHttpxClient(event_hooks={"request": [_count_attempt]}),
     )
 
 
@@ -88,7 +101,7 @@ class AnthropicProvider:
         }
 
     @staticmethod
-    def _reply(message: Message, model: str, elapsed: float) -> ProviderReply:
+    def _reply(message: Message, model: str, elapsed: float, attempts: int = 1) -> ProviderReply:
         content: list[dict[str, Any]] = [block.model_dump(mode="json") for block in message.content]
         tool_block = next((block for block in message.content if block.type == "tool_use"), None)
         return ProviderReply(
@@ -99,6 +112,7 @@ class AnthropicProvider:
             raw_output=json.dumps(content)[:20000],
             usage=_usage(message),
             latency_ms=elapsed,
+            attempts=attempts,
         )
 
     def batch_run(
@@ -132,32 +146,43 @@ class AnthropicProvider:
             raise ProviderError(kind, str(exc)[:300], status=status) from exc
         return results
 
-    def _create(self, params: dict[str, Any]) -> tuple[Message, float]:
-        """One Messages API call (the SDK retries); every failure becomes a ProviderError."""
+    def _create(self, params: dict[str, Any]) -> tuple[Message, float, int]:
+        """One Messages API call (the SDK retries); every failure becomes a ProviderError.
+        Returns the message, the time taken and how many HTTP requests it took."""
         started = time.perf_counter()
+        token = _attempts.set(0)
         try:
             message = self.client.messages.create(**params)
         except anthropic.APIError as exc:
             kind, status = _error_kind(exc)
             elapsed = (time.perf_counter() - started) * 1000
-            raise ProviderError(kind, str(exc)[:300], elapsed, status) from exc
+            raise ProviderError(
+                kind, str(exc)[:300], elapsed, status, attempts=_attempts.get()
+            ) from exc
         except ValueError as exc:  # a body that is not JSON
             elapsed = (time.perf_counter() - started) * 1000
-            raise ProviderError("malformed", str(exc)[:300], elapsed) from exc
+            raise ProviderError(
+                "malformed", str(exc)[:300], elapsed, attempts=_attempts.get()
+            ) from exc
+        finally:
+            attempts = _attempts.get()
+            _attempts.reset(token)
         elapsed = (time.perf_counter() - started) * 1000
         if not isinstance(message, Message):  # a 200 whose body was not JSON (e.g. a proxy page)
-            raise ProviderError("malformed", "the answer was not a Message", elapsed)
-        return message, elapsed
+            raise ProviderError(
+                "malformed", "the answer was not a Message", elapsed, attempts=attempts
+            )
+        return message, elapsed, attempts
 
     def complete(self, call: ProviderCall) -> ProviderReply:
-        message, elapsed = self._create(self._params(call))
-        return self._reply(message, call.model, elapsed)
+        message, elapsed, attempts = self._create(self._params(call))
+        return self._reply(message, call.model, elapsed, attempts)
 
     def draft(
         self, *, model: str, system: str, messages: list[dict[str, Any]], max_tokens: int
     ) -> TextReply:
         """A plain-text answer (no tools): the text blocks joined, with usage."""
-        message, elapsed = self._create(
+        message, elapsed, _attempts_taken = self._create(
             {"model": model, "max_tokens": max_tokens, "system": system, "messages": messages}
         )
         text = "".join(block.text for block in message.content if block.type == "text")

@@ -26,6 +26,7 @@ class ProviderReply:
     raw_output: str
     usage: Usage
     latency_ms: float
+    attempts: int = 1  # HTTP requests it took: more than one when the SDK retried
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ProviderError(Exception):
     latency_ms: float = 0.0
     status: int | None = None
     usage: Usage = field(default_factory=Usage)
+    attempts: int = 1  # HTTP requests sent before giving up (0: none could be sent)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
