@@ -577,7 +577,7 @@
     setNote(el, "not sent: " + message);
   }
 
-  // rate_limited: the item stays in the outbox and is retried after retry_after seconds.
+  // rate_limited / unavailable: the item stays in the outbox and is retried after retry_after.
   function holdAndRetry(clientId, retryAfter) {
     const seconds = Number(retryAfter) > 0 ? Number(retryAfter) : 5;
     clearTimeout(holds.get(clientId));
@@ -727,7 +727,8 @@
     showError(message);
     const clientId = typeof frame.client_id === "string" ? frame.client_id : null;
     if (!clientId) return;
-    if (code === "rate_limited") holdAndRetry(clientId, frame.retry_after);
+    // Nothing was stored: keep the message and send it again after retry_after.
+    if (code === "rate_limited" || code === "unavailable") holdAndRetry(clientId, frame.retry_after);
     else markFailed(clientId, message);
   }
 
