@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The venv is rebuilt whenever the pinned lock changes.
+# The venv is rebuilt whenever the pinned lock changes. pipefail: pip's own exit status decides
+# (its errors stay on screen and no stamp is written); grep only drops the "is ignored" noise.
 LOCK_HASH := $(shell sha256sum requirements/dev.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
@@ -13,8 +14,8 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
 $(STAMP): requirements/dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-	@$(PY) -m pip install -q -r requirements/dev.lock 2>&1 | grep -v "is ignored" || true
+	@set -o pipefail; $(PY) -m pip install -q --upgrade pip 2>&1 | { grep -v "is ignored" || true; }
+	@set -o pipefail; $(PY) -m pip install -q -r requirements/dev.lock 2>&1 | { grep -v "is ignored" || true; }
 	@$(PY) -c "import django, channels, rest_framework" # fail loudly if the install did not work
 	@rm -f $(VENV)/.installed-* && touch $@
 
