@@ -5,12 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make up`: nginx answers on 127.0.0.1:$(PORT) and round-robins to uvicorn on ASGI_PORTS.
+ASGI_PORTS ?= 8001,8002
+# Where `make up` records what it started (one stack per checkout unless set).
+STACK_STATE ?= .run/stack.json
+STACK := scripts/stack.py --state $(STACK_STATE)
 # The venv is rebuilt whenever the pinned lock changes. pipefail: pip's own exit status decides
 # (its errors stay on screen and no stamp is written); grep only drops the "is ignored" noise.
 LOCK_HASH := $(shell sha256sum requirements/dev.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: run serve test lint format typecheck bench lock migrate seed clean system-deps
+.PHONY: run serve up down status test lint format typecheck bench lock migrate seed clean system-deps
 
 $(STAMP): requirements/dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +37,19 @@ seed: migrate
 run: seed
 	@echo "SupportDesk on http://$(HOST):$(PORT)  (widget /, desk /desk/, reports /reports/, admin /admin/, API docs /api/docs/)"
 	@$(VENV)/bin/uvicorn supportdesk.asgi:application --host $(HOST) --port $(PORT) --log-level warning
+
+## The scale-out profile on http://127.0.0.1:$(PORT): PostgreSQL, Redis, two uvicorn, Celery
+## worker and beat, nginx in front (deploy/nginx/supportdesk.conf). Data in a temp dir; once.
+up: $(STAMP)
+	@bash scripts/system_deps.sh nginx redis-server postgresql
+	@$(PY) $(STACK) up --port $(PORT) --asgi-ports $(ASGI_PORTS)
+
+## Stop exactly what `make up` started (standard library only: works without the venv).
+down:
+	@$(PYTHON) $(STACK) down
+
+status:
+	@$(PYTHON) $(STACK) status
 
 ## The whole suite: system packages, venv, lint, type check, unit/consumer/API tests, browser tests.
 test:
