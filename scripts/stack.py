@@ -873,7 +873,9 @@ class Stack:
         )
         self.beat = CeleryBeat(self.env, log=workdir / "celery-beat.log", workdir=workdir)
         self.nginx = NginxServer(workdir / "nginx", self.port, self.asgi_ports)
+        # Closed by stop(): stops what started, in reverse order, then removes the cluster.
         self._started = ExitStack()
+        self._started.callback(shutil.rmtree, self.postgres.dir, ignore_errors=True)
 
     @property
     def processes(self) -> list[Service]:
@@ -895,7 +897,6 @@ class Stack:
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.metrics_dir.mkdir(exist_ok=True)  # empty: a fresh deployment
-        self._started.callback(shutil.rmtree, self.postgres.dir, ignore_errors=True)
         for store in (self.postgres, self.redis):
             self._started.callback(store.stop)
             store.start()
