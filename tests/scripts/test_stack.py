@@ -1,8 +1,12 @@
-"""scripts/stack.py without starting servers: environments, the nginx site, process identity."""
+"""scripts/stack.py without starting servers: environments, the nginx site, process identity,
+and what `up` and `down` do with a recorded stack."""
 
 import os
 import signal
+import socket
 import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +14,10 @@ import pytest
 from scripts.stack import (
     NGINX_SITE,
     ProcessIdentity,
+    RecordedProcess,
+    StackState,
     embedded_env,
+    free_ports,
     main,
     render_nginx_site,
     service_env,
@@ -106,3 +113,78 @@ def test_a_pid_reused_by_another_process_is_never_signalled():
 def test_down_with_nothing_recorded_says_so_and_succeeds(tmp_path: Path, capsys):
     assert main(["--state", str(tmp_path / "stack.json"), "down"]) == 0
     assert capsys.readouterr().out == "nothing to stop\n"
+
+
+def recorded_sleeper(tmp_path: Path, sleeper: subprocess.Popen[bytes], **changes) -> Path:
+    """A state file as `make up` writes it, recording `sleeper` as the stack's one process."""
+    identity = ProcessIdentity.of(sleeper.pid)
+    assert identity is not None
+    process = RecordedProcess(
+        name="sleeper",
+        pid=identity.pid,
+        started=identity.started,
+        cmdline=list(identity.cmdline),
+        stop_signal="SIGTERM",
+        stop_timeout=5,
+        log=str(tmp_path / "sleeper.log"),
+    )
+    state = StackState(
+        url="http://127.0.0.1:1",
+        workdir=str(tmp_path / "stack"),
+        remove=[str(tmp_path / "stack")],
+        logs=[],
+        processes=[replace(process, **changes)],
+    )
+    state_file = tmp_path / "stack.json"
+    state.write(state_file)
+    return state_file
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(["sleep", "30"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_up_while_the_recorded_processes_run_says_already_running_and_starts_nothing(
+    tmp_path: Path, sleeper, capsys
+):
+    state_file = recorded_sleeper(tmp_path, sleeper)
+    before = state_file.read_text()
+    assert main(["--state", str(state_file), "up"]) == 0
+    assert capsys.readouterr().out == (
+        "already running at http://127.0.0.1:1 (make down stops it)\n"
+    )
+    assert state_file.read_text() == before
+
+
+def test_up_refuses_a_port_another_program_listens_on(tmp_path: Path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        first, second = free_ports(2)
+        arguments = ["up", "--port", str(port), "--asgi-ports", f"{first},{second}"]
+        assert main(["--state", str(tmp_path / "stack.json"), *arguments]) == 1
+    assert f"port {port} is taken by another program" in capsys.readouterr().err
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_down_stops_the_recorded_process_and_forgets_the_stack(tmp_path: Path, sleeper, capsys):
+    state_file = recorded_sleeper(tmp_path, sleeper)
+    (tmp_path / "stack").mkdir()
+    assert main(["--state", str(state_file), "down"]) == 0
+    assert sleeper.wait(timeout=5) == -signal.SIGTERM
+    assert "sleeper" in capsys.readouterr().out
+    assert not state_file.exists()
+    assert not (tmp_path / "stack").exists()
+
+
+def test_down_leaves_alone_a_process_that_took_a_recorded_pid(tmp_path: Path, sleeper, capsys):
+    # The recorded process exited long ago and its pid now runs something else.
+    state_file = recorded_sleeper(tmp_path, sleeper, started=1)
+    assert main(["--state", str(state_file), "down"]) == 0
+    assert sleeper.poll() is None
+    assert "had exited" in capsys.readouterr().out
