@@ -10,9 +10,12 @@ Two kinds of outage reach a socket:
   process's group memberships, so after a restart no socket of the process would hear its
   events again, even one whose own receive happened to survive. Every socket of the process
   is therefore closed with 1012 (service restart); clients reconnect, join their groups anew
-  and resync by `last_seq`, so each stored event still arrives once.
+  and resync by `last_seq`, so each stored event still arrives once. A restart too quick for
+  any receive to notice is caught by a watch on Redis's `run_id` (every
+  CHANNEL_LAYER_WATCH_SECONDS), which closes the sockets the same way.
 """
 
+import asyncio
 import json
 import logging
 import weakref
@@ -20,6 +23,8 @@ from typing import Any
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
 
 from apps.core.errors import ServiceUnavailable
 from apps.core.outages import (
@@ -53,6 +58,7 @@ class OutageAwareConsumer(AsyncWebsocketConsumer):
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         _open_sockets.add(self)
+        layer_watch_ensure()
         try:
             await super().websocket_connect(message)
         except DATABASE_ERRORS as exc:
@@ -116,3 +122,42 @@ async def sockets_close_for_resync(*, first: OutageAwareConsumer | None = None) 
             continue  # the client left meanwhile
     logger.warning("closed %d sockets of this process so that they resync", closed)
     return closed
+
+
+# The watch of this process (one event loop), started by its first socket.
+_watch: "asyncio.Task[None] | None" = None
+
+
+def layer_watch_ensure() -> None:
+    """Start the Redis restart watch of this process if a Redis channel layer is in use."""
+    global _watch
+    interval = settings.CHANNEL_LAYER_WATCH_SECONDS
+    if _watch is not None and not _watch.done():
+        return
+    layer = get_channel_layer()
+    if interval <= 0 or not hasattr(layer, "ring_size"):
+        return  # the in-memory layer lives and dies with the process: nothing to watch
+    _watch = asyncio.get_running_loop().create_task(_layer_watch(layer, interval))
+
+
+async def _layer_watch(layer: Any, interval: float) -> None:
+    """Close every socket of the process for a resync when a Redis of the layer restarted
+    (its `run_id` changed) or cannot be reached; memberships did not survive either."""
+    known: list[str] | None = None
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            run_ids = [
+                (await layer.connection(index).info("server"))["run_id"]
+                for index in range(layer.ring_size)
+            ]
+        except REDIS_ERRORS as exc:
+            if _open_sockets:
+                outage_log(exc, where="the channel layer watch")
+                await sockets_close_for_resync()
+            known = None  # whatever answers next is a new baseline: its sockets joined it
+            continue
+        if known is not None and run_ids != known and _open_sockets:
+            logger.warning("Redis restarted (its run_id changed); group memberships are gone")
+            await sockets_close_for_resync()
+        known = run_ids

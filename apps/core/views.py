@@ -44,7 +44,10 @@ def _channel_layer() -> None:
         raise RuntimeError("no channel layer is configured")
 
     async def round_trip() -> None:
-        channel = await layer.new_channel("healthz.")
+        # A plain channel, not a process-local one (`new_channel`): its receive reads its own
+        # key directly instead of waiting for the process's shared receive loop, which the
+        # sockets' receives hold.
+        channel = f"healthz.{uuid.uuid4().hex}"
         await layer.send(channel, {"type": "healthz.ping"})
         message = await layer.receive(channel)
         if message.get("type") != "healthz.ping":

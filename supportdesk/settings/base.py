@@ -12,6 +12,8 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 # Lets `ModelAdmin[Pool]` and friends be subscripted at run time as in the stubs
 # (DRF's classes are patched in apps.core.apps, once Django's settings exist).
@@ -165,7 +167,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+            "CONFIG": {
+                # One immediate retry on a broken connection: pooled connections that a Redis
+                # restart left stale reconnect on first use instead of failing a send. A
+                # receive that Redis dropped during the restart still fails, and its sockets
+                # resync (apps/core/consumers.py).
+                "hosts": [{"address": REDIS_URL, "retry": Retry(NoBackoff(), 1)}],
+                "capacity": 1000,
+                "expiry": 30,
+            },
         }
     }
     CACHES = {
@@ -177,6 +187,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# How often each ASGI process checks that Redis did not restart under its sockets (0: never).
+CHANNEL_LAYER_WATCH_SECONDS = env_float("CHANNEL_LAYER_WATCH_SECONDS", 2.0)
 
 # Celery: a Redis broker at scale; in the embedded profile tasks run in-process (eager).
 CELERY_BROKER_URL = REDIS_URL or "memory://"
