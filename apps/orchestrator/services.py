@@ -170,9 +170,33 @@ def ticket_route(
         return _ticket_route(ticket=ticket, provider=provider)
 
 
+def _needs_routing(ticket: Ticket) -> bool:
+    """Whether a routing run now has something to decide: the ticket waits in `routing`, or it
+    waits for the customer's answer and the customer answered (or asked for a person) since
+    it was last routed. A late duplicate task (a redelivery, the stuck sweep) meets a ticket
+    waiting for an answer that has not come, and must not route it on the question's behalf.
+    """
+    if ticket.status == Ticket.Status.ROUTING:
+        return True
+    if ticket.status != Ticket.Status.AWAITING_CUSTOMER:
+        return False
+    if ticket.human_requested:
+        return True
+    asked_at = (
+        ticket.decisions.filter(dry_run=False)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return (
+        asked_at is None
+        or ticket.messages.filter(sender=Message.Sender.CUSTOMER, created_at__gt=asked_at).exists()
+    )
+
+
 def _ticket_route(*, ticket: Ticket, provider: RouterProvider | None) -> RoutingDecision | None:
     ticket = Ticket.objects.select_related("conversation", "pool").get(pk=ticket.pk)
-    if ticket.status not in ROUTABLE:
+    if not _needs_routing(ticket):
         return None
     text = selectors.ticket_routing_text(ticket=ticket)
     human = ticket.human_requested or human_requested_in(text)
@@ -200,7 +224,7 @@ def _ticket_route(*, ticket: Ticket, provider: RouterProvider | None) -> Routing
             .select_related("conversation")
             .get(pk=ticket.pk)
         )
-        if locked.status not in ROUTABLE:
+        if not _needs_routing(locked):
             return None  # routed meanwhile (a duplicate task or a person)
         decisions = _decisions_save(outcome, ticket=locked, request_id=request_id, dry_run=False)
         locked.injection_suspected = outcome.injection

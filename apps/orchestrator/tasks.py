@@ -1,11 +1,15 @@
 """Background routing: a Celery task per ticket, or a thread in the embedded profile."""
 
+import logging
+
 from celery import shared_task
 from django.db import DatabaseError
 
 from apps.chat.models import Ticket
 from apps.core.background import BackgroundLane
 from apps.orchestrator.services import ticket_route, tickets_stuck_requeue
+
+logger = logging.getLogger(__name__)
 
 # A ticket whose routing was not queued, or whose worker died, stays in `routing`: the sweep
 # (tickets_stuck_requeue_task, every ROUTING_STUCK_SWEEP_SECONDS) routes it again.
@@ -32,6 +36,7 @@ def ticket_route_task(self: object, ticket_id: int) -> None:
 def tickets_stuck_requeue_task() -> None:
     """Route again tickets that stayed in `routing` (a worker or process died mid-way)."""
     for ticket_id in tickets_stuck_requeue():
+        logger.warning("ticket %s was still routing; routing it again", ticket_id)
         ticket_route_enqueue(ticket_id)
 
 

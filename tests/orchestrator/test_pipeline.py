@@ -306,6 +306,32 @@ def test_clarify_round_trip_in_the_chat(pools, llm, django_capture_on_commit_cal
     assert "order #A-10293" in llm.requests[-1].json["messages"][0]["content"]
 
 
+def test_a_late_duplicate_task_does_not_route_a_ticket_waiting_for_the_answer(
+    pools, llm, django_capture_on_commit_callbacks
+):
+    # A redelivered task or the stuck sweep can run after the ticket asked its question.
+    llm.default = lambda body: route_reply("refund", 0.9, missing=["order_number"])
+    conversation = conversation_create().conversation
+    with django_capture_on_commit_callbacks(execute=True):
+        message_post(
+            conversation=conversation,
+            text="I want my money back for the broken lamp",
+            sender=Message.Sender.CUSTOMER,
+        )
+    ticket = Ticket.objects.get(conversation=conversation)
+    assert ticket.status == Ticket.Status.AWAITING_CUSTOMER
+    calls, decisions = len(llm.requests), ticket.decisions.count()
+    assert ticket_route(ticket=ticket) is None
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.AWAITING_CUSTOMER
+    assert (len(llm.requests), ticket.decisions.count()) == (calls, decisions)
+    # The customer's answer is what routes it on.
+    with django_capture_on_commit_callbacks(execute=True):
+        message_post(conversation=conversation, text="Order #A-1", sender=Message.Sender.CUSTOMER)
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.QUEUED
+
+
 def test_rule_hit_routes_without_any_model_call(pools, llm):
     RoutingRule.objects.create(
         name="vat", kind="keyword", pattern="VAT number", pool=pools["billing"], priority=10
