@@ -1,14 +1,33 @@
-"""Scale-out profile: real PostgreSQL and Redis, two ASGI processes sharing them."""
+"""Scale-out profile: real PostgreSQL and Redis, two ASGI processes sharing them; and, for
+the fault tests, the whole stack behind nginx (scripts/stack.py, what `make up` runs)."""
 
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, AsgiServer, PostgresServer, RedisServer, manage
+from tests.fakes.messages_api import MessagesApiStandIn
+from tests.servers import (
+    ROOT,
+    AsgiServer,
+    PostgresServer,
+    RedisServer,
+    Stack,
+    manage,
+    service_env,
+)
+
+# Fault runs send hundreds of customers from one address in a minute.
+FAULT_ENV = {
+    "CHAT_RATE_LIMIT": "1000/minute",
+    "CONVERSATION_CREATE_RATE": "100000/hour",
+    "LOG_LEVEL": "WARNING",
+}
 
 
 @dataclass
@@ -31,7 +50,7 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
     metrics_dir = workdir / "prometheus"
     metrics_dir.mkdir()
     env = {
-        **os.environ,
+        **service_env(os.environ),
         "DJANGO_SETTINGS_MODULE": "supportdesk.settings.local",
         "DEBUG": "false",
         "DATABASE_URL": postgres.url,
@@ -80,3 +99,30 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
             server.stop()
         postgres.stop()
         redis.stop()
+
+
+@contextmanager
+def fault_stack(
+    workdir: Path,
+    *,
+    standin: MessagesApiStandIn | None = None,
+    worker_concurrency: int = 2,
+    **extra_env: str,
+) -> Iterator[Stack]:
+    """The whole scale-out profile (PostgreSQL, Redis, two uvicorn behind nginx, a Celery
+    worker and beat) for one fault module, seeded, with the Messages API stand-in as the
+    model when given; no ANTHROPIC_* variable of the caller's reaches it."""
+    llm = (
+        {"ANTHROPIC_API_KEY": "test-key", "ANTHROPIC_BASE_URL": standin.url}
+        if standin is not None
+        else {}
+    )
+    stack = Stack(
+        workdir,
+        env_base=service_env(os.environ),
+        seed=True,
+        worker_concurrency=worker_concurrency,
+        extra_env={**FAULT_ENV, **llm, **extra_env},
+    )
+    with stack:
+        yield stack

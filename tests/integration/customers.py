@@ -21,6 +21,7 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
+from websockets.typing import Origin
 
 # Statuses after which a ticket waits for a person (or the customer): routing is over.
 SETTLED = frozenset({"queued", "assigned", "awaiting_customer", "in_review"})
@@ -123,7 +124,9 @@ class Customer:
 
     async def _session(self, until: Callable[["Customer"], bool], *, deadline: float) -> None:
         url = self.base_url.replace("http://", "ws://") + "/ws/chat/"
-        async with connect(url, origin=self.base_url, open_timeout=10, max_queue=None) as ws:
+        async with connect(
+            url, origin=Origin(self.base_url), open_timeout=10, max_queue=None
+        ) as ws:
             self.connections += 1
             await ws.send(
                 json.dumps(
@@ -158,6 +161,39 @@ class Customer:
             finally:
                 self.closes.append(ws.close_code)
 
+    async def catch_up(self) -> int:
+        """Say hello once more and read up to the conversation's latest event (what an open
+        widget would have shown by now). Returns how many events that added."""
+        before = len(self.events)
+        for attempt in range(5):
+            try:
+                await self._catch_up()
+                break
+            except (OSError, WebSocketException):  # closed for a resync: as the widget, again
+                await asyncio.sleep(0.2 * 2**attempt)
+        return len(self.events) - before
+
+    async def _catch_up(self) -> None:
+        url = self.base_url.replace("http://", "ws://") + "/ws/chat/"
+        async with connect(url, origin=Origin(self.base_url), open_timeout=10) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "hello",
+                        "conversation": self.conversation["id"],
+                        "token": self.conversation["token"],
+                        "last_seq": self.last_seq,
+                    }
+                )
+            )
+            latest = None
+            while latest is None or self.last_seq < latest:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if frame["type"] == "welcome":
+                    latest = frame["seq"]
+                elif "seq" in frame:
+                    self._store(frame)
+
     def _store(self, frame: dict) -> None:
         seq = frame["seq"]
         if seq in self.events:
@@ -178,6 +214,13 @@ class Customer:
             # here so a test run stays short).
             await asyncio.sleep(min(float(frame.get("retry_after", 1)), 1.0))
             await self._send(ws, client_id, self.outbox[client_id])
+
+
+async def wait_until(predicate: Callable[[], bool], *, interval: float = 0.05) -> None:
+    """Poll `predicate` until it holds: for state that other tasks change (what customers
+    have seen), which no event announces."""
+    while not predicate():  # noqa: ASYNC110 (no event to wait on: see above)
+        await asyncio.sleep(interval)
 
 
 def settled(customer: Customer) -> bool:

@@ -34,17 +34,24 @@ duplicate_messages = (
     .count()
 )
 decisions = RoutingDecision.objects.filter(dry_run=False)
-runs = Counter(decisions.values_list("ticket_id", "request_id").distinct().values_list("ticket_id", flat=True))
+llm_failed = decisions.filter(tier__in=["llm", "escalation"], valid=False)
+PROVIDER = r"^(timeout|connection|rate_limited|overloaded|server_error|bad_request|auth|malformed):"
+# One request_id per committed routing run of a ticket.
+runs = Counter(ticket for ticket, _ in set(decisions.values_list("ticket_id", "request_id")))
 print(json.dumps({
     "conversations": len(last),
     "tickets": len(tickets),
     "by_status": dict(Counter(t["status"] for t in tickets)),
     "routing": [t["id"] for t in tickets if t["status"] == "routing"],
-    "inactive_pool": [t["id"] for t in tickets if t["pool__slug"] and t["pool__slug"] not in active],
-    "tickets_per_conversation_max": max(Counter(t["conversation_id"] for t in tickets).values(), default=0),
+    "inactive_pool": [
+        t["id"] for t in tickets if t["pool__slug"] and t["pool__slug"] not in active
+    ],
+    "tickets_per_conversation_max": max(
+        Counter(t["conversation_id"] for t in tickets).values(), default=0
+    ),
     "customer_messages": Message.objects.filter(sender="customer").count(),
     "customer_client_ids": {
-        c.hex: sorted(str(i) for i in ids) for c, ids in _grouped(
+        c.hex: sorted(i.hex for i in ids) for c, ids in _grouped(
             Message.objects.filter(sender="customer").exclude(client_id=None)
             .values_list("conversation_id", "client_id")
         ).items()
@@ -58,12 +65,10 @@ print(json.dumps({
     "llm_calls": decisions.filter(tier__in=["llm", "escalation"]).count(),
     "llm_attempts": sum(decisions.values_list("attempts", flat=True)),
     "provider_errors": dict(Counter(
-        e.split(":", 1)[0] for e in decisions.filter(
-            tier__in=["llm", "escalation"], valid=False).values_list("error", flat=True)
+        e.split(":", 1)[0]
+        for e in llm_failed.filter(error__regex=PROVIDER).values_list("error", flat=True)
     )),
-    "invalid_llm_answers": decisions.filter(
-        tier__in=["llm", "escalation"], valid=False, attempts__gt=0
-    ).exclude(error__regex=r"^(timeout|connection|rate_limited|overloaded|server_error|bad_request|auth|malformed):").count(),
+    "invalid_llm_answers": llm_failed.exclude(error__regex=PROVIDER).count(),
 }))
 """
 

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
 from tests.integration.customers import http_json
 from tests.servers import AsgiServer, embedded_env, manage
 
-pytestmark = pytest.mark.scale
+pytestmark = [pytest.mark.scale, pytest.mark.timeout(300)]
 
 BUSY_TIMEOUT = 2.0  # the server's SQLITE_BUSY_TIMEOUT_SECONDS in this module
 
@@ -81,7 +82,9 @@ def rows(database: Path, sql: str, *params: object) -> list[tuple]:
 
 
 async def hello(server: AsgiServer, conversation: dict):
-    ws = await connect(server.url.replace("http://", "ws://") + "/ws/chat/", origin=server.url)
+    ws = await connect(
+        server.url.replace("http://", "ws://") + "/ws/chat/", origin=Origin(server.url)
+    )
     await ws.send(
         json.dumps(
             {
@@ -174,6 +177,6 @@ async def test_past_the_busy_timeout_the_chat_says_unavailable_and_writes_nothin
         conversation_hex,
         uuid.UUID(client_id).hex,
     ) == [(1,)]
-    log = (Path(server.log)).read_text()
+    log = await asyncio.to_thread(Path(server.log).read_text)
     assert "dependency unavailable in chat frame: OperationalError: database is locked" in log
     assert "Traceback" not in log
