@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import sys
 import tempfile
 import time
