@@ -2,12 +2,17 @@
 
 import json
 import re
+import sqlite3
+import threading
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.fakes.files import pdf_bytes, png_bytes
+from tests.servers import AsgiServer, embedded_env, manage
 
 pytestmark = pytest.mark.browser
 
@@ -87,6 +92,53 @@ def test_message_sent_while_the_server_is_down_is_delivered_once(live_server_pro
     page.reload()
     widget(page, "sd-panel").wait_for(state="visible")
     expect(widget(page, "sd-message")).to_have_count(2)
+
+
+@pytest.fixture(scope="module")
+def server_with_short_busy_timeout(tmp_path_factory) -> Iterator[tuple[AsgiServer, Path]]:
+    """An embedded server whose SQLite writes give up after 1 s behind another writer."""
+    workdir = tmp_path_factory.mktemp("live-busy")
+    env = embedded_env(workdir, SQLITE_BUSY_TIMEOUT_SECONDS="1", EMBEDDED_BEAT="false")
+    manage("migrate", "--noinput", env=env)
+    manage("seed_demo", env=env)
+    server = AsgiServer(env, log=workdir / "server.log")
+    env["CHAT_ALLOWED_ORIGINS"] = server.url
+    server.start()
+    yield server, workdir / "db.sqlite3"
+    server.stop()
+
+
+def test_a_message_answered_unavailable_is_kept_and_delivered_once(
+    server_with_short_busy_timeout, page: Page
+):
+    server, database = server_with_short_busy_timeout
+    page.goto(server.url + "/")
+    widget(page, "sd-launcher").click()
+    send(page, "first message, before the database is held")
+    expect(widget(page, "sd-message").filter(has_text="before the database")).to_have_attribute(
+        "data-seq", "1"
+    )
+    # Another writer (a backup, a long command) holds SQLite past the server's busy timeout.
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(3.0, holder.execute, args=("COMMIT",))
+    released.start()
+    try:
+        send(page, "written while the database is held")
+        expect(widget(page, "sd-error")).to_contain_text("briefly unavailable")
+        pending = widget(page, "sd-message").filter(has_text="while the database is held")
+        expect(pending).to_have_attribute("data-pending", "true")
+        # The widget sends it again after retry_after; once the writer is done it is stored.
+        expect(pending).to_have_attribute("data-seq", re.compile(r"\d+"), timeout=20_000)
+    finally:
+        released.join()
+        holder.close()
+    expect(pending).not_to_have_attribute("data-failed", "true")
+    texts = [m["text"] for m in conversation_messages(server, page)]
+    assert texts == [
+        "first message, before the database is held",
+        "written while the database is held",
+    ]
 
 
 def test_without_websockets_the_widget_chats_over_http(live_server_proc, page: Page):
