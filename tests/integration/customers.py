@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,12 @@ class Customer:
     closes: list[int | None] = field(default_factory=list)  # close codes seen
     errors: list[dict] = field(default_factory=list)  # error frames
     drops: int = 0  # sessions that ended by an error (a close, a refused connection)
+    # For load runs: when each message was first sent and each stored event first arrived
+    # (time.monotonic()), so a latency is measured from the send, whatever came in between.
+    sent_at: dict[str, float] = field(default_factory=dict)  # client_id → first send
+    seen_at: dict[int, float] = field(default_factory=dict)  # seq → arrival
+    live: Any = field(default=None, repr=False)  # the welcomed socket while a session lasts
+    _waiters: dict[str, asyncio.Future[None]] = field(default_factory=dict, repr=False)
 
     @property
     def last_seq(self) -> int:
@@ -100,6 +107,24 @@ class Customer:
         self.outbox[client_id] = text
         self.sent[client_id] = text
         return client_id
+
+    async def send(self, text: str) -> str:
+        """Say `text` as the open widget does: at once on a welcomed socket, else it waits in
+        the outbox for the next welcome. Returns its client_id."""
+        client_id = self.say(text)
+        if self.live is not None:
+            # A socket closing now: the message stays in the outbox for the next welcome.
+            with suppress(OSError, WebSocketException):
+                await self._send(self.live, client_id, text)
+        return client_id
+
+    async def stored(self, client_id: str, *, deadline: float) -> None:
+        """Return once the message `client_id` came back as a stored event (TimeoutError at
+        the deadline): a paced customer's cue for its next message."""
+        if client_id not in self.outbox:
+            return
+        waiter = self._waiters.setdefault(client_id, asyncio.get_running_loop().create_future())
+        await asyncio.wait_for(waiter, max(0.0, deadline - time.monotonic()))
 
     async def run(self, until: Callable[["Customer"], bool], *, deadline: float) -> None:
         """Stay connected (reconnecting as the widget does) until `until(self)` holds and the
@@ -150,6 +175,9 @@ class Customer:
                     frame = json.loads(raw)
                     if frame["type"] == "welcome":
                         welcomed = True
+                        # Live before the outbox is read: whatever `send` says from now on
+                        # goes out on this socket, and nothing said before is left behind.
+                        self.live = ws
                         for client_id, text in list(self.outbox.items()):
                             await self._send(ws, client_id, text)
                     elif "seq" in frame:
@@ -159,6 +187,7 @@ class Customer:
                     elif not welcomed:
                         continue
             finally:
+                self.live = None
                 self.closes.append(ws.close_code)
 
     async def catch_up(self) -> int:
@@ -200,10 +229,16 @@ class Customer:
             self.duplicates += 1
             return
         self.events[seq] = frame
+        self.seen_at[seq] = time.monotonic()
         if frame["type"] == "message":
-            self.outbox.pop(frame.get("client_id") or "", None)
+            client_id = frame.get("client_id") or ""
+            self.outbox.pop(client_id, None)
+            waiter = self._waiters.pop(client_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     async def _send(self, ws: Any, client_id: str, text: str) -> None:
+        self.sent_at.setdefault(client_id, time.monotonic())
         await ws.send(json.dumps({"type": "message", "client_id": client_id, "text": text}))
 
     async def _on_error(self, ws: Any, frame: dict) -> None:
