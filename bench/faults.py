@@ -46,7 +46,13 @@ from tests.integration.scenarios import (
     lost_or_duplicated,
 )
 
-SWEEP = {"ROUTING_STUCK_AFTER_SECONDS": "10", "ROUTING_STUCK_SWEEP_SECONDS": "5"}
+# Shorter than the defaults (120 s, 60 s, 60 s) so a run recovers in seconds, yet above the
+# queue wait of a 1,000-ticket burst on one worker, as the stuck window should be in production.
+SWEEP = {
+    "ROUTING_STUCK_AFTER_SECONDS": "30",
+    "ROUTING_STUCK_SWEEP_SECONDS": "10",
+    "ROUTING_LEASE_SECONDS": "15",
+}
 Fault = Callable[[list[Customer]], Awaitable[list[str]]]
 
 

@@ -61,6 +61,11 @@ class Ticket(TimeStampedModel):
     missing_fields = models.JSONField(default=list, blank=True)
     # The customer asked for a person: routed without waiting for the model tiers.
     human_requested = models.BooleanField(default=False)
+    # Which routing run may call the models for this ticket, and until when (apps/orchestrator/
+    # services.py): a duplicate task gives way to the run in flight, a redelivery of the same
+    # task takes it over, and a run whose worker died frees the ticket when its lease runs out.
+    routing_lease_owner = models.CharField(max_length=64, blank=True)
+    routing_lease_until = models.DateTimeField(null=True, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

@@ -1,5 +1,6 @@
 """Write-side operations of the orchestrator: route tickets, record decisions, train models."""
 
+import contextlib
 import logging
 import math
 import random
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.chat.models import Conversation, Message, Ticket
@@ -158,16 +160,39 @@ def clarify_question(*, pool_name: str, fields: Sequence[str]) -> str:
 
 
 def ticket_route(
-    *, ticket: Ticket, provider: RouterProvider | None = None
+    *, ticket: Ticket, provider: RouterProvider | None = None, run_id: str | None = None
 ) -> RoutingDecision | None:
     """Route a ticket through the tiers, record every attempt, and move the ticket.
 
-    Returns the final decision, or None when the ticket no longer needs routing. LLM calls
-    happen outside any database transaction. A customer who asked for a person skips the LLM
-    tiers and any clarifying question (`_handoff`).
+    Returns the final decision, or None when the ticket no longer needs routing or another run
+    is routing it. LLM calls happen outside any database transaction. A customer who asked for a
+    person skips the LLM tiers and any clarifying question (`_handoff`). `run_id` names the run
+    for the ticket's routing lease: a Celery task passes its id, so a redelivery of the same
+    task (its worker died) takes its lease over at once.
     """
     with log_context(ticket_id=ticket.pk):
-        return _ticket_route(ticket=ticket, provider=provider)
+        return _ticket_route(ticket=ticket, provider=provider, run_id=run_id or uuid.uuid4().hex)
+
+
+def _lease_take(ticket_id: int, run_id: str) -> bool:
+    """Hold the ticket for this run for ROUTING_LEASE_SECONDS: no other run holds an unexpired
+    lease on it (the same run, redelivered, may take its own lease back)."""
+    now = timezone.now()
+    free = Q(routing_lease_until__isnull=True) | Q(routing_lease_until__lt=now)
+    return bool(
+        Ticket.objects.filter(free | Q(routing_lease_owner=run_id), pk=ticket_id).update(
+            routing_lease_owner=run_id,
+            routing_lease_until=now + timedelta(seconds=settings.ROUTING_LEASE_SECONDS),
+        )
+    )
+
+
+def _lease_release(ticket_id: int, run_id: str) -> None:
+    """Give the ticket up (a run that failed): the next task need not wait for the lease."""
+    with contextlib.suppress(DatabaseError):  # if the database failed, the lease runs out
+        Ticket.objects.filter(pk=ticket_id, routing_lease_owner=run_id).update(
+            routing_lease_owner="", routing_lease_until=None
+        )
 
 
 def _needs_routing(ticket: Ticket) -> bool:
@@ -194,10 +219,25 @@ def _needs_routing(ticket: Ticket) -> bool:
     )
 
 
-def _ticket_route(*, ticket: Ticket, provider: RouterProvider | None) -> RoutingDecision | None:
+def _ticket_route(
+    *, ticket: Ticket, provider: RouterProvider | None, run_id: str
+) -> RoutingDecision | None:
     ticket = Ticket.objects.select_related("conversation", "pool").get(pk=ticket.pk)
     if not _needs_routing(ticket):
         return None
+    if not _lease_take(ticket.pk, run_id):
+        logger.info("ticket %s is being routed by another run", ticket.pk)
+        return None
+    try:
+        return _ticket_route_leased(ticket=ticket, provider=provider)
+    except BaseException:
+        _lease_release(ticket.pk, run_id)
+        raise
+
+
+def _ticket_route_leased(
+    *, ticket: Ticket, provider: RouterProvider | None
+) -> RoutingDecision | None:
     text = selectors.ticket_routing_text(ticket=ticket)
     human = ticket.human_requested or human_requested_in(text)
     if human and ticket.pool is not None:
@@ -224,14 +264,23 @@ def _ticket_route(*, ticket: Ticket, provider: RouterProvider | None) -> Routing
             .select_related("conversation")
             .get(pk=ticket.pk)
         )
+        locked.routing_lease_owner, locked.routing_lease_until = "", None
         if not _needs_routing(locked):
-            return None  # routed meanwhile (a duplicate task or a person)
+            locked.save(update_fields=["routing_lease_owner", "routing_lease_until"])
+            return None  # routed meanwhile (a person, or a run whose lease had run out)
         decisions = _decisions_save(outcome, ticket=locked, request_id=request_id, dry_run=False)
         locked.injection_suspected = outcome.injection
         locked.missing_fields = outcome.missing_fields if outcome.action == "clarify" else []
         locked.human_requested = human
         locked.save(
-            update_fields=["injection_suspected", "missing_fields", "human_requested", "updated_at"]
+            update_fields=[
+                "injection_suspected",
+                "missing_fields",
+                "human_requested",
+                "routing_lease_owner",
+                "routing_lease_until",
+                "updated_at",
+            ]
         )
         if human:
             ticket_activity_add(locked, TicketActivity.Kind.HUMAN_REQUESTED)
@@ -388,15 +437,23 @@ def text_route_dry_run(*, text: str, provider: RouterProvider | None = None) -> 
 
 def tickets_stuck_requeue(*, older_than: timedelta | None = None) -> list[int]:
     """Ids of tickets left in `routing` (a worker died, a task was lost with the broker) for
-    ROUTING_STUCK_AFTER_SECONDS or `older_than`, to route again."""
+    ROUTING_STUCK_AFTER_SECONDS or `older_than`, with no run holding them, to route again.
+
+    Each is marked (`updated_at`), so a ticket that only waits in a long queue is queued again
+    at most once per that period, not at every sweep.
+    """
     if older_than is None:
         older_than = timedelta(seconds=settings.ROUTING_STUCK_AFTER_SECONDS)
-    cutoff = timezone.now() - older_than
-    return list(
-        Ticket.objects.filter(status=Ticket.Status.ROUTING, updated_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )
+    now = timezone.now()
+    stuck = Ticket.objects.filter(
+        Q(routing_lease_until__isnull=True) | Q(routing_lease_until__lt=now),
+        status=Ticket.Status.ROUTING,
+        updated_at__lt=now - older_than,
     )
+    with transaction.atomic():
+        ids = list(stuck.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        Ticket.objects.filter(pk__in=ids).update(updated_at=now)
+    return ids
 
 
 @transaction.atomic

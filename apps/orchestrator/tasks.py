@@ -1,8 +1,9 @@
 """Background routing: a Celery task per ticket, or a thread in the embedded profile."""
 
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import DatabaseError
 
 from apps.chat.models import Ticket
@@ -24,12 +25,13 @@ _lane = BackgroundLane("router", recovery="the stuck-ticket sweep routes it agai
     retry_backoff=True,
     retry_jitter=True,
 )
-def ticket_route_task(self: object, ticket_id: int) -> None:
+def ticket_route_task(self: Task[Any, Any], ticket_id: int) -> None:
     """Route one ticket through the orchestrator."""
     ticket = Ticket.objects.filter(pk=ticket_id).first()
     if ticket is None:
         return
-    ticket_route(ticket=ticket)
+    # The task's id names the run: a redelivery of this task takes its lease over at once.
+    ticket_route(ticket=ticket, run_id=self.request.id)
 
 
 @shared_task

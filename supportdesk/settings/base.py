@@ -209,10 +209,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A ticket left in `routing` this long (its task was lost with Redis, or its worker died) is
-# routed again by the sweep, which runs this often; routing is idempotent (a row lock and a
-# status check), so a sweep that races a slow worker routes the ticket once.
+# routed again by the sweep, which runs this often, at most once per this long per ticket;
+# routing is idempotent (a row lock and a status check), so a sweep that races a slow worker
+# routes the ticket once. Set it above the longest queue wait expected at peak: below that,
+# queued tickets get duplicate tasks (cheap, see the lease below, but not free).
 ROUTING_STUCK_AFTER_SECONDS = env_int("ROUTING_STUCK_AFTER_SECONDS", 120)
 ROUTING_STUCK_SWEEP_SECONDS = env_int("ROUTING_STUCK_SWEEP_SECONDS", 60)
+# A routing run holds its ticket this long: a duplicate task (the sweep's, while the ticket only
+# waits in a long queue) returns at once instead of paying for the same model calls again. A run
+# that outlives it still writes once (the row lock and status check); one whose worker died
+# frees the ticket for the sweep when it runs out.
+ROUTING_LEASE_SECONDS = env_int("ROUTING_LEASE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-tickets": {
         "task": "apps.orchestrator.tasks.tickets_stuck_requeue_task",

@@ -27,6 +27,8 @@ FAULT_ENV = {
     "CHAT_RATE_LIMIT": "1000/minute",
     "CONVERSATION_CREATE_RATE": "100000/hour",
     "LOG_LEVEL": "WARNING",
+    # A run that died frees its ticket after 5 s, not the production 60 s.
+    "ROUTING_LEASE_SECONDS": "5",
 }
 
 

@@ -9,8 +9,9 @@ sends SIGKILL to the process making it. What bounds the recovery (docs/deploy.md
 - The whole worker dies (its machine, or `kill -9` of the group): the message stays unacked in
   Redis until the broker's visibility timeout (2 h), far too late, so the stuck-ticket sweep
   (beat, every ROUTING_STUCK_SWEEP_SECONDS) routes again any ticket left in `routing` for
-  ROUTING_STUCK_AFTER_SECONDS, once a worker runs again. The late redelivery then finds the
-  ticket routed and does nothing.
+  ROUTING_STUCK_AFTER_SECONDS whose routing lease (ROUTING_LEASE_SECONDS, held by the dead
+  run) has run out, once a worker runs again. The late redelivery then finds the ticket routed
+  and does nothing.
 
 Either way the ticket is routed exactly once: one committed routing run, one routed status.
 """
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.scale, pytest.mark.timeout(300)]
 
 STUCK_AFTER = 5
 SWEEP_EVERY = 2
+LEASE = 5
 
 
 class HeldCall:
@@ -78,6 +80,7 @@ def stack(tmp_path_factory, held) -> Iterator[Stack]:
         worker_concurrency=1,
         ROUTING_STUCK_AFTER_SECONDS=str(STUCK_AFTER),
         ROUTING_STUCK_SWEEP_SECONDS=str(SWEEP_EVERY),
+        ROUTING_LEASE_SECONDS=str(LEASE),
     ) as stack:
         local_model_off(stack)
         yield stack
@@ -143,6 +146,7 @@ def test_a_killed_worker_is_restarted_and_the_sweep_routes_its_ticket_once(stack
 
     customer, seconds = asyncio.run(ticket_killed_mid_route(stack, call, kill_the_whole_worker))
     routed_once(stack, customer)
-    # Bound: the stuck window plus one sweep period plus a routing run (and the restart).
-    assert seconds < STUCK_AFTER + SWEEP_EVERY + 20
+    # Bound: the dead run's lease, then the stuck window and one sweep period, plus a routing
+    # run and the restart.
+    assert seconds < LEASE + STUCK_AFTER + SWEEP_EVERY + 20
     assert "still routing" in stack.worker.log.read_text()

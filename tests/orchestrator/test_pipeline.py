@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from apps.chat.models import Message, Ticket
 from apps.chat.services import conversation_create, message_post
@@ -456,3 +457,84 @@ def test_tickets_left_in_routing_are_found_by_the_sweep(pools):
     ticket = open_ticket("anything at all")  # on_commit did not run: it stays in routing
     assert tickets_stuck_requeue(older_than=timedelta(0)) == [ticket.pk]
     assert tickets_stuck_requeue(older_than=timedelta(minutes=5)) == []
+
+
+def test_the_sweep_queues_a_waiting_ticket_again_at_most_once_per_window(pools):
+    from datetime import timedelta
+
+    from apps.orchestrator.services import tickets_stuck_requeue
+
+    ticket = open_ticket("anything at all")
+    Ticket.objects.filter(pk=ticket.pk).update(updated_at=timezone.now() - timedelta(minutes=3))
+    window = timedelta(minutes=2)
+    assert tickets_stuck_requeue(older_than=window) == [ticket.pk]
+    # A ticket that only waits in a long queue is not queued again at every sweep.
+    assert tickets_stuck_requeue(older_than=window) == []
+
+
+def test_the_sweep_leaves_a_ticket_that_a_run_holds(pools):
+    from datetime import timedelta
+
+    from apps.orchestrator.services import tickets_stuck_requeue
+
+    ticket = open_ticket("anything at all")
+    Ticket.objects.filter(pk=ticket.pk).update(
+        routing_lease_owner="run-a", routing_lease_until=timezone.now() + timedelta(seconds=30)
+    )
+    assert tickets_stuck_requeue(older_than=timedelta(0)) == []
+    Ticket.objects.filter(pk=ticket.pk).update(routing_lease_until=timezone.now())
+    assert tickets_stuck_requeue(older_than=timedelta(0)) == [ticket.pk]
+
+
+def test_a_duplicate_run_gives_way_to_the_run_holding_the_ticket(pools, llm):
+    from datetime import timedelta
+
+    ticket = open_ticket("Something is wrong with my account")
+    Ticket.objects.filter(pk=ticket.pk).update(
+        routing_lease_owner="task-a", routing_lease_until=timezone.now() + timedelta(seconds=30)
+    )
+    # Another task (the sweep's) returns at once: no model call, nothing written.
+    assert ticket_route(ticket=ticket, run_id="task-b") is None
+    assert llm.requests == []
+    assert ticket.decisions.count() == 0
+    # The same task redelivered (its worker died) takes its lease over and routes.
+    llm.enqueue(route_reply("technical", 0.9))
+    assert ticket_route(ticket=ticket, run_id="task-a") is not None
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.routing_lease_owner, ticket.routing_lease_until) == (
+        Ticket.Status.QUEUED,
+        "",
+        None,
+    )
+
+
+def test_an_expired_lease_frees_the_ticket_for_the_next_run(pools, llm):
+    from datetime import timedelta
+
+    ticket = open_ticket("Something is wrong with my account")
+    Ticket.objects.filter(pk=ticket.pk).update(
+        routing_lease_owner="dead-worker", routing_lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    llm.enqueue(route_reply("billing", 0.9))
+    assert ticket_route(ticket=ticket, run_id="sweep-task") is not None
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.QUEUED
+
+
+class CrashingProvider:
+    """A provider whose client breaks in a way no tier handles (a bug, a killed connection)."""
+
+    def complete(self, call):
+        raise RuntimeError("the client broke")
+
+
+def test_a_run_that_fails_frees_the_ticket_at_once(pools, llm):
+    ticket = open_ticket("Something is wrong with my account")
+    with pytest.raises(RuntimeError, match="the client broke"):
+        ticket_route(ticket=ticket, provider=CrashingProvider(), run_id="task-a")
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.routing_lease_owner, ticket.routing_lease_until) == (
+        Ticket.Status.ROUTING,
+        "",
+        None,
+    )
