@@ -78,6 +78,9 @@ def percentile(values: list[float], q: float) -> float:
 # --- Processes --------------------------------------------------------------------------------
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class ProcessSample:
     """One process as /proc saw it at one moment (None: it had exited)."""
@@ -86,19 +89,33 @@ class ProcessSample:
     pid: int
     rss_kib: int | None
     fds: int | None
+    cpu_s: float | None  # user + system time since it started
 
 
 def process_sample(name: str, pid: int) -> ProcessSample:
-    """VmRSS from /proc/PID/status and the number of entries of /proc/PID/fd."""
+    """VmRSS from /proc/PID/status, the number of entries of /proc/PID/fd and the CPU time
+    from /proc/PID/stat."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
-        return ProcessSample(name, pid, None, None)
+        return ProcessSample(name, pid, None, None, None)
     rss = next(
         (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
     )
-    return ProcessSample(name, pid, rss, fds)
+    # Fields 14 and 15 (utime, stime), counted after the command name's closing parenthesis.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return ProcessSample(name, pid, rss, fds, (int(fields[11]) + int(fields[12])) / TICKS)
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """CPU time all cores spent since boot (/proc/stat): busy in all, and of that in interrupt
+    handlers (loopback networking's softirqs, charged to no process)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / TICKS, (irq + softirq) / TICKS
 
 
 def stack_processes(stack: Stack) -> list[tuple[str, int]]:
@@ -137,11 +154,15 @@ def pg_connections(database_url: str) -> int:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every server process of a profile, and PostgreSQL's connections when there is one."""
+    """Every server process of a profile, and PostgreSQL's connections when there is one;
+    with the clocks that tell, between two snapshots, who used the machine's CPU."""
 
     processes: list[ProcessSample]
     postgres: list[ProcessSample] = field(default_factory=list)
     pg_connections: int | None = None
+    taken_at: float = field(default_factory=time.monotonic)
+    machine_cpu_s: tuple[float, float] = field(default_factory=machine_cpu_s)
+    client_cpu_s: float = field(default_factory=time.process_time)  # this process: the customers
 
     @property
     def rss_kib(self) -> int:
@@ -152,6 +173,49 @@ class Snapshot:
         """PostgreSQL's processes summed: an overstatement, as each backend's RSS counts the
         shared buffers it touched (reported apart from ours for that reason)."""
         return sum(sample.rss_kib or 0 for sample in self.postgres)
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds between two snapshots: our servers, PostgreSQL, the customers (this
+    process) and every other program, out of what the machine's cores had."""
+
+    servers: float
+    postgres: float
+    client: float
+    interrupts: float
+    others: float
+    available: float
+
+    @classmethod
+    def between(cls, start: Snapshot, end: Snapshot) -> "CpuUse":
+        def used(before: list[ProcessSample], after: list[ProcessSample]) -> float:
+            # A process started since `before` (a PostgreSQL backend) spent all its CPU in
+            # between; one that exited meanwhile is lost to "other programs".
+            was = {(s.name, s.pid): s.cpu_s or 0 for s in before}
+            return sum((s.cpu_s or 0) - was.get((s.name, s.pid), 0) for s in after)
+
+        servers = used(start.processes, end.processes)
+        postgres = used(start.postgres, end.postgres)
+        client = end.client_cpu_s - start.client_cpu_s
+        busy, interrupts = (
+            b - a for a, b in zip(start.machine_cpu_s, end.machine_cpu_s, strict=True)
+        )
+        return cls(
+            servers=servers,
+            postgres=postgres,
+            client=client,
+            interrupts=interrupts,
+            others=max(0.0, busy - servers - postgres - client - interrupts),
+            available=(os.cpu_count() or 1) * (end.taken_at - start.taken_at),
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"CPU s: servers {self.servers:.1f}, PostgreSQL {self.postgres:.1f}, customers "
+            f"{self.client:.1f}, interrupts {self.interrupts:.1f}, other programs "
+            f"{self.others:.1f}; {self.available:.1f} available"
+        )
 
 
 # --- Profiles ---------------------------------------------------------------------------------
@@ -465,11 +529,15 @@ class SoakResult:
 
 async def _paced(customer: Customer, texts: list[str], *, think: float, deadline: float) -> None:
     """Send `texts` one at a time: the next once the previous came back stored, after a think
-    time around `think` seconds (uniform in ±50%, so customers do not fall into step)."""
+    time around `think` seconds (uniform in ±50%, so customers do not fall into step); leave
+    once the last is stored and the ticket has left routing. Customers arrive spread over one
+    think time: a crowd reconnecting in the same instant would measure the storm instead."""
+    await asyncio.sleep(random.uniform(0, think))
     target = len(customer.sent) + len(texts)
-    runner = asyncio.ensure_future(customer.run(lambda c: len(c.sent) >= target, deadline=deadline))
+    runner = asyncio.ensure_future(
+        customer.run(lambda c: len(c.sent) >= target and settled(c), deadline=deadline)
+    )
     try:
-        await asyncio.sleep(random.uniform(0, think))  # spread the crowd over one period
         for n, text in enumerate(texts):
             if n:
                 await asyncio.sleep(think * random.uniform(0.5, 1.5))
@@ -493,10 +561,11 @@ async def soak_run(
     settle: float = 2.0,
 ) -> SoakResult:
     """`customers` customers send `messages` messages in all, paced. Each first sends `warmup`
-    messages (its first opens and routes a ticket) and leaves; `snapshot` is taken `settle`
-    seconds later; then each comes back (hello with its last_seq) for the rest and leaves; the
-    second snapshot is taken `settle` seconds after that. Both are of a server at rest with the
-    same customers known, so growth between them is what the run left behind."""
+    messages (its first opens and routes a ticket) and leaves once its ticket is routed, so no
+    routing is left for the run; `snapshot` is taken `settle` seconds later. Then each comes
+    back (hello with its last_seq) for the rest and leaves; the second snapshot is taken
+    `settle` seconds after that. Both are of servers at rest with the same customers known,
+    so growth between them is what the run left behind."""
     deadline = time.monotonic() + time_limit
     per_customer = messages // customers
     if per_customer * customers != messages or not 0 < warmup < per_customer:
