@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.integration.load import (
     ChatLoadResult,
+    CpuUse,
     EchoResult,
     Snapshot,
     chat_load_run,
@@ -67,6 +68,10 @@ class Run:
     @property
     def errors(self) -> tuple[int, int, int]:
         return self.chat.error_frames, self.chat.failed_connections, self.chat.timeouts
+
+    @property
+    def cpu(self) -> CpuUse:
+        return CpuUse.between(self.start, self.end)
 
     def ratio(self, q: float) -> float:
         return percentile(self.chat.event_ms, q) / percentile(self.echo.round_trips_ms, q)
@@ -113,37 +118,44 @@ def print_latencies(runs: list[Run]) -> None:
 def print_memory(runs: list[Run]) -> None:
     print(
         f"{'profile':9} {'customers':>9} {'process':16} {'pid':>7} "
-        f"{'RSS start MiB':>13} {'RSS end MiB':>11} {'change':>7}"
+        f"{'RSS start MiB':>13} {'RSS end MiB':>11} {'change':>7} {'CPU s':>6}"
     )
     for run in runs:
-        ended = {sample.name: sample for sample in run.end.processes}
+        ended = {(sample.name, sample.pid): sample for sample in run.end.processes}
         for before in run.start.processes:
-            after = ended.get(before.name)
-            rss_end = after.rss_kib if after is not None and after.pid == before.pid else None
-            print_rss_row(run, before.name, str(before.pid), before.rss_kib, rss_end)
-        print_rss_row(run, "sum", "", run.start.rss_kib, run.end.rss_kib)
+            after = ended.get((before.name, before.pid))
+            if after is None or after.rss_kib is None:
+                print_row(run, before.name, str(before.pid), before.rss_kib, None, None)
+                continue
+            cpu = (after.cpu_s or 0) - (before.cpu_s or 0)
+            print_row(run, before.name, str(before.pid), before.rss_kib, after.rss_kib, cpu)
+        cpu_use = run.cpu
+        print_row(run, "sum", "", run.start.rss_kib, run.end.rss_kib, cpu_use.servers)
         if run.start.postgres:
             # Apart: every backend maps the same shared buffers, so this sum overstates.
-            print_rss_row(
+            print_row(
                 run,
                 f"postgres ({len(run.end.postgres)})",
                 "",
                 run.start.postgres_rss_kib,
                 run.end.postgres_rss_kib,
+                cpu_use.postgres,
             )
+    print()
+    for run in runs:
+        print(f"{run.profile} {run.customers}: {run.cpu}")
 
 
-def print_rss_row(run: Run, name: str, pid: str, start: int | None, end: int | None) -> None:
-    if start is None or end is None:
-        change = "exited"
-        start_text = f"{start / MIB:.1f}" if start is not None else "-"
-        end_text = "-"
-    else:
-        change = f"{(end - start) / start:+.1%}"
-        start_text, end_text = f"{start / MIB:.1f}", f"{end / MIB:.1f}"
+def print_row(
+    run: Run, name: str, pid: str, start: int | None, end: int | None, cpu: float | None
+) -> None:
+    start_text = "-" if start is None else f"{start / MIB:.1f}"
+    end_text = "-" if end is None else f"{end / MIB:.1f}"
+    change = "exited" if start is None or end is None else f"{(end - start) / start:+.1%}"
+    cpu_text = "-" if cpu is None else f"{cpu:.1f}"
     print(
         f"{run.profile:9} {run.customers:>9} {name:16} {pid:>7} "
-        f"{start_text:>13} {end_text:>11} {change:>7}"
+        f"{start_text:>13} {end_text:>11} {change:>7} {cpu_text:>6}"
     )
 
 
@@ -157,7 +169,9 @@ def summary(profile: str, runs: list[Run]) -> str:
             f"{chat.seconds:.1f} s ({rate:.1f} tickets/s), routed p95 "
             f"{percentile(chat.settled_ms, 0.95) / 1000:.2f} s, errors {sum(run.errors)}, "
             f"chat/echo p50 {run.ratio(0.5):.1f}x p95 {run.ratio(0.95):.1f}x, "
-            f"RSS {run.start.rss_kib / MIB:.0f} -> {run.end.rss_kib / MIB:.0f} MiB"
+            f"servers' CPU {run.cpu.servers + run.cpu.postgres:.1f} s "
+            f"({(run.cpu.servers + run.cpu.postgres) / max(chat.routed, 1) * 1000:.0f} ms a "
+            f"ticket), RSS {run.start.rss_kib / MIB:.0f} -> {run.end.rss_kib / MIB:.0f} MiB"
         )
         if run.start.pg_connections is not None:
             parts[-1] += (

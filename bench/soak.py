@@ -2,14 +2,18 @@
 server process's memory, file descriptors and PostgreSQL connections before and after.
 
 200 customers each send 50 messages, paced as people chat: the next message once the previous
-one has come back as a stored event, after a think time of 1 s ±50% (about 150 messages/s in
-all, roughly half of what the profile takes in a burst: a soak looks for what accumulates at a
-steady load, not for the limit). Each customer's first message opens and routes a ticket.
+one has come back as a stored event, after a think time of 2 s ±50%. That offers about 95
+messages/s, about half of what this profile took on the 2-core machine where client and servers
+share the cores (a message costs the servers about 11 ms of CPU, so about 170 messages/s fill
+both cores): a soak looks for what accumulates at a steady load with headroom, not for the
+limit, where queues would grow for their own reason. Each customer's first message opens and
+routes a ticket.
 
 The first 2 messages of every customer are the warm-up (every ticket routed, the model loaded,
-connection pools grown); the customers then leave, and the first snapshot is taken of the
-servers at rest. They come back (hello with their last_seq, as the widget reconnects) for the
-other 48 messages and leave again; the second snapshot is taken at rest too. Growth between the
+connection pools grown); the customers leave once their ticket is routed, and the first
+snapshot is taken of the servers at rest. They come back, spread over one think time (hello
+with their last_seq, as the widget reconnects), for the other 48 messages and leave again; the
+second snapshot is taken at rest too. Growth between the
 two is what the run left behind: RSS (flagged above 10%), open fds (/proc/PID/fd) of each of
 our processes, and PostgreSQL connections to the `supportdesk` database. PostgreSQL's own
 processes are reported apart (their RSS counts the shared buffer pool once per backend).
@@ -18,7 +22,7 @@ Afterwards: messages sent = stored (the database's ledger) = message events the 
 no duplicate stored or seen, no gap in any conversation's event log, and every customer saw
 every event of their conversation.
 
-    .venv/bin/python bench/soak.py [--messages 10000] [--customers 200] [--think-ms 1000] \
+    .venv/bin/python bench/soak.py [--messages 10000] [--customers 200] [--think-ms 2000] \
         [--warmup 2] [--time-limit 1800]
 """
 
@@ -36,6 +40,7 @@ from tests.integration.load import (
     FD_TOLERANCE,
     PG_CONNECTION_TOLERANCE,
     RSS_FLAG,
+    CpuUse,
     ProcessSample,
     percentile,
     scale_target,
@@ -56,9 +61,11 @@ def print_processes(start: list[ProcessSample], end: list[ProcessSample]) -> Non
             continue
         change = (after.rss_kib - before.rss_kib) / before.rss_kib
         flag = "  > 10%" if change > RSS_FLAG else ""
+        cpu = (after.cpu_s or 0) - (before.cpu_s or 0)
         print(
             f"{before.name:18} {before.pid:>7} {before.rss_kib / MIB:>10.1f} "
-            f"{after.rss_kib / MIB:>10.1f} {change:>+8.1%} {before.fds:>9} {after.fds:>7}{flag}"
+            f"{after.rss_kib / MIB:>10.1f} {change:>+8.1%} {before.fds:>9} {after.fds:>7} "
+            f"{cpu:>6.1f}{flag}"
         )
 
 
@@ -69,7 +76,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000, help="messages in all")
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=2, help="warm-up messages per customer")
-    parser.add_argument("--think-ms", type=float, default=1000, help="mean pause per customer")
+    parser.add_argument("--think-ms", type=float, default=2000, help="mean pause per customer")
     parser.add_argument("--time-limit", type=float, default=1800, help="seconds before it stops")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sd-soak-"))
@@ -102,20 +109,25 @@ def main() -> None:
     print()
     print(
         f"{'process':18} {'pid':>7} {'RSS start':>10} {'RSS end':>10} {'change':>8} "
-        f"{'fds start':>9} {'fds end':>7}"
+        f"{'fds start':>9} {'fds end':>7} {'CPU s':>6}"
     )
     print(f"{'':18} {'':>7} {'MiB':>10} {'MiB':>10}")
     print_processes(result.start.processes, result.end.processes)
     start_sum, end_sum = result.start.rss_kib, result.end.rss_kib
+    cpu = CpuUse.between(result.start, result.end)
     print(
         f"{'sum (ours)':18} {'':>7} {start_sum / MIB:>10.1f} {end_sum / MIB:>10.1f} "
-        f"{(end_sum - start_sum) / start_sum:>+8.1%}"
+        f"{(end_sum - start_sum) / start_sum:>+8.1%} {'':>9} {'':>7} {cpu.servers:>6.1f}"
     )
     pg_start, pg_end = result.start.postgres_rss_kib, result.end.postgres_rss_kib
     print(
         f"PostgreSQL apart: {len(result.start.postgres)} -> {len(result.end.postgres)} processes, "
         f"RSS sum {pg_start / MIB:.0f} -> {pg_end / MIB:.0f} MiB; connections to supportdesk "
         f"{result.start.pg_connections} -> {result.end.pg_connections}"
+    )
+    print(
+        f"{cpu} (after the warm-up; servers and PostgreSQL "
+        f"{(cpu.servers + cpu.postgres) / max(counts['after_warmup'], 1) * 1000:.1f} ms a message)"
     )
     print()
     print(
