@@ -15,7 +15,7 @@ STACK := scripts/stack.py --state $(STACK_STATE)
 LOCK_HASH := $(shell sha256sum requirements/dev.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: run serve up down status test lint format typecheck bench lock migrate seed clean system-deps
+.PHONY: run serve up down status test lint format typecheck bench bench-load lock migrate seed clean system-deps
 
 $(STAMP): requirements/dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,10 @@ seed: migrate
 ## Install, migrate, seed demo data and serve on http://$(HOST):$(PORT) (embedded profile).
 run: seed
 	@echo "SupportDesk on http://$(HOST):$(PORT)  (widget /, desk /desk/, reports /reports/, admin /admin/, API docs /api/docs/)"
-	@$(VENV)/bin/uvicorn supportdesk.asgi:application --host $(HOST) --port $(PORT) --log-level warning
+	@# Local settings named here: supportdesk.asgi alone runs production's. No proxy is in front,
+	@# so uvicorn must not take a client's X-Forwarded-For for its address (rate limits, logs).
+	@DJANGO_SETTINGS_MODULE=supportdesk.settings.local $(VENV)/bin/uvicorn supportdesk.asgi:application \
+		--host $(HOST) --port $(PORT) --log-level warning --no-proxy-headers
 
 ## The scale-out profile on http://127.0.0.1:$(PORT): PostgreSQL, Redis, two uvicorn, Celery
 ## worker and beat, nginx in front (deploy/nginx/supportdesk.conf). Data in a temp dir; once.
@@ -73,6 +76,12 @@ bench: $(STAMP)
 	@$(PY) bench/router_latency.py
 	@$(PY) bench/router_accuracy.py
 	@$(PY) bench/chat_roundtrip.py
+
+## Load and soak, both profiles (bench/chat_load.py, bench/soak.py; docs/benchmarks.md): long.
+bench-load: $(STAMP)
+	@bash scripts/system_deps.sh nginx redis-server postgresql
+	@$(PY) bench/chat_load.py
+	@$(PY) bench/soak.py
 
 lock:
 	@bash scripts/lock.sh

@@ -4,7 +4,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings.local")
+# A server that was not told which settings to use runs production's, which refuse to start
+# without SECRET_KEY and ALLOWED_HOSTS, never local's (DEBUG on, a published SECRET_KEY).
+# `make run` and the test and benchmark servers name supportdesk.settings.local explicitly.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings.production")
 # Django must be set up before importing consumers (they import models).
 django_asgi_app = get_asgi_application()
 

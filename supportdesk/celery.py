@@ -4,7 +4,10 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings.local")
+# A server that was not told which settings to use runs production's, which refuse to start
+# without SECRET_KEY and ALLOWED_HOSTS, never local's (DEBUG on, a published SECRET_KEY).
+# `make run` and the test and benchmark servers name supportdesk.settings.local explicitly.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings.production")
 
 app = Celery("supportdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -57,6 +57,8 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 SECRET_KEY = env_str("SECRET_KEY", "insecure-embedded-profile-key-change-me")
+# `seed_demo` may create its demo accounts (refused by production settings).
+DEMO_SEED_ALLOWED = True
 DEBUG = env_bool("DEBUG", default=False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 

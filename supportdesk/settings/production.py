@@ -15,6 +15,8 @@ if not os.environ.get("ALLOWED_HOSTS"):
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set in production")
 if os.environ.get("REVIEW_AUDIT_SEED"):
     raise ImproperlyConfigured("REVIEW_AUDIT_SEED makes audits predictable; not in production")
+# seed_demo creates staff accounts (a superuser among them) with a published password.
+DEMO_SEED_ALLOWED = False
 
 # One JSON object per log line for the log shipper, unless LOG_FORMAT says otherwise.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.services import demo_seed
 
@@ -11,6 +12,11 @@ class Command(BaseCommand):
     help = "Create the default pools and demo staff accounts; print their logins."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEMO_SEED_ALLOWED:
+            raise CommandError(
+                "seed_demo creates staff accounts, a superuser among them, with a published "
+                "password: refused under these settings (DEMO_SEED_ALLOWED is off in production)."
+            )
         seeded = demo_seed()
         self.stdout.write(f"Pools: {', '.join(seeded.pools)}")
         if seeded.model_version is not None:
