@@ -4,6 +4,7 @@ Prompt versions, their activations and A/B tests are in `prompt_admin` (register
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -19,8 +20,23 @@ from apps.orchestrator.models import (
 from apps.review.learning import ACTIVATE_PERMISSION, model_version_activate
 
 
+class RoutingRuleForm(forms.ModelForm[RoutingRule]):
+    class Meta:
+        model = RoutingRule
+        fields = ["name", "kind", "pattern", "pool", "priority", "active"]
+        help_texts = {
+            "pattern": (
+                "A keyword or phrase matches whole words in any case. A regular expression uses "
+                "RE2 syntax (any case; linear time): no backreferences, lookahead or lookbehind; "
+                "\\w, \\d, \\s and \\b are ASCII only (\\pL is any letter). See "
+                "docs/orchestrator.md, Rules."
+            )
+        }
+
+
 @admin.register(RoutingRule)
 class RoutingRuleAdmin(admin.ModelAdmin[RoutingRule]):
+    form = RoutingRuleForm
     list_display = ["name", "kind", "pattern", "pool", "priority", "active"]
     list_editable = ["priority", "active"]
     list_filter = ["active", "kind", "pool"]

@@ -1,6 +1,5 @@
 """Routing configuration and the append-only record of every routing decision."""
 
-import re
 import uuid
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.db.models import Q
 from apps.chat.models import Ticket
 from apps.core.errors import Conflict
 from apps.core.models import TimeStampedModel
+from apps.orchestrator.rule_engine import RulePatternError, rule_pattern_compile
 from apps.pools.models import Pool
 
 APPEND_ONLY = "Prompt versions are append-only: create a new version from this one instead."
@@ -179,13 +179,10 @@ class RoutingRule(TimeStampedModel):
     def clean(self) -> None:
         if not self.pattern.strip():
             raise ValidationError({"pattern": "A rule needs a pattern."})
-        if self.kind == self.Kind.REGEX:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValidationError(
-                    {"pattern": f"Not a valid regular expression: {exc}"}
-                ) from exc
+        try:
+            rule_pattern_compile(self.pattern, regex=self.kind == self.Kind.REGEX)
+        except RulePatternError as exc:
+            raise ValidationError({"pattern": str(exc)}) from exc
 
 
 class ModelVersion(models.Model):

@@ -1,20 +1,28 @@
-"""Matching admin-editable routing rules (keywords and regular expressions)."""
+"""Matching admin-editable routing rules (keywords and regular expressions) on RE2.
 
-import re
+The engine (`rule_engine.py`) runs in time linear in the text, whatever an admin wrote. A rule
+saved before patterns were checked against RE2 may hold one it cannot run (a backreference,
+a lookaround): that rule is skipped, with one warning per process, and routing goes on.
+"""
+
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
 
 from apps.orchestrator.models import RoutingRule
+from apps.orchestrator.rule_engine import RulePattern, RulePatternError, rule_pattern_compile
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1024)
-def _compiled(kind: str, pattern: str) -> re.Pattern[str] | None:
+def _compiled(rule_id: int | None, name: str, kind: str, pattern: str) -> RulePattern | None:
     try:
-        if kind == RoutingRule.Kind.REGEX:
-            return re.compile(pattern, re.IGNORECASE)
-        return re.compile(r"(?<!\w)" + re.escape(pattern.strip()) + r"(?!\w)", re.IGNORECASE)
-    except re.error:
-        return None  # saved before validation existed: never matches, never crashes routing
+        return rule_pattern_compile(pattern, regex=kind == RoutingRule.Kind.REGEX)
+    except RulePatternError as exc:
+        # Cached with the rule: one line per process, not one per message.
+        logger.warning("routing rule %s (%r) skipped: %s", rule_id, name, exc)
+        return None
 
 
 def rule_match(text: str, rules: Sequence[RoutingRule]) -> RoutingRule | None:
@@ -22,7 +30,7 @@ def rule_match(text: str, rules: Sequence[RoutingRule]) -> RoutingRule | None:
     for rule in sorted(rules, key=lambda r: (-r.priority, r.pk or 0)):
         if not rule.active:
             continue
-        pattern = _compiled(rule.kind, rule.pattern)
+        pattern = _compiled(rule.pk, rule.name, rule.kind, rule.pattern)
         if pattern is not None and pattern.search(text):
             return rule
     return None

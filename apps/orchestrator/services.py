@@ -32,13 +32,14 @@ from apps.orchestrator.models import (
     ModelVersionActivation,
     PromptVersion,
     RoutingDecision,
+    RoutingRule,
 )
 from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
 from apps.orchestrator.prompt_selectors import prompt_for_ticket
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
-from apps.pools.models import TicketActivity
+from apps.pools.models import Pool, TicketActivity
 from apps.pools.selectors import pool_list
 from apps.pools.services import ticket_activity_add, ticket_queue
 from apps.review.audit import audit_item_maybe_open
@@ -433,6 +434,24 @@ def text_route_dry_run(*, text: str, provider: RouterProvider | None = None) -> 
     outcome = pipeline.run(text)
     decisions = _decisions_save(outcome, ticket=None, request_id=uuid.uuid4(), dry_run=True)
     return DryRun(outcome=outcome, decisions=decisions)
+
+
+def rule_create(
+    *,
+    name: str,
+    pattern: str,
+    pool: Pool,
+    kind: str = RoutingRule.Kind.KEYWORD,
+    priority: int = 100,
+    active: bool = True,
+) -> RoutingRule:
+    """Create a routing rule; a pattern the rule engine (RE2) cannot run raises ValidationError."""
+    rule = RoutingRule(
+        name=name, kind=kind, pattern=pattern, pool=pool, priority=priority, active=active
+    )
+    rule.full_clean()
+    rule.save()
+    return rule
 
 
 def tickets_stuck_requeue(*, older_than: timedelta | None = None) -> list[int]:

@@ -1,5 +1,6 @@
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 
 from apps.orchestrator.models import RoutingDecision, RoutingRule
 
@@ -39,3 +40,52 @@ def test_a_rule_with_a_broken_regex_is_refused_in_the_admin(admin_client_, pools
     assert response.status_code == 200
     assert "Not a valid regular expression" in response.content.decode()
     assert not RoutingRule.objects.exists()
+
+
+@pytest.fixture
+def rule_editor(client):
+    """A staff member who may view, add and change routing rules, and nothing else."""
+    user = get_user_model().objects.create_user("rules", password="pw", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="orchestrator",
+            codename__in=["view_routingrule", "add_routingrule", "change_routingrule"],
+        )
+    )
+    client.force_login(user)
+    return client
+
+
+def test_a_backreference_rule_is_refused_in_the_admin_with_a_readable_reason(rule_editor, pools):
+    response = rule_editor.post(
+        "/admin/orchestrator/routingrule/add/",
+        {
+            "name": "doubled words",
+            "kind": "regex",
+            "pattern": r"(\w+) \1",
+            "pool": pools["refund"].pk,
+            "priority": 100,
+            "active": "on",
+        },
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Not a valid regular expression" in page
+    assert "backreferences" in page
+    assert not RoutingRule.objects.exists()
+
+
+def test_a_rule_editor_saves_a_regex_the_engine_runs(rule_editor, pools):
+    response = rule_editor.post(
+        "/admin/orchestrator/routingrule/add/",
+        {
+            "name": "refunds",
+            "kind": "regex",
+            "pattern": r"\brefund(ed|s)?\b",
+            "pool": pools["refund"].pk,
+            "priority": 100,
+            "active": "on",
+        },
+    )
+    assert response.status_code == 302
+    assert RoutingRule.objects.get().pattern == r"\brefund(ed|s)?\b"
