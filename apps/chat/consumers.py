@@ -11,7 +11,7 @@ from django.conf import settings
 from apps.chat import selectors, services
 from apps.chat.frames import HandoffFrame, HelloFrame, MessageFrame, TypingFrame, frame_parse
 from apps.chat.models import Conversation, Message
-from apps.core.consumers import CLOSE_TRY_AGAIN_LATER, OutageAwareConsumer
+from apps.core.consumers import CLOSE_TRY_AGAIN_LATER, ClientBoundsMixin, OutageAwareConsumer
 from apps.core.errors import ApplicationError
 from apps.core.logging import FrameRequestIdMixin
 from apps.core.outages import DATABASE_ERRORS, outage_error
@@ -33,12 +33,13 @@ def origin_allowed(scope: dict[str, Any]) -> bool:
     return origin in allowed
 
 
-class CustomerChatConsumer(FrameRequestIdMixin, OutageAwareConsumer):
+class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
     """`/ws/chat/`. See docs/protocol.md for the frames."""
 
     conversation: Conversation | None = None
     group: str | None = None
     sent_seq = 0  # highest event seq sent on this socket: nothing at or below it is sent again
+    frames_before_hello = 0
     hello_deadline: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -65,6 +66,13 @@ class CustomerChatConsumer(FrameRequestIdMixin, OutageAwareConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         client_id: str | None = None
+        if self.conversation is None:
+            # A socket that is not a customer's yet may not keep the server busy with frames.
+            self.frames_before_hello += 1
+            if self.frames_before_hello > settings.CHAT_MAX_FRAMES_BEFORE_HELLO:
+                await self.send_error("hello_required", "Too many frames before a hello.")
+                await self.close(code=CLOSE_AUTH_FAILED)
+                return
         try:
             frame = frame_parse(text_data, max_bytes=settings.CHAT_MAX_FRAME_BYTES)
             if isinstance(frame, HelloFrame):

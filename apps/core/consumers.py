@@ -19,14 +19,17 @@ import asyncio
 import json
 import logging
 import weakref
+from collections import Counter
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from apps.core.errors import ServiceUnavailable
+from apps.core.clients import scope_client_address
+from apps.core.errors import RateLimited, ServiceUnavailable
 from apps.core.outages import (
     DATABASE_ERRORS,
     DEPENDENCY_ERRORS,
@@ -34,15 +37,68 @@ from apps.core.outages import (
     outage_error,
     outage_log,
 )
+from apps.core.ratelimit import rate_limit_hit
 
 logger = logging.getLogger(__name__)
 
 # RFC 6455 §7.4.1 registry: the server is restarting / try again later; the client reconnects.
 CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
+# Too many sockets from the client's address: it may come back later (the widget backs off).
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 # Every open socket of this process (one event loop), to close them all when the layer fails.
 _open_sockets: "weakref.WeakSet[OutageAwareConsumer]" = weakref.WeakSet()
+
+
+# Open sockets of this process per client address (SOCKETS_PER_ADDRESS_MAX).
+_sockets_per_address: Counter[str] = Counter()
+
+
+class ClientBoundsMixin:
+    """Bounds what one client address may hold: new sockets per minute (SOCKET_CONNECT_RATE,
+    shared by every process through the rate-limit storage) and open sockets at once in this
+    process (SOCKETS_PER_ADDRESS_MAX). A socket over either is accepted, told why with a
+    `too_many_connections` error frame, and closed with 4429."""
+
+    scope: dict[str, Any]
+    client_address = ""
+    _counted = False
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.client_address = scope_client_address(self.scope)
+        refusal = await self._connection_refusal()
+        if refusal is not None:
+            await self.accept()  # type: ignore[attr-defined]
+            await self.send_json(  # type: ignore[attr-defined]
+                {"type": "error", "code": "too_many_connections", "message": refusal}
+            )
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)  # type: ignore[attr-defined]
+            return
+        _sockets_per_address[self.client_address] += 1
+        self._counted = True
+        await super().websocket_connect(message)  # type: ignore[misc]
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self._counted:
+            self._counted = False
+            _sockets_per_address[self.client_address] -= 1
+            if _sockets_per_address[self.client_address] <= 0:
+                del _sockets_per_address[self.client_address]
+        await super().websocket_disconnect(message)  # type: ignore[misc]
+
+    async def _connection_refusal(self) -> str | None:
+        if _sockets_per_address[self.client_address] >= settings.SOCKETS_PER_ADDRESS_MAX:
+            return "Too many open connections from your network. Please try again later."
+        try:
+            await sync_to_async(rate_limit_hit, thread_sensitive=False)(
+                scope="socket_connect",
+                key=self.client_address,
+                rate=settings.SOCKET_CONNECT_RATE,
+            )
+        except RateLimited:
+            return "Too many new connections from your network. Please try again later."
+        return None
 
 
 class OutageAwareConsumer(AsyncWebsocketConsumer):

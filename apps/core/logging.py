@@ -20,27 +20,33 @@ from typing import Any
 from celery.signals import setup_logging, task_postrun, task_prerun
 from django.conf import settings
 
+from apps.core.clients import scope_client_address
+
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 ticket_id_var: ContextVar[int | None] = ContextVar("ticket_id", default=None)
+# The client's address as apps.core.clients sees it (the same one rate limits count).
+client_var: ContextVar[str | None] = ContextVar("client", default=None)
 
 
 class ContextFilter(logging.Filter):
-    """Adds `request_id` and `ticket_id` (None when unknown) to every record it sees."""
+    """Adds `request_id`, `ticket_id` and `client` (None when unknown) to every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.ticket_id = ticket_id_var.get()
+        record.client = client_var.get()
         return True
 
 
 @contextmanager
-def log_request(*, request_id: str) -> Iterator[None]:
-    """Mark the logs inside the block as of this request (a WebSocket frame, say), about no
-    ticket until one is bound."""
-    tokens = request_id_var.set(request_id), ticket_id_var.set(None)
+def log_request(*, request_id: str, client: str | None = None) -> Iterator[None]:
+    """Mark the logs inside the block as of this request (a WebSocket frame, say) from
+    `client`, about no ticket until one is bound."""
+    tokens = request_id_var.set(request_id), ticket_id_var.set(None), client_var.set(client)
     try:
         yield
     finally:
+        client_var.reset(tokens[2])
         ticket_id_var.reset(tokens[1])
         request_id_var.reset(tokens[0])
 
@@ -49,8 +55,10 @@ class FrameRequestIdMixin:
     """For WebSocket consumers: each frame received gets its own request id in the logs, as
     an HTTP request does (the chat and desk sockets live for hours; one id would say nothing)."""
 
+    scope: dict[str, Any]
+
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        with log_request(request_id=uuid.uuid4().hex):
+        with log_request(request_id=uuid.uuid4().hex, client=scope_client_address(self.scope)):
             await super().websocket_receive(message)  # type: ignore[misc]
 
 

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
-from apps.core.logging import request_id_var, ticket_id_var
+from apps.core.clients import request_client_address
+from apps.core.logging import log_request
 from apps.core.outages import DEPENDENCY_ERRORS, outage_error
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -43,24 +44,16 @@ class RequestIdMiddleware:
         if self.is_async:
             return self.__acall__(request)
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        tokens = request_id_var.set(request_id), ticket_id_var.set(None)
-        try:
+        with log_request(request_id=request_id, client=request_client_address(request)):
             response = self.get_response(request)
             assert isinstance(response, HttpResponseBase)
-        finally:
-            request_id_var.reset(tokens[0])
-            ticket_id_var.reset(tokens[1])
         response[REQUEST_ID_HEADER] = request_id
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        tokens = request_id_var.set(request_id), ticket_id_var.set(None)
-        try:
+        with log_request(request_id=request_id, client=request_client_address(request)):
             response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
-        finally:
-            request_id_var.reset(tokens[0])
-            ticket_id_var.reset(tokens[1])
         response[REQUEST_ID_HEADER] = request_id
         return response
 

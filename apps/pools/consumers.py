@@ -11,7 +11,7 @@ from django.http.request import validate_host
 
 from apps.chat import services as chat_services
 from apps.chat.models import Message
-from apps.core.consumers import OutageAwareConsumer
+from apps.core.consumers import ClientBoundsMixin, OutageAwareConsumer
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.logging import FrameRequestIdMixin
 from apps.pools import selectors, services
@@ -47,7 +47,7 @@ def desk_origin_allowed(scope: dict[str, Any]) -> bool:
     return hostname is not None and validate_host(hostname, settings.ALLOWED_HOSTS)
 
 
-class DeskConsumer(FrameRequestIdMixin, OutageAwareConsumer):
+class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
     """`/ws/desk/`. See docs/desk.md for the frames."""
 
     user: Any = None

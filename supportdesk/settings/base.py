@@ -248,6 +248,13 @@ CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 64 * 1024)
 CHAT_HELLO_TIMEOUT_SECONDS = env_int("CHAT_HELLO_TIMEOUT_SECONDS", 30)
 CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "20/minute")
 CHAT_TYPING_RATE_LIMIT = env_str("CHAT_TYPING_RATE_LIMIT", "30/minute")
+# What one client address may hold on the sockets (chat and desk): new sockets a minute, over
+# every process, and open sockets at once per process (apps/core/consumers.py). A customer
+# behind an office's shared address counts with their colleagues: keep room for them.
+SOCKET_CONNECT_RATE = env_str("SOCKET_CONNECT_RATE", "120/minute")
+SOCKETS_PER_ADDRESS_MAX = env_int("SOCKETS_PER_ADDRESS_MAX", 50)
+# Frames a chat socket may send before its hello; past them it is closed (4401).
+CHAT_MAX_FRAMES_BEFORE_HELLO = env_int("CHAT_MAX_FRAMES_BEFORE_HELLO", 3)
 # Storage for `limits` (a kept rate-limit library): shared through Redis when scaled out.
 RATE_LIMIT_STORAGE_URI = REDIS_URL or "memory://"
 CHAT_ALLOWED_ORIGINS = env_list(
@@ -338,6 +345,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_SCHEMA_CLASS": "apps.core.api.SchemaWithNestedNames",
+    # Throttles count the address the server sees (apps/core/clients.py), never a client's
+    # X-Forwarded-For: which proxy to believe is uvicorn's decision (--forwarded-allow-ips).
+    "NUM_PROXIES": 0,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
@@ -373,11 +383,12 @@ LOGGING: dict[str, Any] = {
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s "
-            "[request=%(request_id)s ticket=%(ticket_id)s] %(message)s"
+            "[request=%(request_id)s ticket=%(ticket_id)s client=%(client)s] %(message)s"
         },
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(ticket_id)s",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(ticket_id)s "
+            "%(client)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },

@@ -26,6 +26,9 @@ from tests.servers import (
 FAULT_ENV = {
     "CHAT_RATE_LIMIT": "1000/minute",
     "CONVERSATION_CREATE_RATE": "100000/hour",
+    # Every customer of a run comes from 127.0.0.1: lift the per-address socket bounds.
+    "SOCKET_CONNECT_RATE": "1000000/minute",
+    "SOCKETS_PER_ADDRESS_MAX": "100000",
     "LOG_LEVEL": "WARNING",
     # A run that died frees its ticket after 5 s, not the production 60 s.
     "ROUTING_LEASE_SECONDS": "5",
@@ -59,6 +62,7 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
         "REDIS_URL": redis.url,
         "CHAT_ALLOWED_ORIGINS": "*",
         "CHAT_RATE_LIMIT": "1000/minute",
+        "SOCKET_CONNECT_RATE": "1000000/minute",
         "LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
