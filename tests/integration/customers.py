@@ -78,6 +78,7 @@ class Customer:
     closes: list[int | None] = field(default_factory=list)  # close codes seen
     errors: list[dict] = field(default_factory=list)  # error frames
     drops: int = 0  # sessions that ended by an error (a close, a refused connection)
+    caught_up_to: int | None = None  # the latest seq a final hello reported (catch_up)
     # For load runs: when each message was first sent and each stored event first arrived
     # (time.monotonic()), so a latency is measured from the send, whatever came in between.
     sent_at: dict[str, float] = field(default_factory=dict)  # client_id → first send
@@ -190,21 +191,22 @@ class Customer:
                 self.live = None
                 self.closes.append(ws.close_code)
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, *, attempts: int = 8) -> int:
         """Say hello once more and read up to the conversation's latest event (what an open
-        widget would have shown by now). Returns how many events that added."""
+        widget would have shown by now): `caught_up_to` is that latest seq, or None when no
+        attempt got through. Returns how many events that added."""
         before = len(self.events)
-        for attempt in range(5):
+        for attempt in range(attempts):
             try:
-                await self._catch_up()
+                self.caught_up_to = await self._catch_up()
                 break
-            except (OSError, WebSocketException):  # closed for a resync: as the widget, again
-                await asyncio.sleep(0.2 * 2**attempt)
+            except (OSError, WebSocketException):  # closed for a resync, or slow: again
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
         return len(self.events) - before
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self) -> int:
         url = self.base_url.replace("http://", "ws://") + "/ws/chat/"
-        async with connect(url, origin=Origin(self.base_url), open_timeout=10) as ws:
+        async with connect(url, origin=Origin(self.base_url), open_timeout=30) as ws:
             await ws.send(
                 json.dumps(
                     {
@@ -217,11 +219,12 @@ class Customer:
             )
             latest = None
             while latest is None or self.last_seq < latest:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
                 if frame["type"] == "welcome":
                     latest = frame["seq"]
                 elif "seq" in frame:
                     self._store(frame)
+            return latest
 
     def _store(self, frame: dict) -> None:
         seq = frame["seq"]
