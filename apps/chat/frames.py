@@ -1,6 +1,7 @@
 """Client frames of the customer WebSocket, validated with JSON Schema (docs/protocol.md)."""
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,15 @@ from jsonschema import Draft202012Validator, FormatChecker
 from apps.core.errors import ApplicationError
 
 UUID_STRING = {"type": "string", "format": "uuid"}
+
+# Arrays and objects nest at most this deep in a frame (docs/protocol.md). Every frame of the
+# protocol is one level deep; the limit leaves room for extensions and keeps json.loads (which
+# recurses per level) far from the interpreter's recursion limit.
+FRAME_MAX_DEPTH = 32
+# A JSON string literal (an unterminated one runs to the end of the text), and runs of
+# characters that are not brackets: what is left after removing both is the bracket structure.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 FRAME_SCHEMAS: dict[str, dict[str, Any]] = {
     "hello": {
@@ -95,6 +105,8 @@ def frame_decode(
         raise FrameError("Only JSON text frames are accepted.")
     if len(raw.encode("utf-8")) > max_bytes:
         raise FrameTooLarge(f"Frames are limited to {max_bytes:,} bytes.")
+    if _nesting_exceeds(raw, limit=FRAME_MAX_DEPTH):
+        raise FrameError(f"Frames may nest arrays and objects at most {FRAME_MAX_DEPTH} deep.")
     try:
         data = json.loads(raw)
     except ValueError as exc:
@@ -114,6 +126,29 @@ def frame_decode(
         field = ".".join(str(part) for part in error.absolute_path) or "frame"
         raise FrameError(f"Field `{field}` is not valid.")
     return frame_type, data
+
+
+def _nesting_exceeds(raw: str, *, limit: int) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than `limit`, by one linear scan
+    of its brackets outside strings, before anything parses it.
+
+    Checked up front rather than by catching RecursionError from json.loads: the depth at which
+    that fires depends on how deep the caller's stack already is (it is no contract), a frame
+    just under it is parsed at full cost, and the deep structure then reaches every recursive
+    step after the parse. Invalid JSON is scanned too: too deep is refused first, else
+    json.loads refuses it.
+    """
+    if raw.count("[") + raw.count("{") <= limit:
+        return False  # cannot be deeper: the common case costs two C-speed counts
+    depth = 0
+    for bracket in _NOT_BRACKETS.sub("", _JSON_STRING.sub("", raw)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:

@@ -1,4 +1,5 @@
 import json
+import logging
 import uuid
 from contextlib import asynccontextmanager
 
@@ -199,6 +200,30 @@ async def test_binary_and_oversized_frames_are_refused(created):
         assert (await ws.receive_json_from())["code"] == "invalid_frame"
         await ws.send_to(text_data=json.dumps({"type": "typing", "pad": "x" * 70_000}))
         assert (await ws.receive_json_from())["code"] == "frame_too_large"
+
+
+DEEPLY_NESTED = "[" * 30000 + "]" * 30000  # issue 12, finding 2: RecursionError in json.loads
+
+
+@pytest.mark.parametrize("authenticated", [False, True], ids=["before-hello", "after-hello"])
+async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_socket_keeps_serving(
+    created, caplog, authenticated
+):
+    caplog.set_level(logging.INFO)
+    async with socket() as ws:
+        if authenticated:
+            await hello(ws, created)
+        await ws.send_to(text_data=DEEPLY_NESTED)
+        error = await ws.receive_json_from()
+        assert error["type"] == "error"
+        assert error["code"] == "invalid_frame"
+        assert "32" in error["message"]  # says the limit
+        if authenticated:
+            await ws.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "ok"})
+            assert (await ws.receive_json_from())["text"] == "ok"
+        else:
+            assert await hello(ws, created) == {"type": "welcome", "seq": 0}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 async def test_message_before_hello_is_refused(created):

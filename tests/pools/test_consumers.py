@@ -2,6 +2,7 @@
 tickets, and what must never reach whom."""
 
 import json
+import logging
 from contextlib import asynccontextmanager
 
 import pytest
@@ -407,6 +408,20 @@ async def test_each_bad_frame_gets_its_error_code_and_the_socket_stays_open(
         assert error["message"]
         await ws.send_json_to({"type": "ping"})
         assert await ws.receive_json_from() == {"type": "pong"}
+
+
+async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_socket_keeps_serving(
+    billing_agent, caplog
+):
+    caplog.set_level(logging.INFO)
+    async with desk_ready(billing_agent) as ws:
+        # issue 12, finding 2: this frame raised RecursionError in json.loads.
+        await ws.send_to(text_data="[" * 30000 + "]" * 30000)
+        error = await ws.receive_json_from()
+        assert (error["type"], error["code"]) == ("error", "invalid_frame")
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from() == {"type": "pong"}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 async def test_binary_frames_are_refused(billing_agent):
