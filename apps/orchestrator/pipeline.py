@@ -165,14 +165,17 @@ class RoutingPipeline:
                 )
             )
 
-        outcome = self._rules(minimised, trail) or self._cache(minimised, trail)
+        outcome = self._rules(minimised, trail)
+        if outcome is None and injection:
+            # Text that tries to steer its routing goes to a person. Only an admin's rule, which
+            # it cannot steer, may route it (docs/orchestrator.md, "Suspected injection"); no
+            # tier that reads it may: not the cache (an LLM's decision on the same key), the
+            # local model or an LLM.
+            outcome = self._review(trail, minimised, ReviewReason.INJECTION)
         if outcome is None:
-            outcome = self._local(minimised, trail)
+            outcome = self._cache(minimised, trail) or self._local(minimised, trail)
         if outcome is None:
-            if injection:
-                # Never let an LLM decide on text that tries to steer it.
-                outcome = self._review(trail, minimised, ReviewReason.INJECTION)
-            elif self.provider is None:
+            if self.provider is None:
                 outcome = self._review(trail, minimised, ReviewReason.LLM_DISABLED)
             else:
                 outcome = self._llm(minimised, trail)

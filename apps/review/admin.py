@@ -80,6 +80,7 @@ class ReviewItemAdmin(admin.ModelAdmin[ReviewItem]):
         "age",
         "kind",
         "reason",
+        "injection_flag",
         "suggested_pool",
         "candidate_scores",
         "customer_text",
@@ -95,6 +96,7 @@ class ReviewItemAdmin(admin.ModelAdmin[ReviewItem]):
         "ticket",
         "kind",
         "reason",
+        "injection_flag",
         "tier",
         "decision",
         "suggested_pool",
@@ -114,6 +116,16 @@ class ReviewItemAdmin(admin.ModelAdmin[ReviewItem]):
     @admin.display(description="age", ordering="created_at")
     def age(self, item: ReviewItem) -> str:
         return timesince(item.created_at)
+
+    @admin.display(description="injection suspected")
+    def injection_flag(self, item: ReviewItem) -> str:
+        # The validation tier's flag on the ticket: its text tried to steer routing or the model.
+        if not item.ticket.injection_suspected:
+            return "—"
+        return format_html(
+            '<strong class="review-flag" data-testid="injection-flag">{}</strong>',
+            "injection suspected",
+        )
 
     @admin.display(description="candidates")
     def candidate_scores(self, item: ReviewItem) -> str:

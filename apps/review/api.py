@@ -26,6 +26,8 @@ class ReviewItemSerializer(serializers.Serializer[Any]):
     ticket = serializers.IntegerField(source="ticket_id")
     kind = serializers.CharField()
     reason = serializers.CharField()
+    # The validation tier flagged the ticket's text as a suspected prompt injection.
+    injection_suspected = serializers.BooleanField(source="ticket.injection_suspected")
     tier = serializers.CharField()
     suggested_pool = serializers.CharField(
         source="suggested_pool.slug", allow_null=True, default=None
@@ -54,7 +56,7 @@ class ReviewItemListApi(APIView):
     def get(self, request: Request) -> Response:
         """Review items, oldest first (reviewers)."""
         items = ReviewItem.objects.select_related(
-            "suggested_pool", "verdict_pool", "decision"
+            "ticket", "suggested_pool", "verdict_pool", "decision"
         ).order_by("created_at", "id")
         for field, choices in (
             ("status", ReviewItem.Status.values),
