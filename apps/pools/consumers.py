@@ -31,18 +31,17 @@ TICKET_EVENT_FIELDS = ("ticket", "change", "status", "pool", "assignee")
 
 
 def desk_origin_allowed(scope: dict[str, Any]) -> bool:
-    """Whether the page that opened the socket is one of the site's own or a configured origin.
+    """Whether the page that opened the socket is one of the site's own.
 
-    The desk is authenticated by the session cookie, so a wildcard in CHAT_ALLOWED_ORIGINS (meant
-    for a widget embedded anywhere, authenticated by its token) does not open it to every site.
+    The desk is authenticated by the session cookie: a page on any other origin (even one
+    allowed to embed the widget, which is authenticated by its token) must not open it.
     """
     headers = dict(scope.get("headers", []))
     origin = headers.get(b"origin", b"").decode("latin-1")
     if not origin:
         return False
-    if origin in settings.CHAT_ALLOWED_ORIGINS:
-        return True
-    # Like channels' AllowedHostsOriginValidator: the origin's host against ALLOWED_HOSTS.
+    # Like channels' AllowedHostsOriginValidator: the origin's host against ALLOWED_HOSTS. The
+    # pages that embed the widget (CHAT_ALLOWED_ORIGINS) are other people's: never the desk's.
     hostname = urlsplit(origin).hostname
     return hostname is not None and validate_host(hostname, settings.ALLOWED_HOSTS)
 
@@ -108,6 +107,9 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.present:
             return  # refused at connect; the close is on its way
+        if not await database_sync_to_async(selectors.user_id_is_staff)(user_id=self.user.pk):
+            await self.revoke()  # deactivated, or no longer staff, since the socket opened
+            return
         try:
             frame = desk_frame_parse(text_data, max_bytes=settings.CHAT_MAX_FRAME_BYTES)
             match frame:
@@ -155,7 +157,15 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             origin=self.channel_name,
         )
 
+    async def revoke(self) -> None:
+        await self.send_error("auth_failed", "Your account may no longer use the desk.")
+        await self.close(code=CLOSE_AUTH_FAILED)
+
     # --- group events ---------------------------------------------------------------------
+
+    async def desk_revoked(self, message: dict[str, Any]) -> None:
+        """The user was deactivated or lost staff status: this socket closes now."""
+        await self.revoke()
 
     def first_time(self, message: dict[str, Any]) -> bool:
         """Whether this event (sent to each of several groups this socket is in) is new here."""

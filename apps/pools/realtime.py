@@ -90,3 +90,9 @@ def desk_presence_publish(*, user_id: int, presence: str, pool_ids: list[int]) -
     event = {"type": "desk.presence", "id": uuid.uuid4().hex, "user": user_id, "presence": presence}
     for group in sorted({DESK_ALL, *(desk_pool_group(pool_id) for pool_id in pool_ids)}):
         publish_on_commit(group, event)
+
+
+def desk_access_revoked_publish(*, user_id: int) -> None:
+    """Close the user's open desk sockets (after commit): they were deactivated or are no
+    longer staff. A socket checks again on every frame too; this does not wait for one."""
+    publish_on_commit(desk_user_group(user_id), {"type": "desk.revoked"})

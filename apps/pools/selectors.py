@@ -6,6 +6,7 @@ they belong to; a supervisor (the `pools.supervise` permission, or a superuser) 
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
@@ -32,6 +33,12 @@ def pool_list(*, active_only: bool = True) -> QuerySet[Pool]:
 
 def user_is_staff(user: Any) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+def user_id_is_staff(*, user_id: int) -> bool:
+    """Whether the user is, as the database says now, an active staff member (a socket holds
+    the user it authenticated; this tells whether that user may still act)."""
+    return get_user_model().objects.filter(pk=user_id, is_active=True, is_staff=True).exists()
 
 
 def user_is_supervisor(user: Any) -> bool:

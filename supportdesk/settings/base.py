@@ -12,6 +12,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "corsheaders",
+    "csp",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
@@ -89,6 +91,7 @@ MIDDLEWARE = [
     # First, so every log line of the request (other middleware's too) carries its id.
     "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -118,6 +121,26 @@ TEMPLATES = [
         },
     },
 ]
+
+# Content-Security-Policy on every page (django-csp): scripts only from our own origin, so text
+# that slipped past escaping still cannot run. Pages keep no inline script (data goes through
+# json_script); inline styles are allowed (the widget styles its shadow root, Chart.js and the
+# admin set style attributes), which lets no script run. The widget on other sites is under
+# those sites' policies.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"],
+        "connect-src": [SELF],  # the REST API and, in CSP 3 browsers, same-origin WebSockets
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Database: SQLite (WAL, immediate transactions so writers queue instead of failing) unless
 # DATABASE_URL points elsewhere.

@@ -5,7 +5,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from supportdesk.settings.base import *  # noqa: F403
-from supportdesk.settings.base import LOGGING
+from supportdesk.settings.base import LOGGING, env_bool, env_int
 
 DEBUG = False
 if not os.environ.get("SECRET_KEY"):
@@ -24,9 +24,18 @@ LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
 
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: Django would take X-Forwarded-Proto from anyone. uvicorn reads it
+# only from the proxies it trusts (--proxy-headers --forwarded-allow-ips, docs/deploy.md) and
+# sets the request's scheme, which is what Django's `is_secure()` reads under ASGI.
 SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+# Health checks and Prometheus reach the processes directly over plain HTTP on loopback.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+# One year, subdomains included, preload-ready: set SECURE_HSTS_SECONDS=0 only while TLS is
+# being set up (docs/deploy.md).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -64,3 +64,61 @@ def test_production_settings_do_not_allow_demo_accounts():
         timeout=60,
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def production_env(tmp_path) -> dict[str, str]:
+    """The environment docs/deploy.md documents, on a throw-away SQLite file."""
+    env = without_settings()
+    env.update(
+        DJANGO_SETTINGS_MODULE="supportdesk.settings.production",
+        SECRET_KEY="a-long-random-secret-key-for-the-deploy-check-0123456789abcdef",
+        ALLOWED_HOSTS="support.example.com",
+        SQLITE_PATH=str(tmp_path / "db.sqlite3"),
+    )
+    return env
+
+
+def test_the_deploy_check_is_clean_under_production_settings(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=production_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues" in done.stdout
+
+
+PROBE = """
+import django
+django.setup()
+from django.test import Client
+client = Client(HTTP_HOST="support.example.com")
+page = client.get("/api/v1/conversations/x/")
+forged = client.get("/api/v1/conversations/x/", HTTP_X_FORWARDED_PROTO="https")
+health = client.get("/healthz")
+print(page.status_code, page.get("Location"), forged.status_code, health.status_code)
+print(client.get("/healthz", secure=True).headers.get("Strict-Transport-Security"))
+"""
+
+
+def test_production_redirects_to_https_and_believes_no_forwarded_proto_header(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=production_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    plain, hsts = done.stdout.strip().splitlines()
+    status, location, forged, health = plain.split()
+    assert (status, location) == ("301", "https://support.example.com/api/v1/conversations/x/")
+    # A client's X-Forwarded-Proto is not the scheme: only uvicorn's trusted proxies set it.
+    assert forged == "301"
+    # Health checks on loopback stay plain HTTP (503 here: no Redis or broker to check).
+    assert health != "301"
+    assert hsts == "max-age=31536000; includeSubDomains; preload"

@@ -78,8 +78,32 @@ def live_server_with_llm(
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def csp_violations() -> Iterator[list[str]]:
+    """What Chromium refused under the pages' Content-Security-Policy during the test: a page
+    that needs an inline script, eval or a foreign origin fails the test that showed it."""
+    found: list[str] = []
+    yield found
+    assert not found, f"Content-Security-Policy violations: {found}"
+
+
+def watch_csp(page: Page, found: list[str]) -> Page:
+    def on_console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            found.append(f"{page.url}: {message.text}")
+
+    page.on("console", on_console)
+    return page
+
+
 @pytest.fixture
-def staff_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+def page(page: Page, csp_violations: list[str]) -> Page:
+    """pytest-playwright's page, watched for Content-Security-Policy violations."""
+    return watch_csp(page, csp_violations)
+
+
+@pytest.fixture
+def staff_page(browser: Browser, csp_violations: list[str]) -> Iterator[Callable[..., Page]]:
     """Open a page in a fresh browser context (its own cookies), signed in on `server` as a
     seed_demo staff user through the admin login, at `next_path` (default the desk). The
     contexts are closed after the test."""
@@ -90,7 +114,7 @@ def staff_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     ) -> Page:
         context = browser.new_context(**context_args)
         contexts.append(context)
-        page = context.new_page()
+        page = watch_csp(context.new_page(), csp_violations)
         page.goto(f"{server.url}/admin/login/?next={next_path}")
         page.fill("#id_username", username)
         page.fill("#id_password", DEMO_PASSWORD)

@@ -173,6 +173,33 @@ async def test_foreign_or_missing_origin_is_closed_4403_even_for_staff(billing_a
     assert (await database_sync_to_async(profile_of)(billing_agent)).presence == "offline"
 
 
+async def test_a_page_allowed_to_embed_the_widget_may_not_open_the_desk(billing_agent, settings):
+    # The shop's pages embed the chat widget; the desk's session cookie is not theirs to use.
+    settings.CHAT_ALLOWED_ORIGINS = ["https://shop.example.com"]
+    async with desk(billing_agent, origin=(b"origin", b"https://shop.example.com")) as ws:
+        assert (await ws.receive_json_from())["code"] == "origin_not_allowed"
+        assert await ws.receive_output() == {"type": "websocket.close", "code": 4403}
+
+
+async def test_deactivating_a_user_closes_their_open_desk_at_once(billing_agent):
+    async with desk_ready(billing_agent) as ws:
+        billing_agent.is_active = False
+        await database_sync_to_async(billing_agent.save)()  # as the admin's user form does
+        assert (await ws.receive_json_from())["code"] == "auth_failed"
+        assert await ws.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
+async def test_a_user_no_longer_staff_is_refused_on_their_next_frame(billing_agent):
+    async with desk_ready(billing_agent) as ws:
+        # Changed behind the model's back (no save signal): the next frame still finds out.
+        await database_sync_to_async(get_user_model().objects.filter(pk=billing_agent.pk).update)(
+            is_staff=False
+        )
+        await ws.send_json_to({"type": "ping"})
+        assert (await ws.receive_json_from())["code"] == "auth_failed"
+        assert await ws.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
 async def test_the_sites_own_host_on_any_scheme_and_port_may_open_the_desk(billing_agent):
     async with desk(billing_agent, origin=(b"origin", b"https://localhost:4443")) as ws:
         assert (await ws.receive_json_from())["type"] == "welcome"
