@@ -41,9 +41,15 @@ from tests.servers import (
     service_env,
 )
 
-# Hundreds of customers from one address: no rate limit may refuse the load itself. (Both
-# profiles log at WARNING: embedded_env sets it, the stack gets it here.)
-LOAD_ENV = {"CHAT_RATE_LIMIT": "1000000/minute", "CONVERSATION_CREATE_RATE": "1000000/hour"}
+# Hundreds of customers from one address (127.0.0.1): no rate limit or per-address socket
+# bound may refuse the load itself. (Both profiles log at WARNING: embedded_env sets it, the
+# stack gets it here.)
+LOAD_ENV = {
+    "CHAT_RATE_LIMIT": "1000000/minute",
+    "CONVERSATION_CREATE_RATE": "1000000/hour",
+    "SOCKET_CONNECT_RATE": "1000000/minute",
+    "SOCKETS_PER_ADDRESS_MAX": "100000",
+}
 ECHO_APP = "bench.echo_asgi:application"
 # What a soak tolerates between its two snapshots of servers at rest. A few fds and a
 # connection may come and go with timing (a beat tick, a pooled Redis connection opened on
