@@ -4,7 +4,8 @@ An event becomes one `WebhookDelivery` row per subscribed endpoint, written in t
 transaction (so a rolled-back change sends nothing) and handed to Celery after commit. Each
 attempt POSTs the JSON envelope with an HMAC-SHA256 signature over `"{timestamp}.{body}"`;
 a non-2xx answer or a network error is retried with exponential backoff up to
-WEBHOOK_MAX_ATTEMPTS. See docs/webhooks.md for the receiver's side.
+WEBHOOK_MAX_ATTEMPTS. Only public addresses (or hosts named in WEBHOOK_ALLOWED_HOSTS) are sent
+to, and only a coarse reason is stored on failure (`transport.py`). See docs/webhooks.md.
 """
 
 import hashlib
@@ -12,10 +13,7 @@ import hmac
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +26,7 @@ from django.utils import timezone
 
 from apps.webhooks.models import WebhookDelivery, WebhookEvent
 from apps.webhooks.selectors import webhook_endpoint_list_subscribed
+from apps.webhooks.transport import Answer, webhook_post
 
 logger = logging.getLogger(__name__)
 
@@ -83,37 +82,6 @@ def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status_code: int | None
-    error: str
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A signed body must reach the registered URL, not wherever a redirect points.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def _post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> _Answer:
-    if not url.startswith(("http://", "https://")):
-        return _Answer(None, "only http and https URLs are supported")
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 (scheme checked above)
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            return _Answer(response.status, "")
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        hint = " (redirects are not followed)" if 300 <= exc.code < 400 else ""
-        return _Answer(exc.code, f"HTTP {exc.code}{hint}")
-    except (urllib.error.URLError, OSError) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        return _Answer(None, f"{type(reason).__name__}: {reason}"[:500])
-
-
 def webhook_retry_delay(*, attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th failed attempt (exponential, capped)."""
     seconds = get_exponential_backoff_interval(
@@ -150,7 +118,7 @@ def webhook_delivery_attempt(
     delivery.last_attempt_at = now
     endpoint = delivery.endpoint
     if not endpoint.active:
-        return _record(delivery, _Answer(None, "endpoint deactivated"), now, give_up=True)
+        return _record(delivery, Answer(None, "endpoint deactivated"), now, give_up=True)
     body = webhook_body(delivery=delivery)
     headers = {
         "Content-Type": "application/json",
@@ -162,12 +130,15 @@ def webhook_delivery_attempt(
             secret=endpoint.secret, timestamp=int(time.time()), body=body
         ),
     }
-    answer = _post(endpoint.url, body, headers, settings.WEBHOOK_TIMEOUT_SECONDS)
+    # Resolved, checked against private addresses and sent to the checked address (transport).
+    answer = webhook_post(
+        url=endpoint.url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS
+    )
     return _record(delivery, answer, max(now, timezone.now()))
 
 
 def _record(
-    delivery: WebhookDelivery, answer: _Answer, now: datetime, *, give_up: bool = False
+    delivery: WebhookDelivery, answer: Answer, now: datetime, *, give_up: bool = False
 ) -> WebhookDelivery:
     delivery.status_code = answer.status_code
     if answer.status_code is not None and 200 <= answer.status_code < 300:

@@ -351,6 +351,9 @@ WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 5.0)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
 WEBHOOK_RETRY_BACKOFF_SECONDS = env_int("WEBHOOK_RETRY_BACKOFF_SECONDS", 30)
 WEBHOOK_RETRY_BACKOFF_MAX_SECONDS = env_int("WEBHOOK_RETRY_BACKOFF_MAX_SECONDS", 3600)
+# Webhooks go only to public addresses, except to these hosts (exact names or IP literals,
+# comma-separated), for receivers inside the network on purpose (apps/webhooks/transport.py).
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
 CELERY_BEAT_SCHEDULE |= {
     # Alert rules judged over their rolling windows (docs/alerts.md).
     "evaluate-alerts": {"task": "apps.reports.tasks.alerts_evaluate_task", "schedule": 60.0},

@@ -1,5 +1,5 @@
-"""Webhook fixtures: a real receiver on 127.0.0.1 and an endpoint pointed at it; routing runs
-through the orchestrator's fixtures (pools, the Messages API stand-in)."""
+"""Webhook fixtures: a real receiver on 127.0.0.1 (allowed by name) and an endpoint pointed at
+it; routing runs through the orchestrator's fixtures (pools, the Messages API stand-in)."""
 
 from collections.abc import Iterator
 
@@ -12,7 +12,10 @@ from tests.webhooks.receiver import WebhookReceiver
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
+def receiver(settings) -> Iterator[WebhookReceiver]:
+    """A receiver on 127.0.0.1: an internal address, so allowed by name, as an operator would
+    allow an internal receiver (WEBHOOK_ALLOWED_HOSTS)."""
+    settings.WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     with WebhookReceiver() as started:
         yield started
 

@@ -1,6 +1,7 @@
-"""A real HTTP receiver on 127.0.0.1 for webhook tests: records every POST and answers with
-scripted statuses (then 200), optionally after a delay. It verifies nothing itself: tests check
-signatures with `hmac` on what it recorded, as an integrator's server would."""
+"""A real HTTP(S) receiver on 127.0.0.1 for webhook tests: records every POST and answers with
+scripted statuses (then 200; a 3xx points elsewhere), optionally after a delay. It verifies
+nothing itself: tests check signatures with `hmac` on what it recorded, as an integrator's
+server would."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -28,7 +30,7 @@ class Received:
 
 
 class WebhookReceiver:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[Received] = []
         self.statuses: deque[int] = deque()
         self.delay = 0.0
@@ -50,6 +52,8 @@ class WebhookReceiver:
                 payload = b'{"ok": true}'
                 try:
                     self.send_response(status)
+                    if 300 <= status < 400:
+                        self.send_header("Location", "/elsewhere")
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
@@ -59,7 +63,10 @@ class WebhookReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        if tls is not None:  # HTTPS with the given server certificate
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"http{'s' if tls else ''}://127.0.0.1:{self.port}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> WebhookReceiver:
