@@ -22,7 +22,12 @@ from django.db import transaction
 from apps.chat.models import Attachment, Conversation, Message, Ticket
 from apps.chat.services import MessagePosted, message_post, message_text_clean
 from apps.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
-from apps.pools.selectors import ticket_can_access, user_is_staff, user_pool_ids
+from apps.pools.selectors import (
+    ticket_can_access,
+    user_is_staff,
+    user_is_supervisor,
+    user_pool_ids,
+)
 
 # `filetype` recognises every allowed type from the first bytes of the file.
 SNIFF_BYTES = 8192
@@ -267,5 +272,8 @@ def _can_read(attachment: Attachment, *, conversation: Conversation | None, user
         return attachment.conversation_id == conversation.pk
     if not user_is_staff(user):
         return False
-    tickets = Ticket.objects.filter(conversation_id=attachment.conversation_id)
-    return any(ticket_can_access(user=user, ticket=ticket) for ticket in tickets)
+    # Staff read the files of the tickets they may see, not the rest of the conversation.
+    ticket = Ticket.objects.filter(messages__attachments=attachment).first()
+    if ticket is None:
+        return user_is_supervisor(user)
+    return ticket_can_access(user=user, ticket=ticket)

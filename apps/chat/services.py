@@ -88,9 +88,15 @@ def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
 EventSpec = tuple[ConversationEvent.Type, dict[str, Any]]
 
 
-def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[Publication]:
+def _events_append(
+    conversation: Conversation, specs: list[EventSpec], *, ticket_id: int | None
+) -> list[Publication]:
     """Append events to a conversation locked by the caller; return what to publish about
-    them after commit (the caller adds its own and publishes all in one trip)."""
+    them after commit (the caller adds its own and publishes all in one trip).
+
+    The publications name the ticket the events belong to (not the customer's frame): a desk
+    following the conversation relays only events of tickets its user may see.
+    """
     events = [
         ConversationEvent(
             conversation=conversation, seq=conversation.last_seq + n, type=kind, payload=payload
@@ -109,6 +115,7 @@ def _events_append(conversation: Conversation, specs: list[EventSpec]) -> list[P
             {
                 "type": "conversation.event",
                 "conversation": conversation.pk.hex,
+                "ticket": ticket_id,
                 "frame": event.frame(),
             },
         )
@@ -222,7 +229,9 @@ def message_post(
         if opened:
             assert ticket is not None
             events.append((ConversationEvent.Type.STATUS, _status_payload(ticket)))
-        publications = _events_append(locked, events)
+        publications = _events_append(
+            locked, events, ticket_id=ticket.pk if ticket is not None else None
+        )
         if ticket is not None:
             change = "opened" if opened else "message"
             publications += desk_ticket_publications(ticket, change=change)
@@ -265,7 +274,7 @@ def ticket_status_set(
         ticket.full_clean(exclude=["conversation", "assignee"])
         ticket.save()
         publications = _events_append(
-            locked, [(ConversationEvent.Type.STATUS, _status_payload(ticket))]
+            locked, [(ConversationEvent.Type.STATUS, _status_payload(ticket))], ticket_id=ticket.pk
         )
         publications += desk_ticket_publications(
             ticket,

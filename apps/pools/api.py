@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAdminUser
@@ -14,7 +14,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.chat.models import Attachment, Message, Ticket
-from apps.chat.selectors import message_list
 from apps.chat.services import staff_display_name
 from apps.core.errors import NotFound
 from apps.orchestrator.api import DecisionSerializer
@@ -157,8 +156,16 @@ class ContextSerializer(serializers.Serializer[Any]):
     gathered_at = serializers.DateTimeField()
 
 
+class TeamShareSerializer(serializers.Serializer[Any]):
+    pool = serializers.CharField(allow_null=True)
+    messages = serializers.IntegerField()
+
+
 class TicketDetailSerializer(TicketSummarySerializer):
+    """The ticket as the requesting user may see it (pass `context={"user": ...}`)."""
+
     messages = serializers.SerializerMethodField()
+    elsewhere = serializers.SerializerMethodField()
     notes = serializers.SerializerMethodField()
     activities = serializers.SerializerMethodField()
     decisions = serializers.SerializerMethodField()
@@ -166,11 +173,29 @@ class TicketDetailSerializer(TicketSummarySerializer):
     context = serializers.SerializerMethodField()  # type: ignore[assignment]  # named "context"
     drafts = serializers.SerializerMethodField()
 
+    def _given(self) -> dict[str, Any]:
+        # The serializer's context: its `context` attribute is the ticket context field here.
+        given: dict[str, Any] = super().context
+        return given
+
+    def _seen(self, ticket: Ticket) -> selectors.ConversationSeen:
+        given = self._given()
+        if "seen" not in given:
+            given["seen"] = selectors.ticket_conversation_visible(user=given["user"], ticket=ticket)
+        seen: selectors.ConversationSeen = given["seen"]
+        return seen
+
+    @extend_schema_field(DeskMessageSerializer(many=True))
     def get_messages(self, ticket: Ticket) -> Any:
-        messages = message_list(conversation=ticket.conversation).prefetch_related(
+        messages = self._seen(ticket).messages.prefetch_related(
             Prefetch("attachments", queryset=Attachment.objects.order_by("id"))
         )
         return DeskMessageSerializer(messages.select_related("author"), many=True).data
+
+    @extend_schema_field(TeamShareSerializer(many=True))
+    def get_elsewhere(self, ticket: Ticket) -> Any:
+        """The customer's messages on other teams' tickets: which team and how many, no text."""
+        return TeamShareSerializer(self._seen(ticket).elsewhere, many=True).data
 
     def get_notes(self, ticket: Ticket) -> Any:
         return NoteSerializer(selectors.note_list(ticket=ticket), many=True).data
@@ -192,7 +217,14 @@ class TicketDetailSerializer(TicketSummarySerializer):
 
     def get_context(self, ticket: Ticket) -> Any:
         context = getattr(ticket, "context", None)
-        return ContextSerializer(context).data if context is not None else None
+        if context is None:
+            return None
+        data = ContextSerializer(context).data
+        # Gathered once for every viewer: what this one may not see of other tickets goes.
+        data["earlier_tickets"] = selectors.earlier_tickets_for(
+            user=self._given()["user"], rows=data["earlier_tickets"]
+        )
+        return data
 
     def get_drafts(self, ticket: Ticket) -> Any:
         return DraftSerializer(selectors.draft_list(ticket=ticket)[:5], many=True).data
@@ -261,7 +293,8 @@ class TicketDetailApi(TicketApi):
     @extend_schema(responses=TicketDetailSerializer)
     def get(self, request: Request, ticket_id: int) -> Response:
         """The whole ticket: conversation, notes, activity, routing trail, context, drafts."""
-        return Response(TicketDetailSerializer(self.get_ticket(request, ticket_id)).data)
+        ticket = self.get_ticket(request, ticket_id)
+        return Response(TicketDetailSerializer(ticket, context={"user": request.user}).data)
 
 
 class TextInputSerializer(serializers.Serializer[dict[str, str]]):

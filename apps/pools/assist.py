@@ -241,11 +241,12 @@ def _pool_ref(pool: Pool | None) -> dict[str, Any] | None:
 
 
 def context_earlier_tickets(given: ContextInput) -> list[dict[str, Any]]:
-    """The same customer's other tickets (same Customer, or the same non-empty email)."""
+    """The same customer's other tickets. Only the same Customer: an email typed into the
+    widget is nobody's proof of identity, so it never joins two customers (docs/security.md).
+    Each viewer sees the previews of the tickets they may see (selectors.earlier_tickets_for).
+    """
     customer = given.ticket.conversation.customer
     same = Q(conversation__customer_id=customer.pk)
-    if customer.email:
-        same |= Q(conversation__customer__email=customer.email)
     first_text = (
         Message.objects.filter(ticket=OuterRef("pk"), sender=Message.Sender.CUSTOMER)
         .order_by("created_at", "id")
@@ -265,8 +266,6 @@ def context_earlier_tickets(given: ContextInput) -> list[dict[str, Any]]:
             "pool": _pool_ref(ticket.pool),
             "created_at": ticket.created_at.isoformat(),
             "preview": (ticket.first_text or "")[:PREVIEW_CHARS],
-            # An email match may be someone else who typed the address: staff should know.
-            "match": "customer" if ticket.conversation.customer_id == customer.pk else "email",
         }
         for ticket in tickets
     ]

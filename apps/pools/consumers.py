@@ -206,8 +206,22 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         )
 
     async def conversation_event(self, message: dict[str, Any]) -> None:
-        """A customer-visible event of a followed ticket's conversation."""
-        for ticket_id in self._tickets_of(message):
+        """A customer-visible event of a followed ticket's conversation: relayed only when its
+        own ticket is one this user may see now (checked on every event: the customer's next
+        ticket may be another team's, and a followed ticket may have moved away)."""
+        following = self._tickets_of(message)
+        if not following:
+            return
+        event_ticket = message.get("ticket")
+        if event_ticket is not None and not await self.can_access(event_ticket):
+            for ticket_id in following:
+                if ticket_id == event_ticket:  # the followed ticket itself moved away
+                    await self.unfollow(ticket_id)
+                    await self.send_json(
+                        {"type": "unsubscribed", "ticket": ticket_id, "reason": "access_lost"}
+                    )
+            return
+        for ticket_id in following:
             await self.send_json(
                 {"type": "conversation", "ticket": ticket_id, "frame": message["frame"]}
             )

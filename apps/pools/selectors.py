@@ -4,6 +4,7 @@ Permissions live here and in the services, not in views: an agent sees the ticke
 they belong to; a supervisor (the `pools.supervise` permission, or a superuser) sees all.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -65,9 +66,8 @@ def pool_list_for_user(*, user: Any) -> QuerySet[Pool]:
 
 
 def _with_last_message(tickets: QuerySet[Ticket]) -> QuerySet[Ticket]:
-    last = Message.objects.filter(conversation_id=OuterRef("conversation_id")).order_by(
-        "-created_at", "-id"
-    )
+    # The ticket's own last message: the conversation's may belong to another team's ticket.
+    last = Message.objects.filter(ticket_id=OuterRef("pk")).order_by("-created_at", "-id")
     return tickets.annotate(
         last_message_sender=Subquery(last.values("sender")[:1]),
         last_message_text=Subquery(last.values("text")[:1]),
@@ -109,6 +109,69 @@ def ticket_can_access(*, user: Any, ticket: Ticket) -> bool:
     if user_is_supervisor(user):
         return True
     return ticket.pool_id is not None and ticket.pool_id in user_pool_ids(user=user)
+
+
+def conversation_ticket_ids_visible(*, user: Any, conversation_id: Any) -> set[int]:
+    """The tickets of a conversation that `user` may see (all of them for a supervisor)."""
+    tickets = Ticket.objects.filter(conversation_id=conversation_id)
+    if not user_is_supervisor(user):
+        tickets = tickets.filter(pool_id__in=user_pool_ids(user=user))
+    return set(tickets.values_list("pk", flat=True))
+
+
+@dataclass(frozen=True)
+class TeamShare:
+    """What a desk shows of another team's ticket in the same conversation: no text, the team
+    and how many messages (docs/security.md)."""
+
+    pool: str | None  # the team's name, None while the ticket has no pool (review)
+    messages: int
+
+
+@dataclass(frozen=True)
+class ConversationSeen:
+    messages: QuerySet[Message]
+    elsewhere: list[TeamShare]
+
+
+def ticket_conversation_visible(*, user: Any, ticket: Ticket) -> ConversationSeen:
+    """The conversation of `ticket` as `user` may see it: the messages of its tickets they may
+    see, and messages of no ticket (the bot's before one opened); of the customer's other
+    tickets only which team has them and how many messages."""
+    visible = conversation_ticket_ids_visible(user=user, conversation_id=ticket.conversation_id)
+    mine = Q(ticket_id__in=visible) | Q(ticket__isnull=True)
+    everything = Message.objects.filter(conversation_id=ticket.conversation_id)
+    hidden = (
+        everything.exclude(mine)
+        .values("ticket_id", "ticket__pool__name")
+        .annotate(n=Count("id"))
+        .order_by("ticket_id")
+    )
+    return ConversationSeen(
+        messages=everything.filter(mine).order_by("created_at", "id"),
+        elsewhere=[TeamShare(pool=row["ticket__pool__name"], messages=row["n"]) for row in hidden],
+    )
+
+
+def earlier_tickets_for(*, user: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The "earlier tickets" context rows as `user` may see them: another team's ticket keeps
+    its team, status and date, not its id or its customer's words."""
+    visible = ticket_ids_visible(user=user, ticket_ids=[row["id"] for row in rows])
+    return [
+        row if row["id"] in visible else {**row, "id": None, "preview": None, "hidden": True}
+        for row in rows
+    ]
+
+
+def ticket_ids_visible(*, user: Any, ticket_ids: list[int]) -> set[int]:
+    """Which of `ticket_ids` `user` may see."""
+    if user_is_supervisor(user):
+        return set(ticket_ids)
+    return set(
+        Ticket.objects.filter(pk__in=ticket_ids, pool_id__in=user_pool_ids(user=user)).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def ticket_get_visible(*, user: Any, ticket_id: int) -> Ticket:

@@ -109,6 +109,7 @@
     reroutePool: $("desk-reroute-pool"),
     rerouteReason: $("desk-reroute-reason"),
     messages: $("desk-messages"),
+    elsewhere: $("desk-elsewhere-list"),
     typing: $("desk-typing"),
     replyForm: $("desk-reply"),
     replyInput: $("desk-reply-input"),
@@ -428,7 +429,7 @@
 
   function resetTicketView() {
     state.seen = { messages: new Set(), notes: new Set(), activities: new Set() };
-    [ui.messages, ui.notes, ui.trail, ui.context, ui.activity].forEach((el) => el.replaceChildren());
+    [ui.messages, ui.elsewhere, ui.notes, ui.trail, ui.context, ui.activity].forEach((el) => el.replaceChildren());
     ui.accessLost.hidden = true;
     ui.accessLost.textContent = "";
     ui.title.textContent = "";
@@ -465,11 +466,25 @@
   // without redrawing what is shown (no flicker, no image reloads, scroll position kept).
   function renderDetail(detail) {
     renderSummary(detail);
+    renderElsewhere(detail.elsewhere || []);
     (detail.messages || []).forEach(appendMessage);
     (detail.notes || []).forEach(appendNote);
     (detail.activities || []).forEach(appendActivity);
     renderTrail(detail.decisions || [], detail.labels || []);
     renderContext(detail.context);
+  }
+
+  // The customer's messages on other teams' tickets: which team and how many, never the text.
+  function renderElsewhere(shares) {
+    const lines = shares.map((share) =>
+      h(
+        "p",
+        { class: "muted", "data-testid": "desk-elsewhere" },
+        share.messages + (share.messages === 1 ? " message" : " messages") + " with " +
+          (share.pool ? "the " + share.pool + " team" : "a team not chosen yet")
+      )
+    );
+    ui.elsewhere.replaceChildren(...lines);
   }
 
   // Keeps a list in id order whichever of REST or the socket delivered an item first.
@@ -691,6 +706,11 @@
   }
 
   function ticketRef(row, extra) {
+    if (row.hidden) {
+      // Another team's ticket: its team, status and date only.
+      const bits = [row.pool && row.pool.name, row.status && (STATUS_LABELS[row.status] || row.status)];
+      return h("li", { class: "muted" }, "A ticket with " + (bits.filter(Boolean).join(" · ") || "another team"));
+    }
     const li = h("li", {});
     const link = h("button", { type: "button", class: "linkish" }, "#" + row.id);
     link.addEventListener("click", () => openTicket(row.id));
@@ -707,9 +727,7 @@
       return;
     }
     const parts = [
-      contextList("Earlier tickets of this customer", context.earlier_tickets, (row) =>
-        ticketRef(row, row.match === "email" ? "same email" : "")
-      ),
+      contextList("Earlier tickets of this customer", context.earlier_tickets, (row) => ticketRef(row, "")),
       contextList("Similar resolved tickets", context.similar_tickets, (row) =>
         ticketRef(row, typeof row.score === "number" ? "similarity " + row.score.toFixed(2) : "")
       ),

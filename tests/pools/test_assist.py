@@ -16,7 +16,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.chat.models import ConversationEvent, Customer, Message, Ticket
-from apps.chat.services import conversation_create, conversation_group, message_post
+from apps.chat.services import (
+    conversation_create,
+    conversation_group,
+    message_post,
+    ticket_status_set,
+)
 from apps.core.errors import RateLimited
 from apps.core.services import DEFAULT_POOLS
 from apps.orchestrator.models import RoutingRule
@@ -346,7 +351,7 @@ def customers(db):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_earlier_tickets_are_the_same_customers_newest_first(pools, customers):
+def test_earlier_tickets_are_the_same_customers_never_one_joined_by_a_typed_email(pools, customers):
     old = ticket_with(
         "My invoice is wrong",
         customer=customers["ada"],
@@ -354,7 +359,8 @@ def test_earlier_tickets_are_the_same_customers_newest_first(pools, customers):
         pool=pools["billing"],
         ago_days=9,
     )
-    by_email = ticket_with(
+    # Someone else typed Ada's address into the widget: nobody verified it, so it joins nothing.
+    ticket_with(
         "Password reset mail never arrives",
         customer=customers["ada_again"],
         status=Ticket.Status.RESOLVED,
@@ -366,13 +372,12 @@ def test_earlier_tickets_are_the_same_customers_newest_first(pools, customers):
 
     context = ticket_context_gather(ticket=current)
 
-    assert [row["id"] for row in context.earlier_tickets] == [by_email.pk, old.pk]
-    newest = context.earlier_tickets[0]
-    assert newest["preview"] == "Password reset mail never arrives"
-    assert newest["pool"]["slug"] == "technical"
-    assert newest["status"] == "resolved"
-    assert newest["match"] == "email"
-    assert context.earlier_tickets[1]["match"] == "customer"
+    assert [row["id"] for row in context.earlier_tickets] == [old.pk]
+    earlier = context.earlier_tickets[0]
+    assert earlier["preview"] == "My invoice is wrong"
+    assert earlier["pool"]["slug"] == "billing"
+    assert earlier["status"] == "resolved"
+    assert "match" not in earlier
     assert context.missing == []
     assert set(context.timings_ms) == set(CONTEXT_SOURCES)
 
@@ -518,22 +523,21 @@ def test_routing_a_ticket_gathers_its_context(pools):
     CannedReply.objects.create(
         pool=pools["billing"], title="Invoice copy", text="Download any invoice from Billing."
     )
-    earlier = conversation_create(name="Ada", email="ada@example.com").conversation
-    message_post(conversation=earlier, text="Where is my invoice?", sender=Message.Sender.CUSTOMER)
-
     created = conversation_create(name="Ada", email="ada@example.com").conversation
-    # The message commits, routing runs on commit (eager), and routing queues the gathering.
+    message_post(conversation=created, text="Where is my invoice?", sender=Message.Sender.CUSTOMER)
+    earlier = Ticket.objects.get(conversation=created)
+    ticket_status_set(ticket=earlier, status=Ticket.Status.RESOLVED)
+    # The same customer writes again: a new ticket. The message commits, routing runs on
+    # commit (eager), and routing queues the gathering.
     message_post(
         conversation=created, text="I need a copy of my invoice", sender=Message.Sender.CUSTOMER
     )
 
-    ticket = Ticket.objects.get(conversation=created)
+    ticket = Ticket.objects.exclude(pk=earlier.pk).get(conversation=created)
     assert ticket.status == Ticket.Status.QUEUED
     context = TicketContext.objects.get(ticket=ticket)
     assert context.missing == []
-    assert [row["id"] for row in context.earlier_tickets] == [
-        Ticket.objects.get(conversation=earlier).pk
-    ]
+    assert [row["id"] for row in context.earlier_tickets] == [earlier.pk]
     assert [row["title"] for row in context.canned_replies] == ["Invoice copy"]
 
 
