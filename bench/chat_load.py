@@ -12,7 +12,8 @@ run on the same shape of servers, so a noisy machine still compares like with li
 
 - embedded: one uvicorn, SQLite, in-memory channel layer, routing in a background thread
   (`make run`); echo: the echo consumer under one uvicorn.
-- scale: PostgreSQL, Redis, two uvicorn, a Celery worker (2 pool processes) and beat, nginx
+- scale: PostgreSQL, Redis, two uvicorn, a Celery worker (2 pool processes, or
+  --worker-concurrency) and beat, nginx
   with deploy/nginx/supportdesk.conf (`make up`); echo: two uvicorn echo processes behind an
   nginx running the same site file.
 
@@ -20,7 +21,7 @@ Every run starts its servers afresh (echo first, then the profile), warms them w
 customers, and stops them; traffic goes to 127.0.0.1 only.
 
     .venv/bin/python bench/chat_load.py [--customers 200,500] [--profiles embedded,scale] \
-        [--quick] [--time-limit 300]
+        [--quick] [--time-limit 300] [--worker-concurrency 2]
 
 `--quick` is the CI size (30 customers), to try the command in a minute.
 """
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,7 +52,7 @@ from tests.integration.load import (
     scale_target,
 )
 
-PROFILES = {"embedded": (embedded_target, embedded_echo), "scale": (scale_target, scale_echo)}
+PROFILES = ("embedded", "scale")
 WARMUP_CUSTOMERS = 8  # loads the router model in every process that routes
 QUICK_CUSTOMERS = 30
 MIB = 1024
@@ -77,8 +79,14 @@ class Run:
         return percentile(self.chat.event_ms, q) / percentile(self.echo.round_trips_ms, q)
 
 
-def measure(profile: str, customers: int, time_limit: float, workdir: Path) -> Run:
-    start_target, start_echo = PROFILES[profile]
+def measure(
+    profile: str, customers: int, time_limit: float, workdir: Path, worker_concurrency: int
+) -> Run:
+    if profile == "embedded":
+        start_echo, start_target = embedded_echo, embedded_target
+    else:
+        start_echo = scale_echo
+        start_target = partial(scale_target, worker_concurrency=worker_concurrency)
     with start_echo(workdir / "echo") as echo_url:
         asyncio.run(echo_load_run(echo_url, clients=WARMUP_CUSTOMERS, time_limit=time_limit))
         echo = asyncio.run(echo_load_run(echo_url, clients=customers, time_limit=time_limit))
@@ -190,6 +198,12 @@ def main() -> None:
     parser.add_argument(
         "--time-limit", type=float, default=300, help="seconds a run may take before it stops"
     )
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=2,
+        help="pool processes of the scale-out profile's Celery worker (2, as make up)",
+    )
     args = parser.parse_args()
     sizes = [QUICK_CUSTOMERS] if args.quick else [int(n) for n in args.customers.split(",")]
     profiles = args.profiles.split(",")
@@ -199,14 +213,23 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sd-chat-load-"))
     print(
         f"chat load: {','.join(map(str, sizes))} customers at once, one first message each, "
-        f"to a routed ticket (local tier); {time.strftime('%Y-%m-%d')}, "
+        f"to a routed ticket (local tier); scale-out worker concurrency "
+        f"{args.worker_concurrency}; {time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, "
         "client and servers on one machine"
     )
     runs: list[Run] = []
     for profile in profiles:
         for size in sizes:
-            runs.append(measure(profile, size, args.time_limit, workdir / f"{profile}-{size}"))
+            runs.append(
+                measure(
+                    profile,
+                    size,
+                    args.time_limit,
+                    workdir / f"{profile}-{size}",
+                    args.worker_concurrency,
+                )
+            )
     print()
     print_latencies(runs)
     print()

@@ -265,14 +265,15 @@ def embedded_target(workdir: Path) -> Iterator[Target]:
 
 
 @contextmanager
-def scale_target(workdir: Path) -> Iterator[Target]:
+def scale_target(workdir: Path, *, worker_concurrency: int = 2) -> Iterator[Target]:
     """The scale-out profile as `make up` runs it: PostgreSQL, Redis, two uvicorn, a Celery
-    worker (2 pool processes) and beat, nginx in front with the shipped site."""
+    worker (2 pool processes unless told) and beat, nginx in front with the shipped site."""
     stack = Stack(
         workdir,
         env_base=service_env(os.environ),
         seed=True,
         extra_env={**LOAD_ENV, "LOG_LEVEL": "WARNING"},
+        worker_concurrency=worker_concurrency,
     )
     with stack:
         yield Target(stack.url, stack.env, lambda: stack_processes(stack), stack)
