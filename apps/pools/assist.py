@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import linear_kernel
 
@@ -149,16 +151,11 @@ def draft_payload(draft: DraftReply) -> dict[str, Any]:
     }
 
 
-def ticket_draft_create(
-    *, ticket: Ticket, actor: Any, provider: DraftProvider | None = None
-) -> DraftReply:
-    """Ask the escalation model for a reply the agent can edit, and record the attempt.
-
-    Every attempt is stored: `ready` with its text, or `failed` with the error once the SDK's
-    own retries are spent (a provider failure is never raised to the caller). The draft goes to
-    the ticket's desk viewers after commit and never to the customer. The model is called
-    outside any database transaction.
-    """
+def ticket_draft_create(*, ticket: Ticket, actor: Any) -> DraftReply:
+    """Ask for a reply the agent can edit: check that one may be drafted now, and store it as
+    `pending`. The model is never called inside the request: `ticket_draft_write`, run in the
+    background (pools.tasks.ticket_draft_write_enqueue), writes it and tells the ticket's desk
+    viewers, never the customer."""
     current = (
         Ticket.objects.select_related("pool", "conversation__customer").filter(pk=ticket.pk).first()
     )
@@ -167,49 +164,118 @@ def ticket_draft_create(
     ticket = current
     if ticket.status == Ticket.Status.RESOLVED:
         raise Conflict("The ticket is resolved; reopen it to draft a reply.")
-    provider = provider if provider is not None else draft_provider()
-    if provider is None:
+    if draft_provider() is None:
         raise DraftsDisabled()
     model = settings.ESCALATION_MODEL
     if price_for(model) is None:
         raise DraftsDisabled(f"No price is known for {model}; drafts stay off until it is.")
     rate_limit_hit(scope="desk_draft", key=str(actor.pk), rate=DRAFT_RATE_LIMIT)
-
-    draft = DraftReply(
-        ticket=ticket, requested_by=actor, model=model, prompt_version=DRAFT_PROMPT_VERSION
-    )
-    usage = Usage()
-    try:
-        reply = provider.draft(
+    with transaction.atomic():
+        draft = DraftReply.objects.create(
+            ticket=ticket,
+            requested_by=actor,
             model=model,
-            system=draft_system_prompt(pool=ticket.pool),
-            messages=[{"role": "user", "content": draft_user_turn(ticket=ticket)}],
-            max_tokens=settings.DRAFT_MAX_TOKENS,
+            prompt_version=DRAFT_PROMPT_VERSION,
+            status=DraftReply.Status.PENDING,
         )
-    except ProviderError as exc:
-        logger.warning("draft for ticket %s failed: %s", ticket.pk, exc)
-        draft.status, draft.error = DraftReply.Status.FAILED, str(exc)[:500]
-        draft.latency_ms, usage = exc.latency_ms, exc.usage
+        desk_ticket_item_publish(ticket.pk, "draft", draft_payload(draft))
+    return draft
+
+
+def ticket_draft_write(
+    *, draft_id: int, provider: DraftProvider | None = None
+) -> DraftReply | None:
+    """Ask the escalation model for a pending draft's text, and record the attempt.
+
+    Every attempt is stored: `ready` with its text, or `failed` with the error once the SDK's
+    own retries are spent (a provider failure is never raised). The draft goes to the ticket's
+    desk viewers after commit. The model is called outside any database transaction. None when
+    the draft is gone or no longer pending (a duplicate task).
+    """
+    draft = (
+        DraftReply.objects.select_related(
+            "ticket__pool", "ticket__conversation__customer", "requested_by"
+        )
+        .filter(pk=draft_id, status=DraftReply.Status.PENDING)
+        .first()
+    )
+    if draft is None:
+        return None
+    ticket = draft.ticket
+    provider = provider if provider is not None else draft_provider()
+    model = draft.model
+    usage = Usage()
+    if provider is None:  # the key was removed since the draft was asked for
+        draft.status, draft.error = DraftReply.Status.FAILED, "drafts_disabled: no API key"
     else:
-        draft.model, draft.latency_ms, usage = reply.model, reply.latency_ms, reply.usage
-        text = reply.text.strip()
-        if reply.stop_reason == "refusal":
-            draft.status, draft.error = DraftReply.Status.FAILED, "refusal: the model declined"
-        elif not text:
-            draft.status, draft.error = DraftReply.Status.FAILED, "empty: the model wrote nothing"
+        try:
+            reply = provider.draft(
+                model=model,
+                system=draft_system_prompt(pool=ticket.pool),
+                messages=[{"role": "user", "content": draft_user_turn(ticket=ticket)}],
+                max_tokens=settings.DRAFT_MAX_TOKENS,
+            )
+        except ProviderError as exc:
+            logger.warning("draft for ticket %s failed: %s", ticket.pk, exc)
+            draft.status, draft.error = DraftReply.Status.FAILED, str(exc)[:500]
+            draft.latency_ms, usage = exc.latency_ms, exc.usage
         else:
-            draft.status = DraftReply.Status.READY
-            draft.text = placeholders_fill(text=text, ticket=ticket, agent=actor)
+            draft.model, draft.latency_ms, usage = reply.model, reply.latency_ms, reply.usage
+            text = reply.text.strip()
+            if reply.stop_reason == "refusal":
+                draft.status, draft.error = DraftReply.Status.FAILED, "refusal: the model declined"
+            elif not text:
+                draft.status = DraftReply.Status.FAILED
+                draft.error = "empty: the model wrote nothing"
+            else:
+                draft.status = DraftReply.Status.READY
+                draft.text = placeholders_fill(text=text, ticket=ticket, agent=draft.requested_by)
     draft.latency_ms = round(draft.latency_ms, 3)
     draft.input_tokens, draft.output_tokens = usage.input_tokens, usage.output_tokens
     draft.cache_read_tokens = usage.cache_read_tokens
     draft.cache_creation_tokens = usage.cache_creation_tokens
     draft.cost_usd = _cost(model=draft.model, fallback=model, usage=usage)
     with transaction.atomic():
-        draft.save()
+        # Written only if still pending: the stale-draft sweep may have given up on it.
+        written = DraftReply.objects.filter(pk=draft.pk, status=DraftReply.Status.PENDING).update(
+            status=draft.status,
+            text=draft.text,
+            error=draft.error,
+            model=draft.model,
+            latency_ms=draft.latency_ms,
+            input_tokens=draft.input_tokens,
+            output_tokens=draft.output_tokens,
+            cache_read_tokens=draft.cache_read_tokens,
+            cache_creation_tokens=draft.cache_creation_tokens,
+            cost_usd=draft.cost_usd,
+        )
+        if not written:
+            return None
+        draft.refresh_from_db()  # as stored (decimal places), as the REST answer shows it
         desk_ticket_item_publish(ticket.pk, "draft", draft_payload(draft))
         draft_record(draft)
     return draft
+
+
+def drafts_stale_fail(*, older_than: timedelta | None = None) -> int:
+    """Give up on drafts still pending long after any model call would have ended (the worker
+    writing them died): they become `failed`, and the agent may ask again. Returns how many."""
+    if older_than is None:
+        older_than = timedelta(seconds=4 * settings.DRAFT_TIMEOUT_SECONDS)
+    stale = DraftReply.objects.filter(
+        status=DraftReply.Status.PENDING, created_at__lt=timezone.now() - older_than
+    ).select_related("ticket")
+    failed = 0
+    for draft in stale:
+        with transaction.atomic():
+            if DraftReply.objects.filter(pk=draft.pk, status=DraftReply.Status.PENDING).update(
+                status=DraftReply.Status.FAILED, error="timeout: the draft was not written in time"
+            ):
+                draft.status = DraftReply.Status.FAILED
+                draft.error = "timeout: the draft was not written in time"
+                desk_ticket_item_publish(draft.ticket_id, "draft", draft_payload(draft))
+                failed += 1
+    return failed
 
 
 # --- context ----------------------------------------------------------------------------------

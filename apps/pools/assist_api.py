@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from apps.pools.api import DraftSerializer
 from apps.pools.assist import ticket_draft_create
 from apps.pools.selectors import ticket_get_visible
+from apps.pools.tasks import ticket_draft_write_enqueue
 
 
 class TicketDraftCreateApi(APIView):
@@ -20,7 +21,7 @@ class TicketDraftCreateApi(APIView):
     @extend_schema(
         request=None,
         responses={
-            201: DraftSerializer,
+            202: DraftSerializer,
             404: OpenApiResponse(description="`not_found`: no such ticket, or not yours to see."),
             409: OpenApiResponse(
                 description="`drafts_disabled` (no API key) or `conflict` (ticket resolved)."
@@ -29,7 +30,9 @@ class TicketDraftCreateApi(APIView):
         },
     )
     def post(self, request: Request, ticket_id: int) -> Response:
-        """Draft a reply. A failed attempt is stored too (status `failed`, with its error)."""
+        """Ask for a draft: answered at once with the draft `pending`; the model writes it in
+        the background and the desk socket brings it `ready` (or `failed`, with its error)."""
         ticket = ticket_get_visible(user=request.user, ticket_id=ticket_id)
         draft = ticket_draft_create(ticket=ticket, actor=request.user)
-        return Response(DraftSerializer(draft).data, status=status.HTTP_201_CREATED)
+        ticket_draft_write_enqueue(draft.pk)  # stored and committed: the task can find it
+        return Response(DraftSerializer(draft).data, status=status.HTTP_202_ACCEPTED)

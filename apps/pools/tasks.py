@@ -6,11 +6,13 @@ from django.db import DatabaseError
 
 from apps.chat.models import Ticket
 from apps.core.background import BackgroundLane
-from apps.pools.assist import ticket_context_gather
+from apps.pools.assist import drafts_stale_fail, ticket_context_gather, ticket_draft_write
 from apps.pools.services import agents_offline_release, tickets_sla_check
 
 # Context is a help, not a step of the ticket's life: the desk shows the ticket without it.
 _lane = BackgroundLane("context-gather", recovery="the desk shows the ticket without context")
+# A draft not written stays `pending` until the stale-draft sweep fails it; the agent asks again.
+_drafts = BackgroundLane("drafts", recovery="the stale-draft sweep fails it")
 
 
 @shared_task
@@ -44,3 +46,20 @@ def ticket_context_gather_task(self: object, ticket_id: int) -> None:
 def ticket_context_gather_enqueue(ticket_id: int) -> None:
     """Queue context gathering for a routed ticket (called after commit by routing)."""
     _lane.submit(ticket_context_gather_task, ticket_id)
+
+
+@shared_task(acks_late=True)
+def ticket_draft_write_task(draft_id: int) -> None:
+    """Write one pending AI draft (a model call, outside any request)."""
+    ticket_draft_write(draft_id=draft_id)
+
+
+def ticket_draft_write_enqueue(draft_id: int) -> None:
+    """Queue the writing of a pending draft (the draft API calls it once the draft is stored)."""
+    _drafts.submit(ticket_draft_write_task, draft_id)
+
+
+@shared_task
+def drafts_stale_fail_task() -> None:
+    """Fail drafts left pending (their worker died), so the agent may ask again."""
+    drafts_stale_fail()

@@ -45,6 +45,7 @@
     lastTypingSent: 0,
     typingTimer: null,
     timers: new Map(),
+    pendingDraft: null, // {id, ticket, since}: a draft asked for, written in the background
   };
 
   // -------------------------------------------------------------------------------------
@@ -826,6 +827,11 @@
     ui.draftError.hidden = true;
   }
 
+  // Asking answers at once with the draft `pending`; the model writes it in the background and
+  // the socket brings it back (`draft` frame). Without a socket, the ticket detail is polled.
+  const DRAFT_POLL_MS = 3000;
+  const DRAFT_GIVE_UP_MS = 120000;
+
   async function requestDraft() {
     const id = state.ticketId;
     if (id === null) return;
@@ -834,20 +840,59 @@
     ui.draft.textContent = "Drafting…";
     try {
       const draft = await api("POST", "tickets/" + id + "/draft/");
-      if (id !== state.ticketId) return;
-      if (draft && draft.status === "ready" && str(draft.text)) {
-        // The agent edits and sends it; a draft is never sent by itself.
-        ui.replyInput.value = draft.text;
-        ui.replyInput.focus();
-      } else {
-        showDraftError(str(draft && draft.error, "the model gave no answer"));
+      if (id !== state.ticketId || !draft) return draftDone();
+      if (draft.status === "pending") {
+        state.pendingDraft = { id: draft.id, ticket: id, since: Date.now() };
+        later("draft", pollDraft, DRAFT_POLL_MS);
+        return;
       }
+      showDraft(draft);
     } catch (error) {
       showDraftError(error.message);
-    } finally {
-      ui.draft.disabled = state.accessLost;
-      ui.draft.textContent = "AI draft";
+      draftDone();
     }
+  }
+
+  function showDraft(draft) {
+    if (draft.status === "ready" && str(draft.text)) {
+      // The agent edits and sends it; a draft is never sent by itself.
+      ui.replyInput.value = draft.text;
+      ui.replyInput.focus();
+    } else {
+      showDraftError(str(draft.error, "the model gave no answer"));
+    }
+    draftDone();
+  }
+
+  function draftDone() {
+    state.pendingDraft = null;
+    ui.draft.disabled = state.accessLost;
+    ui.draft.textContent = "AI draft";
+  }
+
+  function onDraftItem(ticketId, item) {
+    const pending = state.pendingDraft;
+    if (!pending || !item || item.id !== pending.id || item.status === "pending") return;
+    if (ticketId === state.ticketId) showDraft(item);
+    else draftDone();
+  }
+
+  // The socket may be down: look at the ticket's drafts until this one is written.
+  async function pollDraft() {
+    const pending = state.pendingDraft;
+    if (!pending) return;
+    if (Date.now() - pending.since > DRAFT_GIVE_UP_MS) {
+      showDraftError("the draft took too long");
+      return draftDone();
+    }
+    try {
+      const detail = await api("GET", "tickets/" + pending.ticket + "/");
+      const found = ((detail && detail.drafts) || []).find((d) => d.id === pending.id);
+      if (found && found.status !== "pending") return onDraftItem(pending.ticket, found);
+    } catch (error) {
+      /* the next poll tries again */
+    }
+    later("draft", pollDraft, DRAFT_POLL_MS);
   }
 
   // --- actions ---------------------------------------------------------------------------
@@ -1032,8 +1077,11 @@
         // Typing frames over the limit are not worth an alarm; anything else is shown.
         else if (frame.code !== "rate_limited") showError(str(frame.message, "The desk refused a request."));
         break;
+      case "draft":
+        onDraftItem(frame.ticket, frame.item);
+        break;
       default:
-        break; // subscribed, pong, draft and future frames need nothing here
+        break; // subscribed, pong and future frames need nothing here
     }
   }
 

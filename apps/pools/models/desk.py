@@ -63,6 +63,7 @@ class DraftReply(models.Model):
     """An AI-drafted answer for an agent to edit. Never sent by itself; its cost is recorded."""
 
     class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # asked for; the model is called in the background
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
