@@ -25,3 +25,6 @@ urlpatterns = [
     # The split view serves its script as a file: the page needs no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# A URL no view serves: the API's error shape under /api/, Django's page elsewhere.
+handler404 = "apps.core.views.not_found"

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from apps.chat import selectors, services
 from apps.chat.authentication import ConversationTokenAuthentication, HasConversationToken
 from apps.chat.models import Attachment, Conversation, Message
+from apps.core.api import errors, query_param
 from apps.core.errors import NotFound
 
 EVENTS_PAGE = 200
@@ -122,7 +123,7 @@ class ConversationDetailApi(ConversationApiView):
 
 
 class ConversationHandoffApi(ConversationApiView):
-    @extend_schema(request=None, responses=ConversationDetailSerializer)
+    @extend_schema(request=None, responses={200: ConversationDetailSerializer, **errors(429)})
     def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """The customer asks for a person ("Talk to a person"); the model tiers are skipped."""
         conversation = self.get_conversation(request, conversation_id)
@@ -138,7 +139,8 @@ class ConversationMessageCreateApi(ConversationApiView):
         client_id = serializers.UUIDField(required=False, allow_null=True)
 
     @extend_schema(
-        request=InputSerializer, responses={201: MessageSerializer, 200: MessageSerializer}
+        request=InputSerializer,
+        responses={201: MessageSerializer, 200: MessageSerializer, **errors(429)},
     )
     def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """Post a customer message; a repeated client_id returns the stored message (200)."""
@@ -167,9 +169,7 @@ class ConversationEventListApi(ConversationApiView):
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """Stored events after `after`, as the socket sends them (polling fallback)."""
         conversation = self.get_conversation(request, conversation_id)
-        after = serializers.IntegerField(min_value=0).run_validation(
-            request.query_params.get("after", 0)
-        )
+        after = query_param(request, "after", serializers.IntegerField(min_value=0)) or 0
         events = selectors.event_list_after(
             conversation_id=conversation.id, after=after, limit=EVENTS_PAGE
         )

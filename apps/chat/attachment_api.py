@@ -28,6 +28,7 @@ from apps.chat.attachments import (
 from apps.chat.authentication import ConversationTokenAuthentication
 from apps.chat.models import Attachment, Conversation, Message
 from apps.chat.services import staff_display_name
+from apps.core.api import errors
 from apps.core.errors import NotFound
 from apps.pools.selectors import ticket_get_visible
 
@@ -63,7 +64,7 @@ class ConversationAttachmentCreateApi(ConversationApiView):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
-        responses={201: MessageSerializer, 200: MessageSerializer},
+        responses={201: MessageSerializer, 200: MessageSerializer, **errors(413, 415, 429)},
     )
     def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """The customer sends an image or PDF (multipart `file`, optional `text`, `client_id`)."""
@@ -101,7 +102,8 @@ class TicketAttachmentCreateApi(APIView):
             return staff_display_name(message.author)
 
     @extend_schema(
-        request={"multipart/form-data": InputSerializer}, responses={201: OutputSerializer}
+        request={"multipart/form-data": InputSerializer},
+        responses={201: OutputSerializer, **errors(409, 413, 415)},
     )
     def post(self, request: Request, ticket_id: int) -> Response:
         """Send an image or PDF to the customer (multipart `file`, optional `text`)."""
@@ -130,7 +132,10 @@ class AttachmentDownloadApi(APIView):
     # Decided per attachment by `attachment_get_readable`, which answers 404 to everyone else.
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        # The type detected from the file's bytes when it was sent.
+        responses={(200, kind): bytes for kind in settings.ATTACHMENT_CONTENT_TYPES}
+    )
     def get(self, request: Request, attachment_id: int) -> FileResponse:
         """Serve an attachment: images inline, PDFs as a download, never sniffed or cached
         by shared caches."""

@@ -1,4 +1,5 @@
-"""Operational endpoints: `/healthz` (unauthenticated, no secrets) and `/metrics` (Prometheus)."""
+"""Operational endpoints: `/healthz` (unauthenticated, no secrets) and `/metrics` (Prometheus);
+the answer to a URL nothing serves."""
 
 import asyncio
 import hmac
@@ -15,6 +16,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from django.views.defaults import page_not_found
 
 from apps.core.metrics import metrics_exposition
 
@@ -133,3 +135,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     body, content_type = metrics_exposition(accept=request.headers.get("Accept", ""))
     return HttpResponse(body, content_type=content_type)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404 for a URL that no view serves (`handler404`): under /api/ in the API's error shape,
+    as the schema declares (a malformed id in a path never matched a view); elsewhere Django's
+    page."""
+    if request.path.startswith("/api/"):
+        body = {"error": {"code": "not_found", "message": "Not found."}}
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)

@@ -15,7 +15,7 @@ from apps.pools.models import Pool
 
 class DecisionSerializer(serializers.ModelSerializer[RoutingDecision]):
     pool: serializers.SlugRelatedField[Pool] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
+        slug_field="slug", read_only=True, allow_null=True
     )
 
     class Meta:

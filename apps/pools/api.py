@@ -5,9 +5,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Prefetch
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from apps.chat.models import Attachment, Message, Ticket
 from apps.chat.services import staff_display_name
+from apps.core.api import ID_MAX, PaginatedApi, errors, query_param
 from apps.core.errors import NotFound
 from apps.orchestrator.api import DecisionSerializer
 from apps.orchestrator.models import RoutingDecision
@@ -47,6 +48,16 @@ class UserRefSerializer(serializers.Serializer[dict[str, Any]]):
     name = serializers.CharField(allow_null=True)
 
 
+class CustomerRefSerializer(serializers.Serializer[dict[str, Any]]):
+    name = serializers.CharField()
+
+
+class LastMessageSerializer(serializers.Serializer[dict[str, Any]]):
+    sender = serializers.CharField()
+    text = serializers.CharField(help_text=f"At most {PREVIEW_CHARS} characters.")
+    created_at = serializers.DateTimeField(allow_null=True)
+
+
 class TicketSummarySerializer(serializers.Serializer[Any]):
     """One row of a desk queue."""
 
@@ -64,12 +75,15 @@ class TicketSummarySerializer(serializers.Serializer[Any]):
     first_response_at = serializers.DateTimeField(allow_null=True)
     last_message = serializers.SerializerMethodField()
 
+    @extend_schema_field(UserRefSerializer(allow_null=True))
     def get_assignee(self, ticket: Ticket) -> dict[str, Any] | None:
         return _user(ticket.assignee)
 
+    @extend_schema_field(CustomerRefSerializer)
     def get_customer(self, ticket: Ticket) -> dict[str, Any]:
         return {"name": ticket.conversation.customer.name}
 
+    @extend_schema_field(LastMessageSerializer(allow_null=True))
     def get_last_message(self, ticket: Ticket) -> dict[str, Any] | None:
         text = getattr(ticket, "last_message_text", None)
         sender = getattr(ticket, "last_message_sender", None)
@@ -197,24 +211,29 @@ class TicketDetailSerializer(TicketSummarySerializer):
         """The customer's messages on other teams' tickets: which team and how many, no text."""
         return TeamShareSerializer(self._seen(ticket).elsewhere, many=True).data
 
+    @extend_schema_field(NoteSerializer(many=True))
     def get_notes(self, ticket: Ticket) -> Any:
         return NoteSerializer(selectors.note_list(ticket=ticket), many=True).data
 
+    @extend_schema_field(ActivitySerializer(many=True))
     def get_activities(self, ticket: Ticket) -> Any:
         return ActivitySerializer(selectors.activity_list(ticket=ticket), many=True).data
 
+    @extend_schema_field(DecisionSerializer(many=True))
     def get_decisions(self, ticket: Ticket) -> Any:
         decisions = RoutingDecision.objects.filter(ticket=ticket, dry_run=False).select_related(
             "pool"
         )
         return DecisionSerializer(decisions, many=True).data
 
+    @extend_schema_field(LabelSerializer(many=True))
     def get_labels(self, ticket: Ticket) -> Any:
         labels = RoutingLabel.objects.filter(ticket=ticket).select_related(
             "pool", "previous_pool", "author"
         )
         return LabelSerializer(labels, many=True).data
 
+    @extend_schema_field(ContextSerializer(allow_null=True))
     def get_context(self, ticket: Ticket) -> Any:
         context = getattr(ticket, "context", None)
         if context is None:
@@ -226,6 +245,7 @@ class TicketDetailSerializer(TicketSummarySerializer):
         )
         return data
 
+    @extend_schema_field(DraftSerializer(many=True))
     def get_drafts(self, ticket: Ticket) -> Any:
         return DraftSerializer(selectors.draft_list(ticket=ticket)[:5], many=True).data
 
@@ -245,48 +265,45 @@ class TicketApi(StaffApi):
         return Response(TicketSummarySerializer(fresh).data)
 
 
-class TicketListApi(StaffApi):
+class TicketListApi(StaffApi, PaginatedApi):
     @extend_schema(
         parameters=[
             OpenApiParameter("pool", str, description="Pool slug."),
             OpenApiParameter("status", str, enum=Ticket.Status.values),
-            OpenApiParameter("conversation", str, description="Conversation id."),
+            OpenApiParameter("conversation", OpenApiTypes.UUID, description="Conversation id."),
             OpenApiParameter("assignee", str, description="`me` or a user id."),
             OpenApiParameter("ordering", str, enum=["queue", "recent"]),
         ],
-        responses=TicketSummarySerializer(many=True),
+        responses={200: TicketSummarySerializer(many=True), **errors(404)},
     )
     def get(self, request: Request) -> Response:
-        """Tickets the user may see: their pools' (or all, for a supervisor)."""
-        params = request.query_params
+        """Tickets the user may see: their pools' (or all, for a supervisor); 404 for an
+        unknown `pool`."""
         pool = None
-        if params.get("pool"):
-            pool = Pool.objects.filter(slug=params["pool"]).first()
+        slug = query_param(request, "pool", serializers.SlugField())
+        if slug is not None:
+            pool = Pool.objects.filter(slug=slug).first()
             if pool is None:
-                raise NotFound(f"No pool {params['pool']!r}.")
-        status_filter = params.get("status") or None
-        if status_filter is not None and status_filter not in Ticket.Status.values:
-            raise serializers.ValidationError({"status": ["Unknown status."]})
-        assignee = params.get("assignee") or None
+                raise NotFound(f"No pool {slug!r}.")
+        status_filter = query_param(
+            request, "status", serializers.ChoiceField(choices=Ticket.Status.values)
+        )
         assignee_id = None
-        if assignee == "me":
+        if request.query_params.get("assignee") == "me":
             assignee_id = request.user.pk
-        elif assignee is not None:
-            assignee_id = serializers.IntegerField(min_value=1).run_validation(assignee)
-        conversation = params.get("conversation") or None
-        if conversation is not None:
-            conversation = serializers.UUIDField().run_validation(conversation)
+        else:
+            assignee_id = query_param(
+                request, "assignee", serializers.IntegerField(min_value=1, max_value=ID_MAX)
+            )
         tickets = selectors.ticket_list_visible(
             user=request.user,
             pool=pool,
             status=status_filter,
             assignee_id=assignee_id,
-            conversation_id=conversation,
-            queue_order=params.get("ordering") == "queue",
+            conversation_id=query_param(request, "conversation", serializers.UUIDField()),
+            queue_order=request.query_params.get("ordering") == "queue",
         )
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(tickets, request, view=self)
-        return paginator.get_paginated_response(TicketSummarySerializer(page, many=True).data)
+        return self.page_response(request, tickets, TicketSummarySerializer)
 
 
 class TicketDetailApi(TicketApi):
@@ -303,7 +320,9 @@ class TextInputSerializer(serializers.Serializer[dict[str, str]]):
 
 
 class TicketReplyApi(TicketApi):
-    @extend_schema(request=TextInputSerializer, responses={201: DeskMessageSerializer})
+    @extend_schema(
+        request=TextInputSerializer, responses={201: DeskMessageSerializer, **errors(409)}
+    )
     def post(self, request: Request, ticket_id: int) -> Response:
         """Send a reply to the customer (claims a queued ticket)."""
         serializer = TextInputSerializer(data=request.data)
@@ -331,7 +350,7 @@ class TicketNoteCreateApi(TicketApi):
 
 
 class TicketClaimApi(TicketApi):
-    @extend_schema(request=None, responses=TicketSummarySerializer)
+    @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Take a queued ticket of one of your pools."""
         ticket = services.ticket_claim(
@@ -341,7 +360,7 @@ class TicketClaimApi(TicketApi):
 
 
 class TicketUnassignApi(TicketApi):
-    @extend_schema(request=None, responses=TicketSummarySerializer)
+    @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Give the ticket back to its pool's queue."""
         ticket = services.ticket_unassign(
@@ -351,7 +370,7 @@ class TicketUnassignApi(TicketApi):
 
 
 class TicketResolveApi(TicketApi):
-    @extend_schema(request=None, responses=TicketSummarySerializer)
+    @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Close the ticket; the customer sees it resolved."""
         ticket = services.ticket_resolve(
@@ -361,7 +380,7 @@ class TicketResolveApi(TicketApi):
 
 
 class TicketReopenApi(TicketApi):
-    @extend_schema(request=None, responses=TicketSummarySerializer)
+    @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Open a resolved ticket again."""
         ticket = services.ticket_reopen(
@@ -375,7 +394,7 @@ class TicketRerouteApi(TicketApi):
         pool = serializers.SlugField()
         reason = serializers.CharField(trim_whitespace=False, allow_blank=True)
 
-    @extend_schema(request=InputSerializer, responses=TicketSummarySerializer)
+    @extend_schema(request=InputSerializer, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """ "Wrong pool": move the ticket; the correction is recorded as a routing label."""
         serializer = self.InputSerializer(data=request.data)
@@ -453,7 +472,7 @@ class DeskPresenceApi(StaffApi):
             choices=[AgentProfile.Presence.ONLINE, AgentProfile.Presence.AWAY]
         )
 
-    @extend_schema(request=InputSerializer, responses=InputSerializer)
+    @extend_schema(request=InputSerializer, responses={200: InputSerializer, **errors(409)})
     def post(self, request: Request) -> Response:
         """Choose online or away (needs an open desk)."""
         serializer = self.InputSerializer(data=request.data)

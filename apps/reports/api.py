@@ -7,15 +7,15 @@ from typing import Any
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import PaginatedApi
 from apps.orchestrator.models import RoutingDecision
 from apps.reports.exports import (
     DECISION_COLUMNS,
@@ -104,16 +104,18 @@ class ReportSummaryApi(APIView):
         return Response(report_summary_data(report_summary(filters=filters)))
 
 
-class DecisionListApi(APIView):
+class DecisionListApi(PaginatedApi):
     """Decision receipts of real tickets, newest first, filtered like the dashboard's drill-down."""
 
     permission_classes = [CanViewReports]
 
     class OutputSerializer(serializers.ModelSerializer[RoutingDecision]):
         pool: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-            slug_field="slug", read_only=True
+            slug_field="slug", read_only=True, allow_null=True
         )
-        ticket_pool = serializers.CharField(source="ticket.pool.slug", default=None)
+        ticket_pool = serializers.CharField(
+            source="ticket.pool.slug", default=None, allow_null=True
+        )
 
         class Meta:
             model = RoutingDecision
@@ -146,12 +148,7 @@ class DecisionListApi(APIView):
             ]
 
     @extend_schema(
-        parameters=[
-            ReportFilterSerializer,
-            DecisionDrillSerializer,
-            OpenApiParameter("limit", int, description="Page size (default 50)."),
-            OpenApiParameter("offset", int, description="Rows to skip."),
-        ],
+        parameters=[ReportFilterSerializer, DecisionDrillSerializer],
         responses=OutputSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
@@ -161,9 +158,7 @@ class DecisionListApi(APIView):
             filters=report_filter_parse(request.query_params),
             drill=decision_drill_parse(request.query_params),
         )
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(decisions, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return self.page_response(request, decisions, self.OutputSerializer)
 
 
 class DecisionExportApi(APIView):

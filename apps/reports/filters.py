@@ -8,6 +8,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from rest_framework import serializers
 
+from apps.core.api import ID_MAX
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.reports.selectors import DecisionDrill, ReportFilter
@@ -73,7 +74,7 @@ class DecisionDrillSerializer(serializers.Serializer[DecisionDrill]):
     ticket_day = serializers.DateField(required=False)
     ticket_pool = serializers.CharField(required=False, help_text='Ticket pool slug, or "none".')
     sla_breached = serializers.BooleanField(required=False, default=False)
-    ticket = serializers.IntegerField(required=False, min_value=1)
+    ticket = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         return {"drill": DecisionDrill(**attrs)}

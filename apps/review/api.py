@@ -4,12 +4,12 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import PaginatedApi, errors, query_param
 from apps.core.errors import NotFound
 from apps.pools.models import Pool
 from apps.review.models import ReviewItem
@@ -42,7 +42,7 @@ class ReviewItemSerializer(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
 
-class ReviewItemListApi(APIView):
+class ReviewItemListApi(PaginatedApi):
     permission_classes = [IsAdminUser, IsReviewer]
 
     @extend_schema(
@@ -63,14 +63,10 @@ class ReviewItemListApi(APIView):
             ("kind", ReviewItem.Kind.values),
             ("reason", ReviewItem.Reason.values),
         ):
-            value = request.query_params.get(field)
-            if value:
-                if value not in choices:
-                    raise serializers.ValidationError({field: [f"Unknown {field}."]})
+            value = query_param(request, field, serializers.ChoiceField(choices=choices))
+            if value is not None:
                 items = items.filter(**{field: value})
-        paginator = LimitOffsetPagination()
-        page = paginator.paginate_queryset(items, request, view=self)
-        return paginator.get_paginated_response(ReviewItemSerializer(page, many=True).data)
+        return self.page_response(request, items, ReviewItemSerializer)
 
 
 class ReviewItemResolveApi(APIView):
@@ -81,7 +77,7 @@ class ReviewItemResolveApi(APIView):
         pool = serializers.SlugField(required=False, allow_null=True)
         note = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
-    @extend_schema(request=InputSerializer, responses=ReviewItemSerializer)
+    @extend_schema(request=InputSerializer, responses={200: ReviewItemSerializer, **errors(409)})
     def post(self, request: Request, item_id: int) -> Response:
         """Resolve an item: `{"pool"}` routes there; `{"verdict":"confirmed"}` takes the
         suggestion; `{"verdict":"no_pool","note"}` closes it without a pool."""

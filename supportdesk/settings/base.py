@@ -398,6 +398,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DecisionActionEnum": "apps.orchestrator.models.RoutingDecision.Action"
     },
+    # An id in a path is a row id: never negative (a path that no view matches is a 404).
+    "PATH_CONVERTER_OVERRIDES": {"int": {"type": "integer", "minimum": 0}},
 }
 
 # Logs (docs/operations.md): LOG_FORMAT=json writes one JSON object per line (the default in
