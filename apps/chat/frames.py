@@ -103,7 +103,11 @@ def frame_decode(
     FrameError with the protocol's code. Shared by every socket (chat and desk)."""
     if raw is None:
         raise FrameError("Only JSON text frames are accepted.")
-    if len(raw.encode("utf-8")) > max_bytes:
+    try:
+        size = len(raw.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # servers hand over valid UTF-8 only; callers may not
+        raise FrameError("A text frame must be valid UTF-8.") from exc
+    if size > max_bytes:
         raise FrameTooLarge(f"Frames are limited to {max_bytes:,} bytes.")
     if _nesting_exceeds(raw, limit=FRAME_MAX_DEPTH):
         raise FrameError(f"Frames may nest arrays and objects at most {FRAME_MAX_DEPTH} deep.")
@@ -111,6 +115,10 @@ def frame_decode(
         data = json.loads(raw)
     except ValueError as exc:
         raise InvalidJson() from exc
+    if "\\u" in raw and not _unicode_valid(data):
+        # json.loads turns an escaped lone surrogate (\ud800) into a string that cannot be
+        # encoded: hashing a token or storing a text would then fail far from here.
+        raise FrameError("Strings in a frame must be valid Unicode (no lone surrogate escapes).")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError("A frame is a JSON object with a string `type`.")
     frame_type = data["type"]
@@ -126,6 +134,15 @@ def frame_decode(
         field = ".".join(str(part) for part in error.absolute_path) or "frame"
         raise FrameError(f"Field `{field}` is not valid.")
     return frame_type, data
+
+
+def _unicode_valid(data: Any) -> bool:
+    """Whether every string of a decoded frame (keys included) can be encoded as UTF-8."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _nesting_exceeds(raw: str, *, limit: int) -> bool:

@@ -226,6 +226,20 @@ async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_socket_keeps_se
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
+async def test_a_lone_surrogate_in_a_hello_token_gets_an_error_frame_not_a_crash(created, caplog):
+    # Found by tests/chat/test_socket_fuzz.py: hashing the token raised UnicodeEncodeError.
+    caplog.set_level(logging.INFO)
+    async with socket() as ws:
+        await ws.send_to(
+            text_data=json.dumps(
+                {"type": "hello", "conversation": str(created.conversation.id), "token": "\ud800"}
+            )
+        )
+        assert (await ws.receive_json_from())["code"] == "invalid_frame"
+        assert await hello(ws, created) == {"type": "welcome", "seq": 0}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
 async def test_message_before_hello_is_refused(created):
     async with socket() as ws:
         await ws.send_json_to({"type": "message", "client_id": str(uuid.uuid4()), "text": "hi"})

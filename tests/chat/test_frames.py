@@ -58,3 +58,29 @@ def test_too_deep_but_invalid_json_is_still_refused_without_a_traceback():
         decode('{"type": "typing", "pad": "unterminated ' + "[" * 100)
     with pytest.raises(FrameError):
         decode("[" * 100 + '"')
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "hello", "conversation": "c", "token": "ab\\ud800"}',
+        '{"type": "typing", "pad": ["\\udfff"]}',
+        '{"type": "typing", "\\udc00": 1}',
+        '{"type": "typing", "pad": "\\ud83d\\ud83d"}',
+    ],
+    ids=["token", "nested", "key", "two-highs"],
+)
+def test_a_lone_surrogate_escape_is_an_invalid_frame(raw):
+    with pytest.raises(FrameError) as refused:
+        decode(raw)
+    assert refused.value.code == "invalid_frame"
+
+
+def test_a_surrogate_pair_escape_is_one_character_and_fine():
+    _, data = decode('{"type": "typing", "pad": "\\ud83d\\ude00"}')
+    assert data["pad"] == "\U0001f600"
+
+
+def test_a_text_that_is_not_utf8_is_an_invalid_frame_not_a_crash():
+    with pytest.raises(FrameError):
+        decode('{"type": "typing", "pad": "\ud800"}')  # a str no server hands over
