@@ -1,9 +1,18 @@
+import tempfile
+from pathlib import Path
+
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from apps.chat.services import ConversationCreated, conversation_create
 from apps.core.ratelimit import rate_limit_reset
 from apps.pools.models import Pool
 from apps.pools.services import pool_upsert
+
+# Hypothesis keeps caches (constants it saw in the code) in its home directory, by default
+# .hypothesis/ in the working directory: keep them out of the checkout. The fuzz tests keep
+# no example database (`database=None`).
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "supportdesk-hypothesis")
 
 
 @pytest.fixture(autouse=True)
