@@ -117,10 +117,11 @@ def print_latencies(runs: list[Run]) -> None:
         )
         for path, timings, rate, errors in rows:
             p50, p95, p99 = (percentile(timings, q) for q in (0.5, 0.95, 0.99))
-            print(
+            row = (
                 f"{run.profile:9} {run.customers:>9} {path:14} {len(timings):>5} {p50:>8.1f} "
                 f"{p95:>8.1f} {p99:>8.1f} {rate:>9} {errors:>12}"
             )
+            print(row.rstrip())
 
 
 def print_memory(runs: list[Run]) -> None:
