@@ -15,6 +15,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from apps.core.bodylimit import RequestBodyLimit  # noqa: E402
 from apps.core.scheduler import EmbeddedBeat  # noqa: E402
 from supportdesk.routing import websocket_urlpatterns  # noqa: E402
 
@@ -23,7 +24,8 @@ if settings.EMBEDDED_BEAT:
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Bodies over their limit are refused before Django reads (and spools) them.
+        "http": RequestBodyLimit(django_asgi_app),
         # Origins are checked by each consumer so that a refusal is an error frame, not a bare 403.
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }

@@ -254,6 +254,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
         # (documented, but then the 2xx answers go untested).
         CHAT_RATE_LIMIT="100000/minute",
         CONVERSATION_CREATE_RATE="100000/hour",
+        ROUTE_DRY_RUN_RATE="100000/minute",
     )
     manage("migrate", "--noinput", env=env)
     manage("seed_demo", env=env)

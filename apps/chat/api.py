@@ -14,10 +14,13 @@ from rest_framework.views import APIView
 from apps.chat import selectors, services
 from apps.chat.authentication import ConversationTokenAuthentication, HasConversationToken
 from apps.chat.models import Attachment, Conversation, Message
-from apps.core.api import errors, query_param
+from apps.core.api import ID_MAX, errors, query_param
 from apps.core.errors import NotFound
+from apps.core.pagination import MAX_PAGE_SIZE
 
 EVENTS_PAGE = 200
+# Messages in a conversation's detail: the latest this many (`limit` asks for up to 200).
+MESSAGES_PAGE = 50
 
 
 class AttachmentSerializer(serializers.Serializer[Attachment]):
@@ -95,31 +98,61 @@ class ConversationDetailSerializer(serializers.Serializer[dict[str, object]]):
     pool = serializers.CharField(allow_null=True)
     pool_name = serializers.CharField(allow_null=True)
     last_seq = serializers.IntegerField()
-    messages = MessageSerializer(many=True)
+    messages = MessageSerializer(many=True, help_text="The latest messages, oldest first.")
+    has_more = serializers.BooleanField(
+        help_text="Older messages exist: ask again with `before` = the first message's id."
+    )
 
 
-def conversation_detail_data(conversation: Conversation) -> dict[str, Any]:
-    """The conversation's ticket status and pool, and its messages (never a confidence)."""
+def conversation_detail_data(
+    conversation: Conversation, *, before: int | None = None, limit: int = MESSAGES_PAGE
+) -> dict[str, Any]:
+    """The conversation's ticket status and pool, and a page of its messages, the latest
+    (before message `before`) first in line (never a confidence)."""
     ticket = selectors.conversation_current_ticket(conversation=conversation)
+    page = selectors.message_page(conversation=conversation, before=before, limit=limit)
     data: dict[str, object] = {
         "id": conversation.id,
         "status": ticket.status if ticket else None,
         "pool": ticket.pool.slug if ticket and ticket.pool else None,
         "pool_name": ticket.pool.name if ticket and ticket.pool else None,
         "last_seq": conversation.last_seq,
-        "messages": selectors.message_list(conversation=conversation).prefetch_related(
-            "attachments"
-        ),
+        "messages": page.messages,
+        "has_more": page.has_more,
     }
     return dict(ConversationDetailSerializer(data).data)
 
 
 class ConversationDetailApi(ConversationApiView):
-    @extend_schema(responses=ConversationDetailSerializer)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "before",
+                int,
+                description="Only messages older than this message id (page back).",
+            ),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"Messages: {MESSAGES_PAGE} by default, at most {MAX_PAGE_SIZE} "
+                f"(a larger limit gives {MAX_PAGE_SIZE}).",
+            ),
+        ],
+        responses=ConversationDetailSerializer,
+    )
     def get(self, request: Request, conversation_id: uuid.UUID) -> Response:
-        """The conversation's ticket status and pool, and its messages (never a confidence)."""
+        """The conversation's ticket status and pool, and its latest messages (never a
+        confidence); `before` pages back."""
         conversation = self.get_conversation(request, conversation_id)
-        return Response(conversation_detail_data(conversation))
+        before = query_param(
+            request, "before", serializers.IntegerField(min_value=1, max_value=ID_MAX)
+        )
+        limit = query_param(request, "limit", serializers.IntegerField(min_value=1))
+        return Response(
+            conversation_detail_data(
+                conversation, before=before, limit=min(limit or MESSAGES_PAGE, MAX_PAGE_SIZE)
+            )
+        )
 
 
 class ConversationHandoffApi(ConversationApiView):

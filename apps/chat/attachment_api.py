@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from apps.chat.api import ConversationApiView, MessageSerializer
 from apps.chat.attachments import (
     FileTooLarge,
+    UploadSizeLimitHandler,
     attachment_get_readable,
     attachment_post,
     ticket_attachment_post,
@@ -29,6 +30,7 @@ from apps.chat.authentication import ConversationTokenAuthentication
 from apps.chat.models import Attachment, Conversation, Message
 from apps.chat.services import staff_display_name
 from apps.core.api import errors
+from apps.core.bodylimit import BodyLimit
 from apps.core.errors import NotFound
 from apps.pools.selectors import ticket_get_visible
 
@@ -36,15 +38,44 @@ from apps.pools.selectors import ticket_get_visible
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
+def upload_body_limit() -> BodyLimit:
+    """The largest upload request: the largest file and its multipart envelope."""
+    limit = settings.ATTACHMENT_MAX_BYTES
+    return BodyLimit(max_bytes=limit + MULTIPART_OVERHEAD_BYTES, error=FileTooLarge(limit=limit))
+
+
 def request_size_check(request: Request) -> None:
-    """Refuse an oversized upload from its Content-Length, before the body is parsed."""
+    """Refuse an oversized upload from its Content-Length, before the body is parsed (served
+    through ASGI, `RequestBodyLimit` has refused it before the body was even read)."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    limit = settings.ATTACHMENT_MAX_BYTES
-    if length > limit + MULTIPART_OVERHEAD_BYTES:
-        raise FileTooLarge(limit=limit)
+    limit = upload_body_limit()
+    if length > limit.max_bytes:
+        raise limit.error
+
+
+def upload_data(request: Request) -> Any:
+    """The multipart form, parsed with the file size limit applied while the file streams in:
+    a file over ATTACHMENT_MAX_BYTES stops the parser at that point (`file_too_large`)."""
+    request_size_check(request)
+    limiter = UploadSizeLimitHandler(request._request, limit=settings.ATTACHMENT_MAX_BYTES)
+    request._request.upload_handlers = [limiter, *request._request.upload_handlers]
+    data = request.data
+    if limiter.exceeded:
+        raise FileTooLarge(limit=settings.ATTACHMENT_MAX_BYTES)
+    return data
+
+
+class UploadApi(APIView):
+    """A multipart upload endpoint, bounded before its body is read (apps/core/bodylimit.py)."""
+
+    parser_classes = [MultiPartParser]
+
+    @classmethod
+    def body_limit(cls) -> BodyLimit:
+        return upload_body_limit()
 
 
 class UploadSerializer(serializers.Serializer[dict[str, Any]]):
@@ -56,9 +87,7 @@ class UploadSerializer(serializers.Serializer[dict[str, Any]]):
     )
 
 
-class ConversationAttachmentCreateApi(ConversationApiView):
-    parser_classes = [MultiPartParser]
-
+class ConversationAttachmentCreateApi(ConversationApiView, UploadApi):
     class InputSerializer(UploadSerializer):
         client_id = serializers.UUIDField(required=False, allow_null=True)
 
@@ -69,8 +98,7 @@ class ConversationAttachmentCreateApi(ConversationApiView):
     def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """The customer sends an image or PDF (multipart `file`, optional `text`, `client_id`)."""
         conversation = self.get_conversation(request, conversation_id)
-        request_size_check(request)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=upload_data(request))
         serializer.is_valid(raise_exception=True)
         posted = attachment_post(
             conversation=conversation,
@@ -83,11 +111,10 @@ class ConversationAttachmentCreateApi(ConversationApiView):
         return Response(MessageSerializer(posted.message).data, status=code)
 
 
-class TicketAttachmentCreateApi(APIView):
+class TicketAttachmentCreateApi(UploadApi):
     """Staff (session or `Authorization: Token KEY`) send a file on a ticket they can see."""
 
     permission_classes = [IsAdminUser]
-    parser_classes = [MultiPartParser]
 
     class InputSerializer(UploadSerializer):
         pass
@@ -108,8 +135,7 @@ class TicketAttachmentCreateApi(APIView):
     def post(self, request: Request, ticket_id: int) -> Response:
         """Send an image or PDF to the customer (multipart `file`, optional `text`)."""
         ticket = ticket_get_visible(user=request.user, ticket_id=ticket_id)
-        request_size_check(request)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.InputSerializer(data=upload_data(request))
         serializer.is_valid(raise_exception=True)
         message = ticket_attachment_post(
             ticket=ticket,

@@ -17,6 +17,7 @@ from typing import Any
 import filetype  # type: ignore[import-untyped]
 from django.conf import settings
 from django.core.files import File
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db import transaction
 
 from apps.chat.models import Attachment, Conversation, Message, Ticket
@@ -69,6 +70,28 @@ class FileTooLarge(ApplicationError):
 class EmptyFile(ValidationFailed):
     code = "empty_file"
     default_message = "The file is empty."
+
+
+class UploadSizeLimitHandler(FileUploadHandler):
+    """First of the upload handlers: counts each file's bytes as the multipart parser streams
+    them and stops the upload once a file passes `limit`, before the handlers after it hold
+    more of it in memory or a temporary file and before the rest of the body is read.
+    `exceeded` tells the view to answer `file_too_large`."""
+
+    def __init__(self, request: Any = None, *, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.exceeded = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limit:
+            self.exceeded = True
+            # The parser closes every handler's file and reads no further.
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the handlers after this one build the file
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,7 @@
 import hashlib
 import hmac
 import uuid
-
-from django.db.models import QuerySet
+from dataclasses import dataclass
 
 from apps.chat.models import Conversation, ConversationEvent, Message, Ticket
 
@@ -43,9 +42,21 @@ def conversation_current_ticket(*, conversation: Conversation) -> Ticket | None:
     return open_ticket or tickets.order_by("-created_at", "-id").first()
 
 
-def message_list(*, conversation: Conversation) -> QuerySet[Message]:
-    """Every message of a conversation, oldest first."""
-    return Message.objects.filter(conversation=conversation).order_by("created_at", "id")
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]  # oldest first
+    has_more: bool  # older messages exist before the first of these
+
+
+def message_page(*, conversation: Conversation, before: int | None, limit: int) -> MessagePage:
+    """The latest `limit` messages of a conversation, or the latest before message id
+    `before`; oldest first, with their attachments. Messages of one conversation are written
+    one at a time (under its row lock), so their ids follow their order."""
+    messages = Message.objects.filter(conversation=conversation)
+    if before is not None:
+        messages = messages.filter(id__lt=before)
+    newest = list(messages.order_by("-id").prefetch_related("attachments")[: limit + 1])
+    return MessagePage(messages=newest[:limit][::-1], has_more=len(newest) > limit)
 
 
 def event_list_after(

@@ -1,6 +1,7 @@
 """DRF glue shared by every API: one error shape for every failure, the page every list
 answers, and an OpenAPI schema that documents both."""
 
+import math
 from typing import Any, Literal, cast
 
 from django.core.exceptions import PermissionDenied
@@ -18,7 +19,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, RateLimited
 from apps.core.outages import DEPENDENCY_ERRORS, outage_error
 
 # The largest id a row can have (BigAutoField): larger ones are refused as input, since the
@@ -35,6 +36,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     dependency outage (database, Redis) as 503 `unavailable` with Retry-After."""
     if isinstance(exc, DEPENDENCY_ERRORS):
         exc = outage_error(exc, where=type(context.get("view")).__name__)
+    if isinstance(exc, exceptions.Throttled):
+        # A throttle is a rate limit like the chat's: the same code, with `retry_after`.
+        exc = RateLimited("Too many requests. Please wait a moment.", retry_after=_wait(exc))
     if isinstance(exc, ApplicationError):
         headers = {}
         if "retry_after" in exc.extra:
@@ -63,6 +67,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def _wait(exc: exceptions.Throttled) -> int:
+    wait: float | None = exc.wait  # type: ignore[attr-defined]  # set by Throttled, not in stubs
+    return max(1, math.ceil(wait or 1))
+
+
 def query_param(request: Request, name: str, field: serializers.Field[Any, Any, Any, Any]) -> Any:
     """One query parameter checked by a serializer field (None when absent or empty); a bad
     value is refused as `invalid` with the parameter named in `fields`."""
@@ -87,7 +96,9 @@ class ErrorDetailSerializer(serializers.Serializer[dict[str, Any]]):
     retry_after = serializers.IntegerField(
         required=False, help_text="`rate_limited`, `unavailable`: seconds to wait."
     )
-    limit = serializers.IntegerField(required=False, help_text="`file_too_large`: bytes.")
+    limit = serializers.IntegerField(
+        required=False, help_text="`file_too_large`, `request_too_large`: bytes."
+    )
 
 
 class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
@@ -104,7 +115,9 @@ ERROR_DESCRIPTIONS = {
     404: "`not_found`: no such object, or one this caller may not see (or a `format` that "
     "the endpoint does not offer).",
     409: "`conflict` (or a code of its own): the object's state does not allow it now.",
-    413: "`file_too_large`: larger than `ATTACHMENT_MAX_BYTES` (`limit`, in bytes).",
+    413: "`file_too_large` (an upload over `ATTACHMENT_MAX_BYTES`) or `request_too_large` (any "
+    "other body over `DATA_UPLOAD_MAX_MEMORY_SIZE`), with `limit` in bytes; refused before the "
+    "body is read.",
     415: "`unsupported_file_type` (PNG, JPEG, GIF, WebP and PDF only), or "
     "`unsupported_media_type` for a body the endpoint does not read.",
     429: "`rate_limited`: too many requests; `retry_after` (and the Retry-After header) says "
@@ -168,6 +181,8 @@ class SchemaWithNestedNames(AutoSchema):
         )
         if reads_input:
             found.append(400)
+        if "requestBody" in operation:  # apps/core/bodylimit.py
+            found.append(413)
         if authenticators:  # a credential that is sent is checked, and may be refused
             found.append(401)
         signs_in_users = any(

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from apps.orchestrator.models import RoutingDecision
@@ -46,10 +47,22 @@ class DecisionSerializer(serializers.ModelSerializer[RoutingDecision]):
         ]
 
 
+class RouteDryRunThrottle(UserRateThrottle):
+    """Dry runs per staff user: ROUTE_DRY_RUN_RATE, read when a request comes (each run may
+    cost up to four model calls)."""
+
+    scope = "route_dry_run"
+
+    def get_rate(self) -> str:
+        rate: str = settings.ROUTE_DRY_RUN_RATE
+        return rate
+
+
 class RouteDryRunApi(APIView):
     """Route a text without creating a ticket (for integrations and prompt checks)."""
 
     permission_classes = [IsAdminUser]
+    throttle_classes = [RouteDryRunThrottle]
 
     class InputSerializer(serializers.Serializer[dict[str, str]]):
         text = serializers.CharField(

@@ -267,6 +267,9 @@ EMBEDDED_BEAT = env_bool("EMBEDDED_BEAT", default=not REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
+# Dry runs of `POST /api/v1/route/` per staff user (each may cost up to four model calls).
+ROUTE_DRY_RUN_RATE = env_str("ROUTE_DRY_RUN_RATE", "30/minute")
+
 # Customer chat limits.
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000)
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 64 * 1024)
@@ -376,7 +379,8 @@ REST_FRAMEWORK = {
     # Throttles count the address the server sees (apps/core/clients.py), never a client's
     # X-Forwarded-For: which proxy to believe is uvicorn's decision (--forwarded-allow-ips).
     "NUM_PROXIES": 0,
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # `limit`/`offset`, 50 rows by default and at most 200 a page (apps/core/pagination.py).
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {

@@ -24,3 +24,5 @@ EMBEDDED_BEAT = False
 REVIEW_AUDIT_SHARE = 0.0
 ANTHROPIC_API_KEY = ""
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"conversation_create": "1000/minute"}
+# Tests dry-run as the same user ids again and again; the throttle test sets its own rate.
+ROUTE_DRY_RUN_RATE = "1000/minute"

@@ -57,6 +57,51 @@ def test_post_message_then_read_status_and_messages(client, conversation):
     assert "confidence" not in str(detail)
 
 
+def _messages(conversation, count):
+    return Message.objects.bulk_create(
+        Message(conversation=conversation, sender=Message.Sender.CUSTOMER, text=f"m{n}")
+        for n in range(count)
+    )
+
+
+def test_conversation_detail_holds_the_latest_messages_and_pages_back(client, conversation):
+    conv = conversation.conversation
+    _messages(conv, 7)
+    url = f"/api/v1/conversations/{conv.id}/"
+    latest = client.get(f"{url}?limit=3", **bearer(conversation.token)).json()
+    assert [m["text"] for m in latest["messages"]] == ["m4", "m5", "m6"]
+    assert latest["has_more"] is True
+    older = client.get(
+        f"{url}?limit=3&before={latest['messages'][0]['id']}", **bearer(conversation.token)
+    ).json()
+    assert [m["text"] for m in older["messages"]] == ["m1", "m2", "m3"]
+    assert older["has_more"] is True
+    oldest = client.get(
+        f"{url}?limit=3&before={older['messages'][0]['id']}", **bearer(conversation.token)
+    ).json()
+    assert [m["text"] for m in oldest["messages"]] == ["m0"]
+    assert oldest["has_more"] is False
+    # The rest of the answer is as before.
+    assert set(oldest) == {"id", "status", "pool", "pool_name", "last_seq", "messages", "has_more"}
+
+
+def test_conversation_detail_answers_at_most_a_page_of_messages(client, conversation):
+    conv = conversation.conversation
+    _messages(conv, 205)
+    url = f"/api/v1/conversations/{conv.id}/"
+    default = client.get(url, **bearer(conversation.token)).json()
+    assert [m["text"] for m in default["messages"]] == [f"m{n}" for n in range(155, 205)]
+    assert default["has_more"] is True
+    most = client.get(f"{url}?limit=100000", **bearer(conversation.token)).json()
+    assert len(most["messages"]) == 200
+    short = client.get(f"/api/v1/conversations/{conv.id}/?limit=300", **bearer(conversation.token))
+    assert len(short.json()["messages"]) == 200
+    for bad in ("limit=0", "limit=x", "before=-1", "before=x"):
+        refused = client.get(f"{url}?{bad}", **bearer(conversation.token))
+        assert refused.status_code == 400, bad
+        assert refused.json()["error"]["fields"]
+
+
 def test_repeated_client_id_over_http_returns_the_stored_message(client, conversation):
     url = f"/api/v1/conversations/{conversation.conversation.id}/messages/"
     body = {"text": "once", "client_id": str(uuid.uuid4())}

@@ -2,18 +2,22 @@
 
 import base64
 import hashlib
+import io
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, TemporaryFileUploadHandler
+from django.http.multipartparser import MultiPartParser
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from apps.chat.attachments import attachment_name_clean
+from apps.chat.attachments import UploadSizeLimitHandler, attachment_name_clean
 from apps.chat.models import Attachment, Message, Ticket
 from apps.chat.selectors import event_list_after
 from apps.chat.services import conversation_create, message_post
@@ -216,6 +220,86 @@ def test_a_request_far_over_the_limit_is_refused_before_its_body_is_parsed(
     response = upload(client, created, PNG + b"\x00" * 200_000, "huge.png", "image/png")
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "file_too_large"
+    assert nothing_stored(media)
+
+
+def _multipart(boundary: str, file: bytes, text: str = "") -> bytes:
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + file
+        + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n'
+            f"{text}\r\n--{boundary}--\r\n"
+        ).encode()
+    )
+
+
+def test_the_upload_handler_stops_the_parser_at_the_limit():
+    limit = 100_000
+    body = _multipart("xyz", PNG + b"\x00" * 1_000_000, "caption")
+    stream = io.BytesIO(body)
+    limiter = UploadSizeLimitHandler(limit=limit)
+    spooler = TemporaryFileUploadHandler()
+    meta = {"CONTENT_TYPE": "multipart/form-data; boundary=xyz", "CONTENT_LENGTH": str(len(body))}
+    _, files = MultiPartParser(meta, stream, [limiter, spooler]).parse()
+    assert limiter.exceeded
+    assert "file" not in files
+    # The parser stopped reading: the rest of the body was neither read nor spooled.
+    assert stream.tell() < limit + 3 * 64 * 1024
+    assert spooler.file.closed
+
+
+def test_a_file_under_the_limit_passes_the_upload_handler_untouched():
+    body = _multipart("xyz", PNG, "caption")
+    limiter = UploadSizeLimitHandler(limit=len(PNG))
+    meta = {"CONTENT_TYPE": "multipart/form-data; boundary=xyz", "CONTENT_LENGTH": str(len(body))}
+    post, files = MultiPartParser(
+        meta, io.BytesIO(body), [limiter, TemporaryFileUploadHandler()]
+    ).parse()
+    assert not limiter.exceeded
+    assert files["file"].read() == PNG
+    assert post["text"] == "caption"
+
+
+class CountingUploadHandler(FileUploadHandler):
+    """Counts the file bytes that get past the handlers before it."""
+
+    seen: ClassVar[list[int]] = []
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self.seen.append(0)
+
+    def receive_data_chunk(self, raw_data, start):
+        self.seen[-1] += len(raw_data)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def test_an_upload_is_stopped_while_it_streams_not_after(client, created, media, settings):
+    settings.ATTACHMENT_MAX_BYTES = 100_000
+    settings.FILE_UPLOAD_HANDLERS = [
+        "tests.chat.test_attachments.CountingUploadHandler",
+        *settings.FILE_UPLOAD_HANDLERS,
+    ]
+    CountingUploadHandler.seen.clear()
+    big = PNG + b"\x00" * 150_000  # within the envelope allowance: Content-Length lets it in
+    response = upload(client, created, big, "big.png", "image/png")
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "file_too_large",
+        "message": "Files can be up to 100,000 bytes.",
+        "limit": 100_000,
+    }
+    # The handlers after the limit (which spool to memory or a temporary file) got only the
+    # bytes read before it was passed, not the file.
+    assert CountingUploadHandler.seen
+    assert max(CountingUploadHandler.seen) < len(big)
     assert nothing_stored(media)
 
 

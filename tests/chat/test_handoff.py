@@ -92,7 +92,7 @@ def test_before_any_message_the_bot_asks_and_the_first_message_skips_the_model(
     response = handoff(client, created)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"id", "status", "pool", "pool_name", "last_seq", "messages"}
+    assert set(body) == {"id", "status", "pool", "pool_name", "last_seq", "messages", "has_more"}
     assert body["status"] is None
     assert body["last_seq"] == 1
     assert [m["sender"] for m in body["messages"]] == ["bot"]

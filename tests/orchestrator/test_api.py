@@ -54,3 +54,23 @@ def test_dry_run_of_an_injection_reports_it_and_sends_to_review(pools, llm, staf
     assert body["injection_suspected"] is True
     assert body["action"] == "review"
     assert llm.requests == []
+
+
+def test_dry_runs_are_throttled_per_user_with_retry_after(pools, staff_client, settings):
+    cache.clear()
+    settings.ROUTE_DRY_RUN_RATE = "2/minute"
+    for _ in range(2):
+        response = staff_client.post("/api/v1/route/", {"text": "hello"}, format="json")
+        assert response.status_code == 200
+    refused = staff_client.post("/api/v1/route/", {"text": "hello"}, format="json")
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert 1 <= error["retry_after"] <= 60
+    assert int(refused["Retry-After"]) == error["retry_after"]
+    assert RoutingDecision.objects.filter(dry_run=True, final=True).count() == 2
+    # The limit is per user: another staff user is not held back.
+    other = get_user_model().objects.create_user("other", password="pw", is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=other).key}")
+    assert client.post("/api/v1/route/", {"text": "hello"}, format="json").status_code == 200
