@@ -65,6 +65,13 @@ class ClientBoundsMixin:
     client_address = ""
     _counted = False
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)  # type: ignore[misc]
+        finally:
+            # However the socket ended: a crash or a closed layer skips websocket_disconnect.
+            self._uncount()
+
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.client_address = scope_client_address(self.scope)
         refusal = await self._connection_refusal()
@@ -80,12 +87,15 @@ class ClientBoundsMixin:
         await super().websocket_connect(message)  # type: ignore[misc]
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self._uncount()
+        await super().websocket_disconnect(message)  # type: ignore[misc]
+
+    def _uncount(self) -> None:
         if self._counted:
             self._counted = False
             _sockets_per_address[self.client_address] -= 1
             if _sockets_per_address[self.client_address] <= 0:
                 del _sockets_per_address[self.client_address]
-        await super().websocket_disconnect(message)  # type: ignore[misc]
 
     async def _connection_refusal(self) -> str | None:
         if _sockets_per_address[self.client_address] >= settings.SOCKETS_PER_ADDRESS_MAX:

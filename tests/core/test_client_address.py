@@ -8,6 +8,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
+from apps.core.consumers import ClientBoundsMixin, OutageAwareConsumer, _sockets_per_address
 from apps.core.ratelimit import rate_limit_reset
 from supportdesk.asgi import application
 
@@ -91,3 +92,23 @@ async def test_a_socket_that_sends_frames_without_hello_is_closed():
     await communicator.send_json_to({"type": "typing"})
     assert (await communicator.receive_json_from())["code"] == "hello_required"
     assert (await communicator.receive_output())["code"] == 4401
+
+
+class CrashingConsumer(ClientBoundsMixin, OutageAwareConsumer):
+    """A consumer with a bug: its first frame raises."""
+
+    async def receive(self, text_data=None, bytes_data=None):
+        raise RuntimeError("a bug")
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(SOCKETS_PER_ADDRESS_MAX=1)
+async def test_a_socket_that_crashed_gives_its_address_its_slot_back():
+    for _ in range(3):  # with the slot leaked, the second socket would be refused
+        communicator = WebsocketCommunicator(CrashingConsumer.as_asgi(), "/", headers=[ORIGIN])
+        communicator.scope["client"] = ("10.0.0.11", 50000)
+        assert (await communicator.connect())[0]
+        await communicator.send_to(text_data="boom")
+        with pytest.raises(RuntimeError, match="a bug"):
+            await communicator.wait(timeout=2)
+    assert "10.0.0.11" not in _sockets_per_address
