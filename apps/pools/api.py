@@ -67,6 +67,9 @@ class TicketSummarySerializer(serializers.Serializer[Any]):
     assignee = serializers.SerializerMethodField()
     customer = serializers.SerializerMethodField()
     human_requested = serializers.BooleanField()
+    # Routing found instructions aimed at the router in the customer's text (a rule routed it
+    # anyway, or a person did): the agent should read it with that in mind.
+    injection_suspected = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     queued_at = serializers.DateTimeField(allow_null=True)

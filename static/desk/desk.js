@@ -110,6 +110,7 @@
     reroutePool: $("desk-reroute-pool"),
     rerouteReason: $("desk-reroute-reason"),
     messages: $("desk-messages"),
+    injection: $("desk-injection"),
     elsewhere: $("desk-elsewhere-list"),
     typing: $("desk-typing"),
     replyForm: $("desk-reply"),
@@ -503,6 +504,7 @@
     ui.status.setAttribute("data-status", str(ticket.status));
     ui.pool.textContent = ticket.pool ? "Pool: " + ticket.pool.name : "No pool";
     ui.assignee.textContent = ticket.assignee ? "Assigned to " + personName(ticket.assignee) : "Unassigned";
+    ui.injection.hidden = ticket.injection_suspected !== true;
     setSla(ui.sla, ticket);
     renderActions(ticket);
   }
