@@ -260,7 +260,8 @@ def test_a_file_under_the_limit_passes_the_upload_handler_untouched():
         meta, io.BytesIO(body), [limiter, TemporaryFileUploadHandler()]
     ).parse()
     assert not limiter.exceeded
-    assert files["file"].read() == PNG
+    (uploaded,) = files.getlist("file")
+    assert uploaded.read() == PNG
     assert post["text"] == "caption"
 
 
