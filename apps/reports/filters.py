@@ -24,12 +24,22 @@ def _present(params: QueryDict | dict[str, Any]) -> dict[str, Any]:
     return {key: params[key] for key in params if params[key] != "" or key in KEEP_EMPTY}
 
 
+class PoolSlugField(serializers.SlugRelatedField[Pool]):
+    """A pool by its slug. A value that is no slug is refused before it reaches the database:
+    PostgreSQL refuses a NUL character in a query outright (a 500, not a 400)."""
+
+    def to_internal_value(self, data: Any) -> Pool:
+        serializers.SlugField().run_validation(data)
+        pool: Pool = super().to_internal_value(data)
+        return pool
+
+
 class ReportFilterSerializer(serializers.Serializer[ReportFilter]):
     """`from` and `to` are dates, both included (default: the last 30 days); `pool` a slug."""
 
     from_ = serializers.DateField(required=False, help_text="First day (default: 29 days ago).")
     to = serializers.DateField(required=False, help_text="Last day, included (default: today).")
-    pool = serializers.SlugRelatedField(
+    pool = PoolSlugField(
         slug_field="slug",
         queryset=Pool.objects.all(),
         required=False,

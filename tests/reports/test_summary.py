@@ -6,6 +6,8 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.orchestrator.models import RoutingDecision
 from apps.reports.selectors import ReportFilter, report_summary, report_summary_data
@@ -407,3 +409,14 @@ def test_review_items_of_other_kinds_do_not_count_as_open_review(manager_api, hi
     )
     body = manager_api.get(SUMMARY, PERIOD).json()
     assert body["review_queue"]["open"] == len(history.open_items) - 1
+
+
+@pytest.mark.parametrize("pool", ["a\x00b", "not a slug"])
+@pytest.mark.parametrize("path", [SUMMARY, DECISIONS, "/api/v1/decisions/export/"])
+def test_a_pool_that_cannot_be_a_slug_is_refused_before_any_query(manager_api, db, path, pool):
+    # PostgreSQL refuses a NUL in a query outright (it was a 500): such a value never gets there.
+    with CaptureQueriesContext(connection) as queries:
+        response = manager_api.get(path, {"pool": pool})
+    assert response.status_code == 400
+    assert "pool" in response.json()["error"]["fields"]
+    assert not [q for q in queries.captured_queries if "pools_pool" in q["sql"]]
