@@ -775,7 +775,10 @@ class NginxServer(DaemonService):
             f"error_log {self.log} warn;\n"
             "# An open WebSocket must not hold `make down` up for ever.\n"
             "worker_shutdown_timeout 10s;\n"
-            "events {\n    worker_connections 1024;\n}\n"
+            # Each WebSocket holds two connections (the client's and the upstream's): 1,024
+            # capped a run at about 500 sockets. Debian's own nginx.conf says 768 (docs/deploy.md).
+            "worker_rlimit_nofile 20000;\n"
+            "events {\n    worker_connections 8192;\n}\n"
             "http {\n"
             f"{temp_paths}"
             f"    include {self.site};\n"
