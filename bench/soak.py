@@ -2,20 +2,20 @@
 server process's memory, file descriptors and PostgreSQL connections before and after.
 
 200 customers each send 50 messages, paced as people chat: the next message once the previous
-one has come back as a stored event, after a think time of 2 s ±50%. That offers about 95
-messages/s, about half of what this profile took on the 2-core machine where client and servers
-share the cores (a message costs the servers about 11 ms of CPU, so about 170 messages/s fill
-both cores): a soak looks for what accumulates at a steady load with headroom, not for the
-limit, where queues would grow for their own reason. Each customer's first message opens and
-routes a ticket.
+one has come back as a stored event, after a think time of 2 s ±50%. That offers about 90
+messages/s, which kept the 2-core development machine (client and servers sharing it) under
+half busy: the servers spend about 8 ms of CPU on a message. A soak looks for what accumulates
+at a steady load with headroom, not for the limit, where queues grow for their own reason
+(with 1 s of think time the cores were three-quarters busy and p95 rose to 2.8 s). Each
+customer's first message opens and routes a ticket.
 
 The first 2 messages of every customer are the warm-up (every ticket routed, the model loaded,
 connection pools grown); the customers leave once their ticket is routed, and the first
 snapshot is taken of the servers at rest. They come back, spread over one think time (hello
 with their last_seq, as the widget reconnects), for the other 48 messages and leave again; the
-second snapshot is taken at rest too. Growth between the
-two is what the run left behind: RSS (flagged above 10%), open fds (/proc/PID/fd) of each of
-our processes, and PostgreSQL connections to the `supportdesk` database. PostgreSQL's own
+second snapshot is taken at rest too. Growth between the two is what the run left behind: RSS
+(flagged above 10%), open fds (/proc/PID/fd) of each of our processes, and PostgreSQL
+connections to the `supportdesk` database. PostgreSQL's own
 processes are reported apart (their RSS counts the shared buffer pool once per backend).
 
 Afterwards: messages sent = stored (the database's ledger) = message events the customers saw,
