@@ -22,6 +22,7 @@ import weakref
 from collections import Counter
 from typing import Any
 
+import redis.exceptions
 from asgiref.sync import sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -118,6 +119,11 @@ class OutageAwareConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
+        except redis.exceptions.MaxConnectionsError as exc:
+            # This process ran out of connections, Redis is fine: only this socket comes back
+            # later; the others keep their groups.
+            outage_log(exc, where="the channel layer's connection pool")
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
         except REDIS_ERRORS as exc:
             outage_log(exc, where="the channel layer")
             await sockets_close_for_resync(first=self)

@@ -193,11 +193,23 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # One immediate retry on a broken connection: pooled connections that a Redis
-                # restart left stale reconnect on first use instead of failing a send. A
-                # receive that Redis dropped during the restart still fails, and its sockets
-                # resync (apps/core/consumers.py).
-                "hosts": [{"address": REDIS_URL, "retry": Retry(NoBackoff(), 1)}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # One immediate retry on a broken connection: pooled connections that a
+                        # Redis restart left stale reconnect on first use instead of failing a
+                        # send. A receive that Redis dropped during the restart still fails,
+                        # and its sockets resync (apps/core/consumers.py).
+                        "retry": Retry(NoBackoff(), 1),
+                        # Above the layer's blocking receive (5 s): redis-py's default of 5 s
+                        # made every idle receive time out, which read as an outage.
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        # A connection per concurrent group operation: hundreds of sockets
+                        # saying hello at once overran redis-py's default of 100.
+                        "max_connections": env_int("CHANNEL_LAYER_MAX_CONNECTIONS", 1000),
+                    }
+                ],
                 "capacity": 1000,
                 "expiry": 30,
             },

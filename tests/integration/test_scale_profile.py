@@ -153,3 +153,25 @@ async def test_a_celery_worker_routes_the_ticket_and_the_socket_hears_it(scale_c
         await ws.close()
     # Routed in the Celery worker process (local model tier); the event crossed Redis.
     assert statuses == [("routing", None), ("queued", "technical")]
+
+
+async def test_an_idle_socket_stays_open_past_redis_read_timeouts(scale_cluster):
+    # The layer's receive blocks on Redis for 5 s at a time: a socket timeout no longer than
+    # that read every quiet moment as an outage and closed every socket of the process.
+    a, b = scale_cluster.servers
+    _, conversation = await asyncio.to_thread(http, "POST", f"{a.url}/api/v1/conversations/", {})
+    ws = await open_socket(a, conversation)
+    try:
+        await asyncio.sleep(12)
+        status, _ = await asyncio.to_thread(
+            http,
+            "POST",
+            f"{b.url}/api/v1/conversations/{conversation['id']}/messages/",
+            {"text": "still there?", "client_id": str(uuid.uuid4())},
+            conversation["token"],
+        )
+        assert status == 201
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    finally:
+        await ws.close()
+    assert (frame["type"], frame["text"]) == ("message", "still there?")
