@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -41,6 +42,8 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
     sent_seq = 0  # highest event seq sent on this socket: nothing at or below it is sent again
     frames_before_hello = 0
     hello_deadline: asyncio.Task[None] | None = None
+    resync: asyncio.Task[None] | None = None
+    last_event_at = 0.0  # monotonic time of the last stored event sent on this socket
 
     async def connect(self) -> None:
         await self.accept()
@@ -57,10 +60,11 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
         await self.close(code=CLOSE_AUTH_FAILED)
 
     async def disconnect(self, code: int) -> None:
-        if self.hello_deadline is not None:
-            self.hello_deadline.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.hello_deadline
+        for task in (self.hello_deadline, self.resync):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.group is not None:
             await self.group_leave(self.group)
 
@@ -126,6 +130,24 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
         await self.send_json({"type": "welcome", "seq": latest})
         self.sent_seq = min(frame.last_seq, latest)
         await self.send_missed(until=None)
+        self.last_event_at = time.monotonic()
+        if settings.CHAT_RESYNC_SECONDS > 0:
+            self.resync = asyncio.create_task(self.resync_while_quiet())
+
+    async def resync_while_quiet(self) -> None:
+        """Read the log when the socket has heard nothing for CHAT_RESYNC_SECONDS.
+
+        An event is stored in the transaction of its change and published after commit; a
+        process killed between the two (a worker SIGKILLed right after routing a ticket) leaves
+        it stored but unannounced, and a quiet socket would never learn of it. One indexed read
+        per quiet socket per period bounds how late such an event arrives.
+        """
+        interval = settings.CHAT_RESYNC_SECONDS
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - self.last_event_at >= interval:
+                await self.send_missed(until=None)
+                self.last_event_at = time.monotonic()
 
     async def on_message(self, frame: MessageFrame) -> None:
         assert self.conversation is not None
@@ -145,8 +167,12 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
             return
         if seq > self.sent_seq + 1:
             await self.send_missed(until=seq - 1)
-        await self.send_json(frame)
+            if seq <= self.sent_seq:
+                return  # the resync sent it meanwhile
+        # Marked sent before the send awaits: the resync task must not send it again.
         self.sent_seq = seq
+        self.last_event_at = time.monotonic()
+        await self.send_json(frame)
 
     async def conversation_typing(self, message: dict[str, Any]) -> None:
         if message["origin"] == self.channel_name or message["sender"] == Message.Sender.CUSTOMER:
@@ -163,8 +189,10 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
                 limit=REPLAY_BATCH,
             )
             for event in events:
-                await self.send_json(event.frame())
+                if event.seq <= self.sent_seq:
+                    continue  # sent meanwhile by the other of the group relay and the resync
                 self.sent_seq = event.seq
+                await self.send_json(event.frame())
             if len(events) < REPLAY_BATCH:
                 return
 

@@ -293,6 +293,9 @@ CHAT_TYPING_RATE_LIMIT = env_str("CHAT_TYPING_RATE_LIMIT", "30/minute")
 # behind an office's shared address counts with their colleagues: keep room for them.
 SOCKET_CONNECT_RATE = env_str("SOCKET_CONNECT_RATE", "120/minute")
 SOCKETS_PER_ADDRESS_MAX = env_int("SOCKETS_PER_ADDRESS_MAX", 50)
+# A chat socket that heard nothing for this long reads its conversation's log once: an event
+# stored by a process that died before publishing it still arrives (0: never).
+CHAT_RESYNC_SECONDS = env_float("CHAT_RESYNC_SECONDS", 20.0)
 # Frames a chat socket may send before its hello; past them it is closed (4401).
 CHAT_MAX_FRAMES_BEFORE_HELLO = env_int("CHAT_MAX_FRAMES_BEFORE_HELLO", 3)
 # Storage for `limits` (a kept rate-limit library): shared through Redis when scaled out.
