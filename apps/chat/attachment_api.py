@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse
+from django.http import FileResponse, HttpRequest
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
@@ -56,12 +56,9 @@ def request_size_check(request: Request) -> None:
         raise limit.error
 
 
-def upload_data(request: Request) -> Any:
+def upload_data(request: Request, limiter: UploadSizeLimitHandler) -> Any:
     """The multipart form, parsed with the file size limit applied while the file streams in:
     a file over ATTACHMENT_MAX_BYTES stops the parser at that point (`file_too_large`)."""
-    request_size_check(request)
-    limiter = UploadSizeLimitHandler(request._request, limit=settings.ATTACHMENT_MAX_BYTES)
-    request._request.upload_handlers = [limiter, *request._request.upload_handlers]
     data = request.data
     if limiter.exceeded:
         raise FileTooLarge(limit=settings.ATTACHMENT_MAX_BYTES)
@@ -69,13 +66,26 @@ def upload_data(request: Request) -> Any:
 
 
 class UploadApi(APIView):
-    """A multipart upload endpoint, bounded before its body is read (apps/core/bodylimit.py)."""
+    """A multipart upload endpoint, bounded before its body is read (apps/core/bodylimit.py)
+    and while it streams (`UploadSizeLimitHandler`)."""
 
     parser_classes = [MultiPartParser]
+    upload_limiter: UploadSizeLimitHandler
 
     @classmethod
     def body_limit(cls) -> BodyLimit:
         return upload_body_limit()
+
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        # Before authentication: a session's CSRF check reads the form, and with it the upload,
+        # after which no upload handler can be added.
+        self.upload_limiter = UploadSizeLimitHandler(request, limit=settings.ATTACHMENT_MAX_BYTES)
+        request.upload_handlers = [self.upload_limiter, *request.upload_handlers]
+        return super().initialize_request(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        request_size_check(request)  # before authentication reads the body
+        super().initial(request, *args, **kwargs)
 
 
 class UploadSerializer(serializers.Serializer[dict[str, Any]]):
@@ -98,7 +108,7 @@ class ConversationAttachmentCreateApi(ConversationApiView, UploadApi):
     def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """The customer sends an image or PDF (multipart `file`, optional `text`, `client_id`)."""
         conversation = self.get_conversation(request, conversation_id)
-        serializer = self.InputSerializer(data=upload_data(request))
+        serializer = self.InputSerializer(data=upload_data(request, self.upload_limiter))
         serializer.is_valid(raise_exception=True)
         posted = attachment_post(
             conversation=conversation,
@@ -135,7 +145,7 @@ class TicketAttachmentCreateApi(UploadApi):
     def post(self, request: Request, ticket_id: int) -> Response:
         """Send an image or PDF to the customer (multipart `file`, optional `text`)."""
         ticket = ticket_get_visible(user=request.user, ticket_id=ticket_id)
-        serializer = self.InputSerializer(data=upload_data(request))
+        serializer = self.InputSerializer(data=upload_data(request, self.upload_limiter))
         serializer.is_valid(raise_exception=True)
         message = ticket_attachment_post(
             ticket=ticket,

@@ -469,6 +469,29 @@ def test_staff_upload_is_an_agent_message_that_claims_the_queued_ticket(
     assert client.get(body["attachments"][0]["url"], **bearer(created.token)).status_code == 200
 
 
+def test_staff_upload_with_a_session_passes_the_csrf_check_and_the_size_limit(
+    billing_ticket, agent, media, settings
+):
+    """The desk uploads with its session: the CSRF check reads the form before the view does,
+    so the size limit must be in place before authentication (this was a 500)."""
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(agent)
+    browser.get("/desk/")
+    csrf = {"HTTP_X_CSRFTOKEN": browser.cookies["csrftoken"].value}
+    url = f"/api/v1/tickets/{billing_ticket.pk}/attachments/"
+
+    def send(content: bytes, **headers: str):
+        upload = SimpleUploadedFile("receipt.png", content, content_type="image/png")
+        return browser.post(url, {"file": upload}, format="multipart", **headers)
+
+    assert send(PNG).status_code == 403  # no token: refused before anything is stored
+    assert send(PNG, **csrf).status_code == 201
+    settings.ATTACHMENT_MAX_BYTES = len(PNG) - 1
+    refused = send(PNG, **csrf)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (413, "file_too_large")
+    assert Attachment.objects.count() == 1
+
+
 def test_staff_upload_to_a_ticket_they_cannot_see_is_404_and_stores_nothing(
     client, billing_ticket, media
 ):
