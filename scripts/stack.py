@@ -814,6 +814,13 @@ class NginxServer(DaemonService):
 # --- The stack ----------------------------------------------------------------------------
 
 
+def services_stop(services: list[Service]) -> None:
+    """Stop `services` side by side; raise the first error once all have been asked."""
+    with ThreadPoolExecutor(len(services)) as pool:
+        for job in [pool.submit(service.stop) for service in services]:
+            job.result()
+
+
 class Stack:
     """Every process of the scale-out profile on loopback, started in dependency order.
 
@@ -907,8 +914,9 @@ class Stack:
         # Independent of one another, so started side by side (seeding trains a model, the
         # servers import Django): each start waits for its own readiness.
         group: list[Service] = [*self.servers, self.worker, self.beat]
-        for service in group:
-            self._started.callback(service.stop)
+        # Stopped side by side too: each waits for its own graceful exit (open sockets, a
+        # running task), so in turn they would wait one after the other.
+        self._started.callback(services_stop, group)
         with ThreadPoolExecutor(len(group) + 1) as pool:
             jobs = [pool.submit(service.start) for service in group]
             if self.seed:
