@@ -64,6 +64,7 @@ system-deps:
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	@$(VENV)/bin/ruff format .

@@ -27,7 +27,7 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from apps.core.services import demo_seed  # noqa: E402
+from apps.flows.demo import demo_seed  # noqa: E402
 from apps.orchestrator import cache  # noqa: E402
 from apps.orchestrator.local_model import seed_examples  # noqa: E402
 from apps.orchestrator.models import RoutingRule  # noqa: E402

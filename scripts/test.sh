@@ -11,8 +11,8 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 status=0
 
-echo "== ruff, mypy"
-$VENV/ruff check . && $VENV/ruff format --check . && $VENV/mypy . || status=1
+echo "== ruff, import-linter, mypy"
+$VENV/ruff check . && $VENV/ruff format --check . && $VENV/lint-imports && $VENV/mypy . || status=1
 
 run_pytest() {  # name, pytest args...
   local name=$1; shift

@@ -24,8 +24,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from apps.chat.models import Message
-from apps.chat.services import conversation_create, message_post
-from apps.core.services import DEFAULT_POOLS
+from apps.chat.services import conversation_create
+from apps.flows.demo import DEFAULT_POOLS
+from apps.flows.messages import message_post
 from apps.orchestrator.services import ticket_route
 from apps.pools.services import pool_upsert
 from tests.fakes.files import png_bytes

@@ -21,15 +21,16 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from apps.chat.attachments import attachment_post
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
 from apps.core.ratelimit import rate_limit_reset
-from apps.core.services import demo_seed
+from apps.flows.demo import demo_seed
+from apps.flows.messages import attachment_post, message_post
 from apps.orchestrator.models import ModelVersion
 from apps.orchestrator.services import ticket_route
 from apps.pools.services import ticket_queue
 from apps.review.models import ReviewItem
+from apps.tickets.models import Ticket
 from tests.fakes.files import png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]

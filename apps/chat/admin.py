@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.chat.models import Conversation, ConversationEvent, Customer, Message, Ticket
+from apps.chat.models import Conversation, ConversationEvent, Customer, Message
 from apps.core.admin import ReadOnlyAdmin
 
 
@@ -30,21 +30,6 @@ class ConversationAdmin(ChatHistoryAdmin):
     search_fields = ["id", "customer__name", "customer__email"]
     exclude = ["token_hash"]
     inlines = [MessageInline]
-
-
-@admin.register(Ticket)
-class TicketAdmin(ChatHistoryAdmin):
-    list_display = [
-        "id",
-        "status",
-        "pool",
-        "assignee",
-        "sla_breached_at",
-        "created_at",
-        "updated_at",
-    ]
-    list_filter = ["status", "pool", "human_requested"]
-    date_hierarchy = "created_at"
 
 
 @admin.register(Message)

@@ -17,6 +17,8 @@ from apps.chat.models import Attachment, Conversation, Message
 from apps.core.api import ID_MAX, errors, query_param
 from apps.core.errors import NotFound
 from apps.core.pagination import MAX_PAGE_SIZE
+from apps.flows import messages as flows
+from apps.tickets.selectors import conversation_current_ticket
 
 EVENTS_PAGE = 200
 # Messages in a conversation's detail: the latest this many (`limit` asks for up to 200).
@@ -109,7 +111,7 @@ def conversation_detail_data(
 ) -> dict[str, Any]:
     """The conversation's ticket status and pool, and a page of its messages, the latest
     (before message `before`) first in line (never a confidence)."""
-    ticket = selectors.conversation_current_ticket(conversation=conversation)
+    ticket = conversation_current_ticket(conversation=conversation)
     page = selectors.message_page(conversation=conversation, before=before, limit=limit)
     data: dict[str, object] = {
         "id": conversation.id,
@@ -160,7 +162,7 @@ class ConversationHandoffApi(ConversationApiView):
     def post(self, request: Request, conversation_id: uuid.UUID) -> Response:
         """The customer asks for a person ("Talk to a person"); the model tiers are skipped."""
         conversation = self.get_conversation(request, conversation_id)
-        services.conversation_handoff(conversation=conversation)
+        flows.conversation_handoff(conversation=conversation)
         conversation.refresh_from_db(fields=["last_seq"])
         return Response(conversation_detail_data(conversation))
 
@@ -180,7 +182,7 @@ class ConversationMessageCreateApi(ConversationApiView):
         conversation = self.get_conversation(request, conversation_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        posted = services.message_post(
+        posted = flows.message_post(
             conversation=conversation,
             text=serializer.validated_data["text"],
             sender=Message.Sender.CUSTOMER,

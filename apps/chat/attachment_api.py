@@ -22,9 +22,6 @@ from apps.chat.api import ConversationApiView, MessageSerializer
 from apps.chat.attachments import (
     FileTooLarge,
     UploadSizeLimitHandler,
-    attachment_get_readable,
-    attachment_post,
-    ticket_attachment_post,
 )
 from apps.chat.authentication import ConversationTokenAuthentication
 from apps.chat.models import Attachment, Conversation, Message
@@ -32,7 +29,8 @@ from apps.chat.services import staff_display_name
 from apps.core.api import errors
 from apps.core.bodylimit import BodyLimit
 from apps.core.errors import NotFound
-from apps.pools.selectors import ticket_get_visible
+from apps.flows.messages import attachment_post, ticket_attachment_post
+from apps.pools.selectors import attachment_get_readable, ticket_get_visible
 
 # Room for the multipart envelope and a caption next to the largest allowed file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

@@ -2,7 +2,8 @@
 
 The type is decided by the file's bytes (`filetype`), never by the client's Content-Type or file
 name. Files are stored through the Attachment model's FileField (Django's storage API) under a
-random name, and are served only to the conversation's participants (`attachment_get_readable`).
+random name, and are served only to the conversation's participants
+(`apps.pools.selectors.attachment_get_readable`). Posting one is a flow (apps/flows/messages.py).
 """
 
 import hashlib
@@ -18,17 +19,10 @@ import filetype  # type: ignore[import-untyped]
 from django.conf import settings
 from django.core.files import File
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.db import transaction
 
-from apps.chat.models import Attachment, Conversation, Message, Ticket
-from apps.chat.services import MessagePosted, message_post, message_text_clean
-from apps.core.errors import ApplicationError, Conflict, NotFound, ValidationFailed
-from apps.pools.selectors import (
-    ticket_can_access,
-    user_is_staff,
-    user_is_supervisor,
-    user_pool_ids,
-)
+from apps.chat.models import Attachment, Conversation
+from apps.chat.services import message_text_clean
+from apps.core.errors import ApplicationError, ValidationFailed
 
 # `filetype` recognises every allowed type from the first bytes of the file.
 SNIFF_BYTES = 8192
@@ -159,15 +153,16 @@ def attachment_upload_check(*, upload: File[Any], name: str = "") -> CheckedUplo
     )
 
 
-def _caption_clean(text: str) -> str:
+def caption_clean(text: str) -> str:
     # Checked before the file is stored: a refused caption stores nothing.
     return message_text_clean(text) if text.strip() else ""
 
 
-def _attachment_store(
+def attachment_store(
     *, conversation: Conversation, upload: File[Any], sender: str, uploaded_by: Any
 ) -> Attachment:
-    """Check the upload and write it to storage; the row is saved by `message_post`."""
+    """Check the upload and write it to storage; the row is saved with its message
+    (`message_write`)."""
     checked = attachment_upload_check(upload=upload)
     attachment = Attachment(
         conversation=conversation,
@@ -184,119 +179,10 @@ def _attachment_store(
 
 
 @contextmanager
-def _file_removed_on_error(attachment: Attachment) -> Iterator[None]:
+def file_removed_on_error(attachment: Attachment) -> Iterator[None]:
     # Storage is not transactional: a file whose row was rolled back must not stay behind.
     try:
         yield
     except BaseException:
         attachment.file.delete(save=False)
         raise
-
-
-def attachment_post(
-    *,
-    conversation: Conversation,
-    upload: File[Any],
-    sender: Message.Sender,
-    author: Any = None,
-    text: str = "",
-    client_id: uuid.UUID | None = None,
-) -> MessagePosted:
-    """Send a file (image or PDF), with an optional caption, as one message.
-
-    The message and its attachment are stored in one transaction and published as one
-    `message` event carrying `attachments`. A customer's upload counts against the chat rate
-    limit and opens a ticket like a text message; idempotent on `client_id` like messages.
-    """
-    if client_id is not None:
-        existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-        if existing is not None:
-            return MessagePosted(message=existing, created=False)
-    caption = _caption_clean(text)
-    attachment = _attachment_store(
-        conversation=conversation, upload=upload, sender=sender, uploaded_by=author
-    )
-    with _file_removed_on_error(attachment):
-        posted = message_post(
-            conversation=conversation,
-            text=caption,
-            sender=sender,
-            client_id=client_id,
-            author=author,
-            attachments=[attachment],
-        )
-    if not posted.created:  # a resend that raced the first upload: keep the first file only
-        attachment.file.delete(save=False)
-    return posted
-
-
-def _ticket_check_writable(*, ticket: Ticket, actor: Any) -> None:
-    if not ticket_can_access(user=actor, ticket=ticket):
-        raise NotFound("No such ticket.")
-    if ticket.status == Ticket.Status.RESOLVED:
-        raise Conflict("The ticket is resolved; reopen it to send a file.")
-
-
-def ticket_attachment_post(
-    *, ticket: Ticket, actor: Any, upload: File[Any], text: str = ""
-) -> Message:
-    """An agent sends a file to the customer, live in their widget. Like a reply, it claims a
-    queued ticket of the agent's pool and counts as the first response."""
-    # Imported here: the desk (pools) builds on chat, so chat may not import it at load time.
-    from apps.pools.services import ticket_claim
-
-    _ticket_check_writable(ticket=ticket, actor=actor)
-    caption = _caption_clean(text)
-    attachment = _attachment_store(
-        conversation=ticket.conversation,
-        upload=upload,
-        sender=Message.Sender.AGENT,
-        uploaded_by=actor,
-    )
-    with _file_removed_on_error(attachment), transaction.atomic():
-        locked = (
-            Ticket.objects.select_for_update(no_key=True)
-            .select_related("conversation")
-            .get(pk=ticket.pk)
-        )
-        _ticket_check_writable(ticket=locked, actor=actor)
-        if locked.status == Ticket.Status.QUEUED and locked.pool_id in user_pool_ids(user=actor):
-            ticket_claim(ticket=locked, actor=actor)
-        posted = message_post(
-            conversation=locked.conversation,
-            text=caption,
-            sender=Message.Sender.AGENT,
-            author=actor,
-            attachments=[attachment],
-        )
-        if locked.first_response_at is None:
-            Ticket.objects.filter(pk=locked.pk).update(first_response_at=posted.message.created_at)
-    return posted.message
-
-
-def attachment_get_readable(
-    *, attachment_id: int, conversation: Conversation | None, user: Any
-) -> Attachment:
-    """The attachment, if the reader takes part in its conversation: the customer holding its
-    token, or staff who may access one of its tickets. Otherwise NotFound, as if it did not
-    exist."""
-    attachment = (
-        Attachment.objects.filter(pk=attachment_id, message__isnull=False)
-        .select_related("conversation")
-        .first()
-    )
-    if attachment is None or not _can_read(attachment, conversation=conversation, user=user):
-        raise NotFound("No such attachment.")
-    return attachment
-
-
-def _can_read(attachment: Attachment, *, conversation: Conversation | None, user: Any) -> bool:
-    if conversation is not None:
-        return attachment.conversation_id == conversation.pk
-    if not user_is_staff(user):
-        return False
-    # Staff read the files of the tickets they may see, not the rest of the conversation.
-    ticket = Ticket.objects.filter(messages__attachments=attachment).first()
-    if ticket is None:
-        return user_is_supervisor(user)
-    return ticket_can_access(user=user, ticket=ticket)

@@ -16,6 +16,7 @@ from apps.core.consumers import CLOSE_TRY_AGAIN_LATER, ClientBoundsMixin, Outage
 from apps.core.errors import ApplicationError
 from apps.core.logging import FrameRequestIdMixin
 from apps.core.outages import DATABASE_ERRORS, outage_error
+from apps.flows import messages as flows
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
                 )
             elif isinstance(frame, HandoffFrame):
                 # What follows (a bot message, a status) comes back as events.
-                await database_sync_to_async(services.conversation_handoff)(
+                await database_sync_to_async(flows.conversation_handoff)(
                     conversation=self.conversation
                 )
         except ApplicationError as exc:
@@ -151,7 +152,7 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
 
     async def on_message(self, frame: MessageFrame) -> None:
         assert self.conversation is not None
-        await database_sync_to_async(services.message_post)(
+        await database_sync_to_async(flows.message_post)(
             conversation=self.conversation,
             text=frame.text,
             sender=Message.Sender.CUSTOMER,

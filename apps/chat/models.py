@@ -1,4 +1,4 @@
-"""Customers, conversations, messages, tickets and the per-conversation event log."""
+"""Customers, conversations, messages, attachments and the per-conversation event log."""
 
 import uuid
 
@@ -7,7 +7,6 @@ from django.db import models
 from django.db.models import Q
 
 from apps.core.models import TimeStampedModel
-from apps.pools.models import Pool
 
 
 class Customer(TimeStampedModel):
@@ -36,81 +35,6 @@ class Conversation(TimeStampedModel):
         return f"Conversation {self.id}"
 
 
-class Ticket(TimeStampedModel):
-    """A request for help. A conversation has at most one ticket that is not resolved."""
-
-    class Status(models.TextChoices):
-        ROUTING = "routing", "Routing"
-        AWAITING_CUSTOMER = "awaiting_customer", "Awaiting customer"
-        QUEUED = "queued", "Queued"
-        ASSIGNED = "assigned", "Assigned"
-        IN_REVIEW = "in_review", "In review"
-        RESOLVED = "resolved", "Resolved"
-
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="tickets")
-    status = models.CharField(
-        max_length=32, choices=Status.choices, default=Status.ROUTING, db_index=True
-    )
-    pool = models.ForeignKey(
-        Pool, on_delete=models.PROTECT, null=True, blank=True, related_name="tickets"
-    )
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    # Set by routing: instructions aimed at the router were found; LLM tiers may not auto-route.
-    injection_suspected = models.BooleanField(default=False)
-    # Facts the chosen pool needs that the customer has not given yet (status awaiting_customer).
-    missing_fields = models.JSONField(default=list, blank=True)
-    # The customer asked for a person: routed without waiting for the model tiers.
-    human_requested = models.BooleanField(default=False)
-    # Which routing run may call the models for this ticket, and until when (apps/orchestrator/
-    # services.py): a duplicate task gives way to the run in flight, a redelivery of the same
-    # task takes it over, and a run whose worker died frees the ticket when its lease runs out.
-    routing_lease_owner = models.CharField(max_length=64, blank=True)
-    routing_lease_until = models.DateTimeField(null=True, blank=True)
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="assigned_tickets",
-    )
-    assigned_at = models.DateTimeField(null=True, blank=True)
-    # Position in the pool's queue: oldest first. Kept when a ticket returns to the queue.
-    queued_at = models.DateTimeField(null=True, blank=True)
-    # SLA: the first reply by a person is due at `sla_due_at`.
-    sla_due_at = models.DateTimeField(null=True, blank=True)
-    first_response_at = models.DateTimeField(null=True, blank=True)
-    sla_breached_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["conversation"],
-                condition=~Q(status="resolved"),
-                name="one_open_ticket_per_conversation",
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=["routing", "awaiting_customer", "in_review", "resolved"])
-                | Q(pool__isnull=False),
-                name="queued_or_assigned_ticket_has_pool",
-            ),
-            # Only an assigned ticket has an assignee (a resolved one keeps who resolved it).
-            models.CheckConstraint(
-                condition=Q(status="resolved")
-                | Q(status="assigned", assignee__isnull=False)
-                | (~Q(status="assigned") & Q(assignee__isnull=True)),
-                name="assignee_iff_assigned",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["status", "pool", "created_at"]),
-            models.Index(fields=["pool", "status", "queued_at"]),
-            models.Index(fields=["assignee", "status"]),
-        ]
-
-    def __str__(self) -> str:
-        return f"Ticket #{self.pk} ({self.status})"
-
-
 class Message(TimeStampedModel):
     """One chat message. `client_id` makes customer sends idempotent across reconnects."""
 
@@ -123,7 +47,7 @@ class Message(TimeStampedModel):
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
     ticket = models.ForeignKey(
-        Ticket, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+        "tickets.Ticket", on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
     )
     sender = models.CharField(max_length=16, choices=Sender.choices)
     # The staff user who wrote an agent message.

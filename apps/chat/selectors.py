@@ -1,11 +1,11 @@
-"""Read-side queries for conversations, messages, tickets and events."""
+"""Read-side queries for conversations, messages and events."""
 
 import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
 
-from apps.chat.models import Conversation, ConversationEvent, Message, Ticket
+from apps.chat.models import Conversation, ConversationEvent, Message
 
 
 def token_hash(token: str) -> str:
@@ -33,13 +33,6 @@ def conversation_authenticate(
     if conversation is None or str(conversation.id) != str(conversation_id):
         return None
     return conversation
-
-
-def conversation_current_ticket(*, conversation: Conversation) -> Ticket | None:
-    """The open ticket, or else the most recent one, or None before the first message."""
-    tickets = Ticket.objects.filter(conversation=conversation).select_related("pool")
-    open_ticket = tickets.exclude(status=Ticket.Status.RESOLVED).first()
-    return open_ticket or tickets.order_by("-created_at", "-id").first()
 
 
 @dataclass(frozen=True)

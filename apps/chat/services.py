@@ -1,4 +1,6 @@
-"""Write-side operations of the customer chat. Socket and REST edges both call these."""
+"""Write-side operations of conversations: customers, messages, attachments' messages, typing and
+the per-conversation event log. Tickets build on these (apps/tickets/services.py); a customer's
+message, which opens or wakes a ticket and starts routing, is a flow (apps/flows/messages.py)."""
 
 import secrets
 import uuid
@@ -10,21 +12,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.chat.models import (
-    Attachment,
-    Conversation,
-    ConversationEvent,
-    Customer,
-    Message,
-    Ticket,
-)
+from apps.chat.models import Attachment, Conversation, ConversationEvent, Customer, Message
 from apps.chat.selectors import token_hash
 from apps.core.errors import EmptyText, InvalidText, TextTooLong
 from apps.core.ratelimit import rate_limit_hit
-from apps.core.realtime import Publication, group_send, publish_many_on_commit
-from apps.orchestrator.validation import refused_characters
-from apps.pools.models import Pool
-from apps.pools.realtime import desk_ticket_publications
+from apps.core.realtime import Publication, group_send
+from apps.core.text import refused_characters
 
 
 def conversation_group(conversation_id: uuid.UUID) -> str:
@@ -73,7 +66,7 @@ def message_text_clean(text: str) -> str:
     return cleaned
 
 
-def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
+def conversation_lock(conversation_id: uuid.UUID) -> Conversation:
     # Row lock on PostgreSQL; SQLite runs IMMEDIATE transactions, which serialise writers.
     # Every row lock in the project is NO KEY UPDATE: it still serialises writers of the row but
     # does not block the KEY SHARE lock a foreign-key insert takes (a message referencing a
@@ -88,7 +81,7 @@ def _conversation_lock(conversation_id: uuid.UUID) -> Conversation:
 EventSpec = tuple[ConversationEvent.Type, dict[str, Any]]
 
 
-def _events_append(
+def conversation_events_append(
     conversation: Conversation, specs: list[EventSpec], *, ticket_id: int | None
 ) -> list[Publication]:
     """Append events to a conversation locked by the caller; return what to publish about
@@ -141,7 +134,7 @@ def attachment_payload(attachment: Attachment) -> dict[str, Any]:
     }
 
 
-def _message_payload(message: Message, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
+def message_payload(message: Message, attachments: Sequence[Attachment] = ()) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "id": message.pk,
         "client_id": str(message.client_id) if message.client_id else None,
@@ -157,133 +150,40 @@ def _message_payload(message: Message, attachments: Sequence[Attachment] = ()) -
     return payload
 
 
-def _status_payload(ticket: Ticket) -> dict[str, Any]:
-    pool: Pool | None = ticket.pool
-    payload: dict[str, Any] = {
-        "status": ticket.status,
-        "pool": pool.slug if pool else None,
-        "pool_name": pool.name if pool else None,
-    }
-    if ticket.status == Ticket.Status.ASSIGNED:
-        payload["agent"] = staff_display_name(ticket.assignee)
-    return payload
-
-
-def message_post(
+def message_write(
     *,
     conversation: Conversation,
+    ticket_id: int | None,
     text: str,
     sender: Message.Sender,
     client_id: uuid.UUID | None = None,
     author: Any = None,
     attachments: Sequence[Attachment] = (),
-) -> MessagePosted:
-    """Store a message, open a ticket on the customer's first message, and publish both.
+) -> tuple[Message, list[Publication]]:
+    """Store a message (with its attachments) and its `message` event in a conversation the
+    caller has locked (`conversation_lock`); return it and what to publish after commit.
 
-    `author` is the staff user behind an agent message. `attachments` are unsaved Attachment
-    rows whose files are already in storage (apps/chat/attachments.py); they are saved with the
-    message, in its transaction, and a message that carries one may have no text.
-
-    Idempotent on `client_id`: a resend returns the stored message, publishes nothing and does
-    not count against the conversation's rate limit; new customer messages do.
+    `text` is already clean (`message_text_clean`); `author` is the staff user behind an agent
+    message; `attachments` are unsaved rows whose files are in storage (apps/chat/attachments.py).
     """
-    # A caption is optional next to a file, but when there is one it is checked like any text.
-    cleaned = message_text_clean(text) if text.strip() or not attachments else ""
-    with transaction.atomic():
-        # Under the conversation's lock, so two racing resends store one message.
-        locked = _conversation_lock(conversation.pk)
-        if client_id is not None:
-            existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
-            if existing is not None:
-                return MessagePosted(message=existing, created=False)
-        if sender == Message.Sender.CUSTOMER:
-            rate_limit_hit(scope="chat_message", key=str(locked.pk), rate=settings.CHAT_RATE_LIMIT)
-        ticket = (
-            Ticket.objects.filter(conversation=locked)
-            .exclude(status=Ticket.Status.RESOLVED)
-            .first()
-        )
-        opened = ticket is None and sender == Message.Sender.CUSTOMER
-        if opened:
-            wants_human = Conversation.objects.filter(pk=locked.pk, wants_human=True).exists()
-            ticket = Ticket.objects.create(
-                conversation=locked, status=Ticket.Status.ROUTING, human_requested=wants_human
-            )
-            if wants_human:
-                Conversation.objects.filter(pk=locked.pk).update(wants_human=False)
-        message = Message.objects.create(
-            conversation=locked,
-            ticket=ticket,
-            sender=sender,
-            text=cleaned,
-            client_id=client_id,
-            author=author,
-        )
-        for attachment in attachments:
-            attachment.conversation = locked
-            attachment.message = message
-            attachment.save()
-        events: list[EventSpec] = [
-            (ConversationEvent.Type.MESSAGE, _message_payload(message, attachments))
-        ]
-        if opened:
-            assert ticket is not None
-            events.append((ConversationEvent.Type.STATUS, _status_payload(ticket)))
-        publications = _events_append(
-            locked, events, ticket_id=ticket.pk if ticket is not None else None
-        )
-        if ticket is not None:
-            change = "opened" if opened else "message"
-            publications += desk_ticket_publications(ticket, change=change)
-        publish_many_on_commit(publications)
-        if (
-            ticket is not None
-            and sender == Message.Sender.CUSTOMER
-            and (opened or ticket.status == Ticket.Status.AWAITING_CUSTOMER)
-        ):
-            ticket_id = ticket.pk
-            transaction.on_commit(lambda: _ticket_route_enqueue(ticket_id))
-    conversation.last_seq = locked.last_seq
-    return MessagePosted(message=message, created=True)
-
-
-def _ticket_route_enqueue(ticket_id: int) -> None:
-    # Imported here: the orchestrator builds on chat, so chat may not import it at load time.
-    from apps.orchestrator.tasks import ticket_route_enqueue
-
-    ticket_route_enqueue(ticket_id)
-
-
-def ticket_status_set(
-    *,
-    ticket: Ticket,
-    status: Ticket.Status,
-    pool: Pool | None = None,
-    change: str = "status",
-    previous_pool_id: int | None = None,
-    previous_assignee_id: int | None = None,
-) -> Ticket:
-    """Move a ticket to `status` (and `pool`), saving the other fields the caller set on it, and
-    tell the conversation's participants and the desks that list it."""
-    with transaction.atomic():
-        locked = _conversation_lock(ticket.conversation_id)
-        ticket.status = status
-        if pool is not None:
-            ticket.pool = pool
-        ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None
-        ticket.full_clean(exclude=["conversation", "assignee"])
-        ticket.save()
-        publications = _events_append(
-            locked, [(ConversationEvent.Type.STATUS, _status_payload(ticket))], ticket_id=ticket.pk
-        )
-        publications += desk_ticket_publications(
-            ticket,
-            change=change,
-            previous_pool_id=previous_pool_id,
-            previous_assignee_id=previous_assignee_id,
-        )
-        publish_many_on_commit(publications)
-    return ticket
+    message = Message.objects.create(
+        conversation=conversation,
+        ticket_id=ticket_id,
+        sender=sender,
+        text=text,
+        client_id=client_id,
+        author=author,
+    )
+    for attachment in attachments:
+        attachment.conversation = conversation
+        attachment.message = message
+        attachment.save()
+    publications = conversation_events_append(
+        conversation,
+        [(ConversationEvent.Type.MESSAGE, message_payload(message, attachments))],
+        ticket_id=ticket_id,
+    )
+    return message, publications
 
 
 def conversation_wants_human_set(*, conversation: Conversation) -> None:
@@ -308,14 +208,3 @@ def conversation_typing_publish(
             "origin": origin,
         },
     )
-
-
-def conversation_handoff(*, conversation: Conversation) -> Ticket | None:
-    """Ask for a person on the customer's behalf (the socket's `handoff` frame and the REST
-    endpoint). Counts against the conversation's chat rate limit: before the first message
-    each request posts a bot reply."""
-    # Imported here: the orchestrator builds on chat, so chat may not import it at load time.
-    from apps.orchestrator.services import ticket_human_request
-
-    rate_limit_hit(scope="chat_message", key=str(conversation.pk), rate=settings.CHAT_RATE_LIMIT)
-    return ticket_human_request(conversation=conversation)

@@ -1,198 +1,28 @@
-"""Prometheus metrics: what the orchestrator did (counters, histograms) and queue sizes (gauges).
+"""Prometheus metrics: `/metrics` of any process shows every process's counters and the
+collectors the apps register.
 
-Counters and histograms live in prometheus_client's default registry. In the scale-out profile
-several ASGI and Celery processes each count their own routing; with `PROMETHEUS_MULTIPROC_DIR`
-set (before the first import of prometheus_client) every process writes its values to files in
-that directory and `/metrics` of any process merges them, so a ticket routed by a Celery worker
-is counted at the ASGI process that Prometheus scrapes. Queue sizes are not kept in memory at
-all: `QueueCollector` counts them in the database at scrape time, so every process reports the
-same figures and a restart loses nothing. See docs/operations.md.
+Counters and histograms (e.g. apps/orchestrator/metrics.py) live in prometheus_client's default
+registry. In the scale-out profile several ASGI and Celery processes each count their own
+routing; with `PROMETHEUS_MULTIPROC_DIR` set (before the first import of prometheus_client)
+every process writes its values to files in that directory and `/metrics` of any process merges
+them, so a ticket routed by a Celery worker is counted at the ASGI process that Prometheus
+scrapes. Figures read from the database at scrape time (queue sizes) come from collectors the
+apps register with `collector_register` when they are ready. See docs/operations.md.
 """
 
 import os
-from collections.abc import Iterable, Sequence
-from functools import partial
-from typing import TYPE_CHECKING
 
-from django.db import transaction
-from django.db.models import Count, Q
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from apps.orchestrator.providers.base import PROVIDER_ERROR_KINDS
-
-if TYPE_CHECKING:
-    from apps.orchestrator.models import RoutingDecision
-    from apps.pools.models import DraftReply
-
-LLM_TIERS = frozenset({"llm", "escalation"})
-# Tiers that decide in microseconds (rules, cache) up to an LLM call that hit its timeout.
-LATENCY_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-
-routing_decisions = Counter(
-    "supportdesk_routing_decisions",
-    "Routing attempts recorded (one per RoutingDecision row), by tier, action and validity.",
-    ["tier", "action", "valid"],
-)
-routing_outcomes = Counter(
-    "supportdesk_routing_outcomes",
-    "Routing runs by where the text went (route, clarify, review) and the tier that decided.",
-    ["outcome", "tier", "dry_run"],
-)
-routing_latency = Histogram(
-    "supportdesk_routing_latency_seconds",
-    "Latency of one routing attempt (one decision row), by tier.",
-    ["tier"],
-    buckets=LATENCY_BUCKETS,
-)
-llm_tokens = Counter(
-    "supportdesk_llm_tokens",
-    "Tokens used by routing LLM calls, by model and kind (input, output, cache_read, "
-    "cache_creation).",
-    ["model", "kind"],
-)
-llm_cost = Counter(
-    "supportdesk_llm_cost_usd",
-    "Cost in US dollars of routing LLM calls (tokens times the price table), by model.",
-    ["model"],
-)
-provider_retries = Counter(
-    "supportdesk_provider_retries",
-    "HTTP requests to the LLM provider that failed and were retried by the SDK (a call's "
-    "attempts beyond its last), by tier and model.",
-    ["tier", "model"],
-)
-provider_errors = Counter(
-    "supportdesk_provider_errors",
-    "LLM provider failures after the SDK's retries (timeout, 429, 5xx, 529, ...), by tier, "
-    "model and kind.",
-    ["tier", "model", "kind"],
-)
-
-drafts = Counter(
-    "supportdesk_drafts",
-    "AI draft replies asked of the model for agents, by model and status (ready, failed).",
-    ["model", "status"],
-)
-draft_cost = Counter(
-    "supportdesk_draft_cost_usd",
-    "Cost in US dollars of AI draft replies (tokens times the price table), by model.",
-    ["model"],
-)
+_collectors: list[Collector] = []
 
 
-def routing_decisions_record(decisions: Sequence["RoutingDecision"]) -> None:
-    """Count one routing run's decision rows once the transaction that saved them commits."""
-    transaction.on_commit(partial(_decisions_observe, list(decisions)), robust=True)
-
-
-def _decisions_observe(decisions: list["RoutingDecision"]) -> None:
-    for row in decisions:
-        routing_decisions.labels(row.tier, row.action, str(row.valid).lower()).inc()
-        routing_latency.labels(row.tier).observe(row.latency_ms / 1000)
-        if row.tier not in LLM_TIERS:
-            continue
-        model = row.model or "unknown"
-        for kind, tokens in (
-            ("input", row.input_tokens),
-            ("output", row.output_tokens),
-            ("cache_read", row.cache_read_tokens),
-            ("cache_creation", row.cache_creation_tokens),
-        ):
-            if tokens:
-                llm_tokens.labels(model, kind).inc(tokens)
-        if row.cost_usd:
-            llm_cost.labels(model).inc(float(row.cost_usd))
-        if row.attempts > 1:
-            provider_retries.labels(row.tier, model).inc(row.attempts - 1)
-        kind = row.error.split(":", 1)[0]
-        if not row.valid and kind in PROVIDER_ERROR_KINDS:
-            provider_errors.labels(row.tier, model, kind).inc()
-    if decisions:
-        # A trailing clarify step is not a tier's decision: the tier before it chose the pool.
-        deciding = [row for row in decisions if row.tier != "clarify"] or decisions
-        final = decisions[-1]
-        outcome = "clarify" if final.tier == "clarify" else final.action
-        routing_outcomes.labels(outcome, deciding[-1].tier, str(final.dry_run).lower()).inc()
-
-
-def draft_record(draft: "DraftReply") -> None:
-    """Count an AI draft (and, when the provider failed, its error under tier `draft`) once
-    the transaction that saved it commits."""
-    model = draft.model or "unknown"
-    kind = draft.error.split(":", 1)[0]
-    provider_failed = draft.status == "failed" and kind in PROVIDER_ERROR_KINDS
-    cost = float(draft.cost_usd or 0)
-
-    def observe() -> None:
-        drafts.labels(model, draft.status).inc()
-        if cost:
-            draft_cost.labels(model).inc(cost)
-        if provider_failed:
-            provider_errors.labels("draft", model, kind).inc()
-
-    transaction.on_commit(observe, robust=True)
-
-
-class QueueCollector:
-    """Queue sizes counted in the database at each scrape (never kept in a process)."""
-
-    def describe(self) -> Iterable[Metric]:
-        # Names only: registering must not query the database.
-        return [
-            GaugeMetricFamily("supportdesk_pool_waiting_tickets", "", labels=["pool"]),
-            GaugeMetricFamily("supportdesk_tickets_open", "", labels=["status", "pool"]),
-            GaugeMetricFamily("supportdesk_review_items_open", "", labels=["kind", "reason"]),
-        ]
-
-    def collect(self) -> Iterable[Metric]:
-        # Imported here: core is imported by every app, these apps import core.
-        from apps.chat.models import Ticket
-        from apps.pools.models import Pool
-        from apps.review.models import ReviewItem
-
-        waiting = GaugeMetricFamily(
-            "supportdesk_pool_waiting_tickets",
-            "Tickets queued in each active pool and not yet assigned to an agent.",
-            labels=["pool"],
-        )
-        for slug, count in (
-            Pool.objects.filter(active=True)
-            .annotate(waiting=Count("tickets", filter=Q(tickets__status=Ticket.Status.QUEUED)))
-            .order_by("slug")
-            .values_list("slug", "waiting")
-        ):
-            waiting.add_metric([slug], count)
-        yield waiting
-
-        tickets = GaugeMetricFamily(
-            "supportdesk_tickets_open",
-            "Tickets not resolved, by status and pool (empty pool: none chosen yet).",
-            labels=["status", "pool"],
-        )
-        for row in (
-            Ticket.objects.exclude(status=Ticket.Status.RESOLVED)
-            .values("status", "pool__slug")
-            .annotate(n=Count("id"))
-            .order_by("status", "pool__slug")
-        ):
-            tickets.add_metric([row["status"], row["pool__slug"] or ""], row["n"])
-        yield tickets
-
-        review = GaugeMetricFamily(
-            "supportdesk_review_items_open",
-            "Open review queue items, by kind (review, audit) and reason.",
-            labels=["kind", "reason"],
-        )
-        for row in (
-            ReviewItem.objects.filter(status=ReviewItem.Status.OPEN)
-            .values("kind", "reason")
-            .annotate(n=Count("id"))
-            .order_by("kind", "reason")
-        ):
-            review.add_metric([row["kind"], row["reason"]], row["n"])
-        yield review
+def collector_register(collector: Collector) -> None:
+    """Add figures computed at each scrape (called from an AppConfig.ready)."""
+    if collector not in _collectors:
+        _collectors.append(collector)
 
 
 def multiprocess_dir() -> str | None:
@@ -210,6 +40,7 @@ def metrics_exposition(*, accept: str) -> tuple[bytes, str]:
         from prometheus_client import REGISTRY
 
         registry.register(REGISTRY)
-    registry.register(QueueCollector())
+    for collector in _collectors:
+        registry.register(collector)
     encoder, content_type = choose_encoder(accept)
     return encoder(registry), content_type

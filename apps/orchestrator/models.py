@@ -8,11 +8,11 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from apps.chat.models import Ticket
 from apps.core.errors import Conflict
 from apps.core.models import TimeStampedModel
 from apps.orchestrator.rule_engine import RulePatternError, rule_pattern_compile
 from apps.pools.models import Pool
+from apps.tickets.models import Ticket
 
 APPEND_ONLY = "Prompt versions are append-only: create a new version from this one instead."
 

@@ -9,11 +9,12 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import QuerySet
 
-from apps.chat.models import Message, Ticket
+from apps.chat.models import Message
 from apps.orchestrator.local_model import LocalClassifier
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
 from apps.orchestrator.pipeline import LocalTier
 from apps.pools.models import Pool
+from apps.tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -94,3 +95,13 @@ def decision_list(
     if final is not None:
         decisions = decisions.filter(final=final)
     return decisions
+
+
+def ticket_deciding_tier(*, ticket_id: int) -> str | None:
+    """The tier of the ticket's latest final routing decision (dry runs aside), or None."""
+    return (
+        RoutingDecision.objects.filter(ticket_id=ticket_id, final=True, dry_run=False)
+        .order_by("-created_at", "-id")
+        .values_list("tier", flat=True)
+        .first()
+    )

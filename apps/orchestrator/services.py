@@ -14,11 +14,10 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.chat.models import Conversation, Message, Ticket
-from apps.chat.services import conversation_wants_human_set, message_post, ticket_status_set
+from apps.chat.models import Conversation, Message
+from apps.chat.services import conversation_wants_human_set
 from apps.core.errors import ValidationFailed
 from apps.core.logging import log_context
-from apps.core.metrics import routing_decisions_record
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
 from apps.orchestrator.local_model import (
@@ -27,6 +26,7 @@ from apps.orchestrator.local_model import (
     min_support,
     threshold_for_precision,
 )
+from apps.orchestrator.metrics import routing_decisions_record
 from apps.orchestrator.models import (
     ModelVersion,
     ModelVersionActivation,
@@ -39,12 +39,14 @@ from apps.orchestrator.prompt_selectors import prompt_for_ticket
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
-from apps.pools.models import Pool, TicketActivity
+from apps.pools.models import Pool
 from apps.pools.selectors import pool_list
-from apps.pools.services import ticket_activity_add, ticket_queue
+from apps.pools.services import ticket_queue
 from apps.review.audit import audit_item_maybe_open
 from apps.review.learning import training_examples_store
 from apps.review.services import review_item_open
+from apps.tickets.models import Ticket, TicketActivity
+from apps.tickets.services import ticket_activity_add, ticket_message_post, ticket_status_set
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +289,11 @@ def _ticket_route_leased(
             ticket_activity_add(locked, TicketActivity.Kind.HUMAN_REQUESTED)
         if outcome.action == "route":
             assert outcome.pool is not None
-            ticket_queue(ticket=locked, pool=outcome.pool)
+            ticket_queue(
+                ticket=locked,
+                pool=outcome.pool,
+                tier=selectors.ticket_deciding_tier(ticket_id=locked.pk),
+            )
             if not human:
                 audit_item_maybe_open(ticket=locked, decision=decisions[-1])
         elif outcome.action == "clarify":
@@ -295,7 +301,7 @@ def _ticket_route_leased(
             ticket_status_set(
                 ticket=locked, status=Ticket.Status.AWAITING_CUSTOMER, pool=outcome.pool
             )
-            message_post(
+            ticket_message_post(
                 conversation=locked.conversation,
                 text=clarify_question(pool_name=outcome.pool.name, fields=outcome.missing_fields),
                 sender=Message.Sender.BOT,
@@ -309,18 +315,11 @@ def _ticket_route_leased(
                 decision=decisions[-1],
             )
         if human:
-            message_post(
+            ticket_message_post(
                 conversation=locked.conversation,
                 text=handoff_message(pool_name=outcome.pool.name if outcome.pool else None),
                 sender=Message.Sender.BOT,
             )
-    if outcome.action == "route":
-        # Imported here: the desk's context gathering builds on the orchestrator.
-        from apps.pools.tasks import ticket_context_gather_enqueue
-
-        routed_id = ticket.pk
-        # Robust: context is a help for the agent; failing to queue it must not fail routing.
-        transaction.on_commit(lambda: ticket_context_gather_enqueue(routed_id), robust=True)
     logger.info(
         "ticket %s routed: %s %s via %s",
         ticket.pk,
@@ -396,7 +395,7 @@ def ticket_human_request(*, conversation: Conversation) -> Ticket | None:
         if Conversation.objects.filter(pk=conversation.pk, wants_human=True).exists():
             return None  # asked already (a second press): acknowledged once
         conversation_wants_human_set(conversation=conversation)
-        message_post(
+        ticket_message_post(
             conversation=conversation,
             text="Of course. Tell us in a few words what you need and a person will pick it up.",
             sender=Message.Sender.BOT,
@@ -409,7 +408,7 @@ def ticket_human_request(*, conversation: Conversation) -> Ticket | None:
         with transaction.atomic():
             Ticket.objects.filter(pk=ticket.pk).update(human_requested=True)
             ticket_activity_add(ticket, TicketActivity.Kind.HUMAN_REQUESTED)
-            message_post(
+            ticket_message_post(
                 conversation=conversation,
                 text=handoff_message(
                     pool_name=ticket.pool.name

@@ -6,9 +6,9 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import DatabaseError
 
-from apps.chat.models import Ticket
 from apps.core.background import BackgroundLane
 from apps.orchestrator.services import ticket_route, tickets_stuck_requeue
+from apps.tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
 

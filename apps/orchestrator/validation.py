@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from apps.core.errors import EmptyText, InvalidText, TextTooLong, ValidationFailed
+from apps.core.text import refused_characters
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -79,8 +80,6 @@ class ValidatedInput:
 # --------------------------------------------------------------------------------------------
 # Characters
 
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
-_BIDI_CONTROLS = frozenset(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers render as nothing
 _TAG_FIRST, _TAG_LAST = 0xE0000, 0xE007F
 _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029]")
@@ -93,20 +92,6 @@ def _is_variation_selector(ch: str) -> bool:
 
 def _is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf" or _is_variation_selector(ch) or ch in _FILLERS
-
-
-def refused_characters(text: str) -> list[str]:
-    """Code points of the characters input_validate refuses, in order of first appearance."""
-    found: dict[str, None] = {}
-    for ch in text:
-        category = unicodedata.category(ch)
-        if (
-            (category == "Cc" and ch not in _ALLOWED_CONTROLS)
-            or category == "Cs"
-            or ch in _BIDI_CONTROLS
-        ):
-            found[f"U+{ord(ch):04X}"] = None
-    return list(found)
 
 
 def _strip_invisible(text: str) -> str:

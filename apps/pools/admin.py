@@ -16,7 +16,6 @@ from apps.pools.models import (
     InternalNote,
     Pool,
     PoolMembership,
-    TicketActivity,
 )
 from apps.pools.services import agent_queues_fill, pool_assign_waiting
 
@@ -97,13 +96,6 @@ class StaffUserAdmin(UserAdmin):  # type: ignore[type-arg]
     ) -> None:
         super().save_related(request, form, formsets, change)
         agent_queues_fill(user=form.instance)
-
-
-@admin.register(TicketActivity)
-class TicketActivityAdmin(ReadOnlyAdmin):
-    list_display = ["ticket", "kind", "actor", "pool", "created_at"]
-    list_filter = ["kind", "pool"]
-    date_hierarchy = "created_at"
 
 
 @admin.register(InternalNote)

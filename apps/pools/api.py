@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.chat.models import Attachment, Message, Ticket
+from apps.chat.models import Attachment, Message
 from apps.chat.services import staff_display_name
 from apps.core.api import ID_MAX, PaginatedApi, errors, query_param
 from apps.core.errors import NotFound
@@ -22,6 +22,7 @@ from apps.orchestrator.models import RoutingDecision
 from apps.pools import selectors, services
 from apps.pools.models import AgentProfile, Pool
 from apps.review.models import RoutingLabel
+from apps.tickets.models import Ticket
 
 PREVIEW_CHARS = 200
 

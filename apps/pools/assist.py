@@ -25,10 +25,10 @@ from django.utils import timezone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import linear_kernel
 
-from apps.chat.models import Message, Ticket
+from apps.chat.models import Message
 from apps.core.errors import ApplicationError, Conflict, NotFound
-from apps.core.metrics import draft_record
 from apps.core.ratelimit import rate_limit_hit
+from apps.orchestrator.metrics import draft_record
 from apps.orchestrator.pricing import Usage, cost_usd, price_for
 from apps.orchestrator.providers.base import DraftProvider, ProviderError
 from apps.orchestrator.selectors import ticket_routing_text
@@ -36,8 +36,9 @@ from apps.orchestrator.services import draft_provider
 from apps.orchestrator.validation import pii_redact
 from apps.pools import selectors
 from apps.pools.models import DraftReply, Pool, TicketContext
-from apps.pools.realtime import desk_ticket_item_publish
 from apps.pools.services import placeholders_fill
+from apps.tickets.models import Ticket
+from apps.tickets.realtime import desk_ticket_item_publish
 
 logger = logging.getLogger(__name__)
 

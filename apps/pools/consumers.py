@@ -23,7 +23,7 @@ from apps.pools.frames import (
     UnsubscribeFrame,
     desk_frame_parse,
 )
-from apps.pools.realtime import DESK_ALL, desk_pool_group, desk_ticket_group, desk_user_group
+from apps.tickets.realtime import DESK_ALL, desk_pool_group, desk_ticket_group, desk_user_group
 
 CLOSE_AUTH_FAILED = 4401
 CLOSE_ORIGIN_NOT_ALLOWED = 4403

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from apps.chat.models import Message, Ticket
+from apps.chat.models import Attachment, Conversation, Message
 from apps.core.errors import NotFound
 from apps.pools.models import (
     AgentProfile,
@@ -20,8 +20,8 @@ from apps.pools.models import (
     InternalNote,
     Pool,
     PoolMembership,
-    TicketActivity,
 )
+from apps.tickets.models import Ticket, TicketActivity
 
 StaffUser = AbstractBaseUser | AnonymousUser
 
@@ -269,3 +269,31 @@ def activity_list(*, ticket: Ticket) -> QuerySet[TicketActivity]:
 def draft_list(*, ticket: Ticket) -> QuerySet[DraftReply]:
     """AI drafts for the ticket, newest first."""
     return DraftReply.objects.filter(ticket=ticket).order_by("-created_at", "-id")
+
+
+def attachment_get_readable(
+    *, attachment_id: int, conversation: Conversation | None, user: Any
+) -> Attachment:
+    """The attachment, if the reader takes part in its conversation: the customer holding its
+    token, or staff who may access one of its tickets. Otherwise NotFound, as if it did not
+    exist."""
+    attachment = (
+        Attachment.objects.filter(pk=attachment_id, message__isnull=False)
+        .select_related("conversation")
+        .first()
+    )
+    if attachment is None or not _can_read(attachment, conversation=conversation, user=user):
+        raise NotFound("No such attachment.")
+    return attachment
+
+
+def _can_read(attachment: Attachment, *, conversation: Conversation | None, user: Any) -> bool:
+    if conversation is not None:
+        return attachment.conversation_id == conversation.pk
+    if not user_is_staff(user):
+        return False
+    # Staff read the files of the tickets they may see, not the rest of the conversation.
+    ticket = Ticket.objects.filter(messages__attachments=attachment).first()
+    if ticket is None:
+        return user_is_supervisor(user)
+    return ticket_can_access(user=user, ticket=ticket)

@@ -8,7 +8,7 @@ capacity frees (a resolve, an unassign, an agent coming online, a capacity chang
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,26 +17,18 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import message_post, staff_display_name, ticket_status_set
+from apps.chat.models import Attachment, Message
+from apps.chat.services import staff_display_name
 from apps.core.errors import Conflict, EmptyText, NotFound, PermissionDenied, TextTooLong
 from apps.orchestrator.models import RoutingDecision
 from apps.pools import selectors
-from apps.pools.models import (
-    AgentProfile,
-    CannedReply,
-    InternalNote,
-    Pool,
-    PoolMembership,
-    TicketActivity,
-)
-from apps.pools.realtime import (
-    desk_presence_publish,
-    desk_ticket_item_publish,
-    desk_ticket_publish,
-)
+from apps.pools.models import AgentProfile, CannedReply, InternalNote, Pool, PoolMembership
+from apps.pools.realtime import desk_presence_publish
 from apps.review.models import RoutingLabel
-from apps.webhooks.payloads import ticket_resolved_payload, ticket_routed_payload
+from apps.tickets.models import Ticket, TicketActivity
+from apps.tickets.payloads import ticket_resolved_payload, ticket_routed_payload
+from apps.tickets.realtime import desk_ticket_item_publish, desk_ticket_publish
+from apps.tickets.services import ticket_activity_add, ticket_message_post, ticket_status_set
 from apps.webhooks.services import webhook_event_emit
 
 logger = logging.getLogger(__name__)
@@ -215,38 +207,23 @@ def agents_offline_release(*, now: datetime | None = None) -> list[int]:
 # --- queue and assignment -------------------------------------------------------------------
 
 
-def ticket_activity_add(
-    ticket: Ticket, kind: str, *, actor: Any = None, **data: Any
-) -> TicketActivity:
-    """Record something that happened to a ticket and show it to the desks viewing it."""
-    activity = TicketActivity.objects.create(
-        ticket=ticket, kind=kind, actor=actor, pool_id=ticket.pool_id, data=data
-    )
-    desk_ticket_item_publish(
-        ticket.pk,
-        "activity",
-        {
-            "id": activity.pk,
-            "kind": kind,
-            "label": activity.get_kind_display(),
-            "actor": actor.get_username() if actor is not None else None,
-            "data": data,
-            "created_at": activity.created_at.isoformat(),
-        },
-    )
-    return activity
-
-
 def ticket_queue(
-    *, ticket: Ticket, pool: Pool, actor: Any = None, exclude_user_id: int | None = None
+    *,
+    ticket: Ticket,
+    pool: Pool,
+    actor: Any = None,
+    exclude_user_id: int | None = None,
+    tier: str | None = None,
 ) -> Ticket:
     """Put a ticket in `pool`'s queue and assign it if a member has room.
 
-    Called by routing, by the review queue and by "wrong pool". The SLA clock starts when the
-    ticket first reaches a queue and is not restarted by a move.
+    Called by routing (which names the `tier` that chose the pool), by the review queue and by
+    "wrong pool". The SLA clock starts when the ticket first reaches a queue and is not
+    restarted by a move.
     """
     with transaction.atomic():
         previous_pool_id, previous_assignee_id = ticket.pool_id, ticket.assignee_id
+        previous_pool_slug = ticket.pool.slug if ticket.pool is not None else None
         now = timezone.now()
         ticket.assignee = None
         ticket.assigned_at = None
@@ -264,11 +241,16 @@ def ticket_queue(
         ticket_activity_add(ticket, Kind.QUEUED, actor=actor, pool=pool.slug)
         pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
         _agent_queues_fill(user_id=previous_assignee_id)
+        # The pool's canned replies and similar tickets are the agent's context: gathered on
+        # every arrival in a queue (routed, reviewed, moved, reopened). Robust: context is a
+        # help for the agent; failing to queue it must not fail the move.
+        ticket_id = ticket.pk
+        transaction.on_commit(lambda: _context_gather_enqueue(ticket_id), robust=True)
     ticket.refresh_from_db()
     webhook_event_emit(
         event="ticket.routed",
         payload=ticket_routed_payload(
-            ticket=ticket, previous_pool_id=previous_pool_id, actor=actor
+            ticket=ticket, previous_pool=previous_pool_slug, actor=actor, tier=tier
         ),
     )
     return ticket
@@ -486,9 +468,12 @@ def _text_clean(text: str, *, limit: int) -> str:
     return cleaned
 
 
-def ticket_reply(*, ticket: Ticket, actor: Any, text: str) -> Message:
-    """Send the actor's reply to the customer (live in their widget). Replying to a queued
-    ticket claims it; the first reply stops the SLA clock."""
+def ticket_reply(
+    *, ticket: Ticket, actor: Any, text: str, attachments: Sequence[Attachment] = ()
+) -> Message:
+    """Send the actor's reply (a text, or files with an optional caption) to the customer, live
+    in their widget. Replying to a queued ticket claims it; the first reply stops the SLA
+    clock."""
     with transaction.atomic():
         locked = _ticket_lock(ticket)
         _check_access(actor, locked)
@@ -496,8 +481,12 @@ def ticket_reply(*, ticket: Ticket, actor: Any, text: str) -> Message:
             raise Conflict("The ticket is resolved; reopen it to reply.")
         if locked.status == Status.QUEUED and _is_member(actor, locked.pool_id):
             _ticket_assign(locked, actor, kind=Kind.CLAIMED, actor=actor)
-        posted = message_post(
-            conversation=locked.conversation, text=text, sender=Message.Sender.AGENT, author=actor
+        posted = ticket_message_post(
+            conversation=locked.conversation,
+            text=text,
+            sender=Message.Sender.AGENT,
+            author=actor,
+            attachments=attachments,
         )
         if locked.first_response_at is None:
             Ticket.objects.filter(pk=locked.pk).update(first_response_at=posted.message.created_at)
@@ -564,8 +553,6 @@ def ticket_reroute(*, ticket: Ticket, actor: Any, pool: Pool, reason: str) -> Ti
             reason=cleaned,
         )
         ticket_queue(ticket=locked, pool=pool, actor=actor, exclude_user_id=actor.pk)
-        # The new pool's canned replies and similar tickets differ: gather context again.
-        transaction.on_commit(lambda: _context_gather_enqueue(locked.pk), robust=True)
     locked.refresh_from_db()
     return locked
 

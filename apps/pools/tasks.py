@@ -4,10 +4,10 @@ context for routed tickets."""
 from celery import shared_task
 from django.db import DatabaseError
 
-from apps.chat.models import Ticket
 from apps.core.background import BackgroundLane
 from apps.pools.assist import drafts_stale_fail, ticket_context_gather, ticket_draft_write
 from apps.pools.services import agents_offline_release, tickets_sla_check
+from apps.tickets.models import Ticket
 
 # Context is a help, not a step of the ticket's life: the desk shows the ticket without it.
 _lane = BackgroundLane("context-gather", recovery="the desk shows the ticket without context")

@@ -7,13 +7,13 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 
-from apps.chat.models import Ticket
 from apps.orchestrator.models import RoutingDecision
 from apps.orchestrator.providers.base import PROVIDER_ERROR_KINDS
 from apps.reports.models import Alert, AlertRule
 from apps.reports.selectors import CONFIDENCE_TIERS, LATENCY_TIERS, LLM_TIERS, percentile
 from apps.review.models import ReviewItem
 from apps.review.selectors import review_queue_stats
+from apps.tickets.models import Ticket
 
 Metric = AlertRule.Metric
 

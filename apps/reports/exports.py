@@ -17,9 +17,9 @@ from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from apps.chat.models import Ticket
 from apps.orchestrator.models import RoutingDecision
 from apps.reports.selectors import decision_trails
+from apps.tickets.models import Ticket
 
 CHUNK = 2000
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection): customer

@@ -21,7 +21,6 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from apps.chat.models import Ticket
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.review.models import ReviewItem, RoutingLabel
@@ -32,6 +31,7 @@ from apps.review.selectors import (
     review_queue_stats,
     routing_accuracy,
 )
+from apps.tickets.models import Ticket
 
 Tier = RoutingDecision.Tier
 Action = RoutingDecision.Action

@@ -34,11 +34,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from apps.chat.models import Ticket
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.review.models import ReviewItem
 from apps.review.selectors import automatic_decision_list
+from apps.tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
 

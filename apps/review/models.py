@@ -3,9 +3,9 @@
 from django.conf import settings
 from django.db import models
 
-from apps.chat.models import Ticket
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
+from apps.tickets.models import Ticket
 
 
 class RoutingLabel(models.Model):

@@ -7,14 +7,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import message_post, ticket_status_set
+from apps.chat.models import Message
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.pools.services import ticket_queue
 from apps.review.models import ReviewItem, RoutingLabel
-from apps.webhooks.payloads import review_created_payload
+from apps.review.payloads import review_created_payload
+from apps.tickets.models import Ticket
+from apps.tickets.services import ticket_message_post, ticket_status_set
 from apps.webhooks.services import webhook_event_emit
 
 Verdict = ReviewItem.Verdict
@@ -180,7 +181,9 @@ def _review_act(ticket: Ticket, pool: Pool | None, reviewer: Any) -> None:
         ticket_queue(ticket=ticket, pool=pool, actor=reviewer)
         return
     # Said while the ticket is still open, so the message belongs to it.
-    message_post(conversation=ticket.conversation, text=NO_POOL_MESSAGE, sender=Message.Sender.BOT)
+    ticket_message_post(
+        conversation=ticket.conversation, text=NO_POOL_MESSAGE, sender=Message.Sender.BOT
+    )
     ticket_status_set(ticket=ticket, status=Ticket.Status.RESOLVED, change="resolved")
 
 

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.pools",
     "apps.chat",
+    "apps.tickets",
     "apps.orchestrator",
     "apps.review",
     "apps.reports",

@@ -6,8 +6,10 @@ from channels.layers import get_channel_layer
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, conversation_group, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create, conversation_group
+from apps.flows.messages import message_post
+from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ import hashlib
 import io
 import uuid
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from channels.db import database_sync_to_async
@@ -18,10 +18,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from apps.chat.attachments import UploadSizeLimitHandler, attachment_name_clean
-from apps.chat.models import Attachment, Message, Ticket
+from apps.chat.models import Attachment, Message
 from apps.chat.selectors import event_list_after
-from apps.chat.services import conversation_create, message_post
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.pools.services import pool_membership_set, pool_upsert, ticket_queue, ticket_resolve
+from apps.tickets.models import Ticket
 from supportdesk.asgi import application
 from tests.fakes.files import pdf_bytes, png_bytes
 
@@ -480,7 +482,7 @@ def test_staff_upload_with_a_session_passes_the_csrf_check_and_the_size_limit(
     csrf = {"HTTP_X_CSRFTOKEN": browser.cookies["csrftoken"].value}
     url = f"/api/v1/tickets/{billing_ticket.pk}/attachments/"
 
-    def send(content: bytes, **headers: str):
+    def send(content: bytes, **headers: Any):
         upload = SimpleUploadedFile("receipt.png", content, content_type="image/png")
         return browser.post(url, {"file": upload}, format="multipart", **headers)
 

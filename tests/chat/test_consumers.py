@@ -9,14 +9,12 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from apps.chat.models import Message, Ticket
+from apps.chat.models import Message
 from apps.chat.selectors import event_list_after
-from apps.chat.services import (
-    conversation_create,
-    conversation_group,
-    message_post,
-    ticket_status_set,
-)
+from apps.chat.services import conversation_create, conversation_group
+from apps.flows.messages import message_post
+from apps.tickets.models import Ticket
+from apps.tickets.services import ticket_status_set
 from supportdesk.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,11 +11,13 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
 
-from apps.chat.models import Conversation, Message, Ticket
+from apps.chat.models import Conversation, Message
 from apps.chat.selectors import event_list_after
-from apps.chat.services import conversation_create, message_post
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingRule
 from apps.pools.services import ticket_queue
+from apps.tickets.models import Ticket
 from supportdesk.asgi import application
 from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
 

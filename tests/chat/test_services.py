@@ -4,14 +4,17 @@ import pytest
 from django.db import IntegrityError
 from django.test import override_settings
 
-from apps.chat.models import Conversation, ConversationEvent, Message, Ticket
+from apps.chat.models import Conversation, ConversationEvent, Message
 from apps.chat.selectors import (
     conversation_authenticate,
     conversation_get_by_token,
     event_list_after,
 )
-from apps.chat.services import conversation_create, message_post, ticket_status_set
+from apps.chat.services import conversation_create
 from apps.core.errors import EmptyText, InvalidText, RateLimited, TextTooLong
+from apps.flows.messages import message_post
+from apps.tickets.models import Ticket
+from apps.tickets.services import ticket_status_set
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.chat.models import Message
-from apps.chat.services import ConversationCreated, conversation_create, message_post
+from apps.chat.services import ConversationCreated, conversation_create
+from apps.flows.messages import message_post
 from supportdesk.asgi import application
 from tests.fakes.frames import (
     INVALID,

@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from apps.chat.models import Ticket
 from apps.chat.services import conversation_create
+from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
 

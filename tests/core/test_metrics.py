@@ -12,9 +12,11 @@ from django.core.cache import cache
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingRule
+from apps.tickets.models import Ticket
 from tests.fakes import fixtures as fake_fixtures
 from tests.fakes import messages_api as api
 from tests.orchestrator import conftest as orchestrator_fixtures
@@ -257,7 +259,7 @@ def test_a_scraper_asking_for_openmetrics_gets_openmetrics(client):
 RECORD = """
 import django, sys
 django.setup()
-from apps.core.metrics import routing_decisions_record
+from apps.orchestrator.metrics import routing_decisions_record
 from apps.orchestrator.models import RoutingDecision
 routing_decisions_record([
     RoutingDecision(tier=tier, action="route", latency_ms=5, final=True, model="m",

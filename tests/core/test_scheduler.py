@@ -7,11 +7,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
 from apps.core.scheduler import EmbeddedBeat
-from apps.pools.models import TicketActivity
+from apps.flows.messages import message_post
 from apps.pools.services import pool_upsert, ticket_queue
+from apps.tickets.models import Ticket, TicketActivity
 
 CALLS: list[str] = []
 

@@ -148,9 +148,10 @@ print(json.dumps({"tokens": tokens}))
 # whatever the local model made of it.
 AFTER = """
 import json, os
-from apps.chat.models import Conversation, Ticket
+from apps.chat.models import Conversation
 from apps.review.services import review_item_open
 from apps.chat.services import ticket_status_set
+from apps.tickets.models import Ticket
 
 data = json.loads(os.environ["XSS_DATA"])
 customer = Conversation.objects.get(pk=data["main"]).customer

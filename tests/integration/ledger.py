@@ -15,9 +15,10 @@ QUERY = r"""
 import json
 from collections import Counter, defaultdict
 from django.db.models import Count
-from apps.chat.models import Conversation, ConversationEvent, Message, Ticket
+from apps.chat.models import Conversation, ConversationEvent, Message
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
+from apps.tickets.models import Ticket
 
 active = set(Pool.objects.filter(active=True).values_list("slug", flat=True))
 tickets = list(Ticket.objects.values("id", "conversation_id", "status", "pool__slug"))

@@ -2,7 +2,7 @@ from functools import cache
 
 import pytest
 
-from apps.core.services import DEFAULT_POOLS
+from apps.flows.demo import DEFAULT_POOLS
 from apps.orchestrator.local_model import LocalClassifier, seed_examples
 from apps.orchestrator.models import ModelVersion
 from apps.orchestrator.selectors import artifact_signature

@@ -147,8 +147,10 @@ def test_classify_batch_without_the_flag_never_calls_a_model(pools, llm, tmp_pat
 
 
 def test_route_stuck_routes_tickets_left_in_routing(pools, local_model):
-    from apps.chat.models import Message, Ticket
-    from apps.chat.services import conversation_create, message_post
+    from apps.chat.models import Message
+    from apps.chat.services import conversation_create
+    from apps.flows.messages import message_post
+    from apps.tickets.models import Ticket
 
     conversation = conversation_create().conversation
     # Inside the test transaction on_commit never fires: like a server killed before routing.

@@ -4,12 +4,13 @@ pool queue (or to review when no cheap tier finds one)."""
 import pytest
 from django.core.cache import cache
 
-from apps.chat.models import Conversation, ConversationEvent, Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Conversation, ConversationEvent, Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision
 from apps.orchestrator.services import ticket_human_request, ticket_route
-from apps.pools.models import TicketActivity
 from apps.pools.services import ticket_queue
+from apps.tickets.models import Ticket, TicketActivity
 from tests.orchestrator.conftest import route_reply
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import PromptExperiment, PromptVersion, RoutingDecision
 from apps.orchestrator.prompt_admin import results_table
 from apps.orchestrator.prompt_selectors import (
@@ -25,6 +26,7 @@ from apps.orchestrator.prompt_stats import (
 from apps.orchestrator.services import text_route_dry_run, ticket_route
 from apps.review.models import ReviewItem
 from apps.review.services import review_item_resolve
+from apps.tickets.models import Ticket
 from tests.orchestrator.conftest import route_reply
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from apps.core.errors import Conflict, PermissionDenied
-from apps.core.services import demo_seed
+from apps.flows.demo import demo_seed
 from apps.orchestrator.models import PromptActivation, PromptExperiment, PromptVersion
 from apps.orchestrator.prompt_services import (
     prompt_experiment_promote,

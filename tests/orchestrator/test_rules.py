@@ -6,10 +6,12 @@ import time
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision, RoutingRule
 from apps.orchestrator.services import rule_create, ticket_route
+from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
 Tier = RoutingDecision.Tier

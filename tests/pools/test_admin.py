@@ -4,10 +4,12 @@ desk's records are read-only."""
 import pytest
 from django.contrib.auth.models import User
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.pools.models import AgentProfile, CannedReply, InternalNote, PoolMembership
 from apps.pools.services import agent_presence_connect, pool_upsert, ticket_queue
+from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +77,7 @@ def test_desk_records_are_read_only(admin_client_, billing):
     url = f"/admin/pools/internalnote/{note.pk}/change/"
     assert admin_client_.get(url).status_code == 200
     assert admin_client_.post(url, {"text": "changed"}).status_code == 403
-    assert admin_client_.get("/admin/pools/ticketactivity/add/").status_code == 403
+    assert admin_client_.get("/admin/tickets/ticketactivity/add/").status_code == 403
     assert admin_client_.get("/admin/review/routinglabel/").status_code == 200
 
 

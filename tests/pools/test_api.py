@@ -6,10 +6,11 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from apps.chat.models import ConversationEvent, Message, Ticket
-from apps.chat.services import conversation_create, message_post
-from apps.core.services import DEFAULT_POOLS
-from apps.pools.models import AgentProfile, CannedReply, InternalNote, TicketActivity
+from apps.chat.models import ConversationEvent, Message
+from apps.chat.services import conversation_create
+from apps.flows.demo import DEFAULT_POOLS
+from apps.flows.messages import message_post
+from apps.pools.models import AgentProfile, CannedReply, InternalNote
 from apps.pools.services import (
     agent_presence_connect,
     pool_membership_set,
@@ -17,6 +18,7 @@ from apps.pools.services import (
     ticket_queue,
 )
 from apps.review.models import RoutingLabel
+from apps.tickets.models import Ticket, TicketActivity
 
 
 @pytest.fixture

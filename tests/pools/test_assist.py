@@ -15,15 +15,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from apps.chat.models import ConversationEvent, Customer, Message, Ticket
-from apps.chat.services import (
-    conversation_create,
-    conversation_group,
-    message_post,
-    ticket_status_set,
-)
+from apps.chat.models import ConversationEvent, Customer, Message
+from apps.chat.services import conversation_create, conversation_group
 from apps.core.errors import RateLimited
-from apps.core.services import DEFAULT_POOLS
+from apps.flows.demo import DEFAULT_POOLS
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingRule
 from apps.pools.assist import (
     CONTEXT_SOURCES,
@@ -36,7 +32,6 @@ from apps.pools.assist import (
     ticket_draft_write,
 )
 from apps.pools.models import CannedReply, DraftReply, TicketContext
-from apps.pools.realtime import desk_ticket_group
 from apps.pools.services import (
     pool_membership_set,
     pool_upsert,
@@ -46,6 +41,9 @@ from apps.pools.services import (
     ticket_reroute,
     ticket_resolve,
 )
+from apps.tickets.models import Ticket
+from apps.tickets.realtime import desk_ticket_group
+from apps.tickets.services import ticket_status_set
 from tests.fakes import messages_api as api
 from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
 
@@ -581,13 +579,33 @@ def test_a_ticket_sent_to_review_gets_no_context(pools):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_ticket_queued_by_a_person_gets_its_context_too(pools):
+    # A reviewer's verdict (or a reopen) queues the ticket the way routing does: the agent who
+    # picks it up sees its context as for a routed one.
+    CannedReply.objects.create(
+        pool=pools["billing"], title="Invoice copy", text="Download the invoice under Settings."
+    )
+    created = conversation_create(name="Ada").conversation
+    message_post(
+        conversation=created, text="An invoice copy, please", sender=Message.Sender.CUSTOMER
+    )
+    ticket = Ticket.objects.get(conversation=created)
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    reviewer = staff("rita", pools=[])
+    ticket_queue(ticket=ticket, pool=pools["billing"], actor=reviewer)
+    context = TicketContext.objects.get(ticket=ticket)
+    assert [row["title"] for row in context.canned_replies] == ["Invoice copy"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_moving_a_ticket_to_another_pool_gathers_its_context_again(pools):
     CannedReply.objects.create(
         pool=pools["technical"], title="Password reset", text="Use Forgot password."
     )
     bea = staff("bea", pools=[pools["billing"]])
     ticket = queued_ticket(pools["billing"], "I cannot reset my password")
-    assert not TicketContext.objects.filter(ticket=ticket).exists()
+    # Gathered when it reached Billing's queue: Billing has no canned replies.
+    assert TicketContext.objects.get(ticket=ticket).canned_replies == []
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(desk_ticket_group(ticket.pk), channel)

@@ -12,8 +12,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import ConversationCreated, conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import ConversationCreated, conversation_create
+from apps.flows.messages import message_post
 from apps.pools.models import AgentProfile, Pool
 from apps.pools.services import (
     pool_membership_set,
@@ -22,6 +23,7 @@ from apps.pools.services import (
     ticket_queue,
     ticket_reroute,
 )
+from apps.tickets.models import Ticket
 from supportdesk.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -5,10 +5,11 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post, ticket_status_set
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
 from apps.core.errors import NotFound
-from apps.core.services import DEFAULT_POOLS
+from apps.flows.demo import DEFAULT_POOLS
+from apps.flows.messages import message_post
 from apps.pools.models import CannedReply, Pool
 from apps.pools.selectors import (
     agent_load,
@@ -30,6 +31,8 @@ from apps.pools.services import (
     ticket_queue,
     tickets_sla_check,
 )
+from apps.tickets.models import Ticket
+from apps.tickets.services import ticket_status_set
 
 pytestmark = pytest.mark.django_db
 

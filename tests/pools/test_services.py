@@ -12,13 +12,13 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
-from apps.chat.models import ConversationEvent, Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import ConversationEvent, Message
+from apps.chat.services import conversation_create
 from apps.core.errors import Conflict, EmptyText, NotFound, PermissionDenied
-from apps.core.services import DEFAULT_POOLS
+from apps.flows.demo import DEFAULT_POOLS
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision
-from apps.pools.models import AgentProfile, CannedReply, InternalNote, Pool, TicketActivity
-from apps.pools.realtime import DESK_ALL, desk_pool_group, desk_ticket_group
+from apps.pools.models import AgentProfile, CannedReply, InternalNote, Pool
 from apps.pools.services import (
     agent_presence_connect,
     agent_presence_disconnect,
@@ -40,6 +40,8 @@ from apps.pools.services import (
     tickets_sla_check,
 )
 from apps.review.models import RoutingLabel
+from apps.tickets.models import Ticket, TicketActivity
+from apps.tickets.realtime import DESK_ALL, desk_pool_group, desk_ticket_group
 
 pytestmark = pytest.mark.django_db
 

@@ -23,10 +23,12 @@ from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.pools.models import Pool
 from apps.pools.services import pool_membership_set, pool_upsert, ticket_queue
+from apps.tickets.models import Ticket
 from supportdesk.asgi import application
 from tests.fakes.frames import (
     INVALID,

@@ -8,11 +8,13 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.chat.attachments import attachment_post
-from apps.chat.models import Attachment, Message, Ticket
-from apps.chat.services import conversation_create, message_post, ticket_status_set
+from apps.chat.models import Attachment, Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import attachment_post, message_post
 from apps.pools.assist import ticket_context_gather
 from apps.pools.services import ticket_queue
+from apps.tickets.models import Ticket
+from apps.tickets.services import ticket_status_set
 from tests.fakes.files import png_bytes
 from tests.pools.test_api import api_as, pools, staff  # noqa: F401  (pools is a fixture)
 from tests.pools.test_consumers import desk_ready, receive_until_quiet

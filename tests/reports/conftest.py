@@ -11,11 +11,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
-from apps.chat.models import Ticket
 from apps.chat.services import conversation_create
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.review.models import ReviewItem, RoutingLabel
+from apps.tickets.models import Ticket
 from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
 from tests.orchestrator.conftest import llm, pools  # noqa: F401  (fixtures)
 

@@ -13,8 +13,9 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision
 from apps.orchestrator.services import ticket_route
 from apps.pools.services import tickets_sla_check
@@ -22,6 +23,7 @@ from apps.reports.alert_selectors import alert_figure, alert_list_open
 from apps.reports.alerts import alert_acknowledge, alerts_evaluate
 from apps.reports.models import Alert, AlertRule
 from apps.reports.tasks import alerts_evaluate_task
+from apps.tickets.models import Ticket
 from apps.webhooks.models import WebhookEndpoint
 from tests.fakes import messages_api as api
 from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)

@@ -10,9 +10,9 @@ from django.db import connection
 from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 
-from apps.chat.models import Ticket
 from apps.orchestrator.models import RoutingDecision
 from apps.reports import exports
+from apps.tickets.models import Ticket
 from tests.reports.conftest import END, START
 
 PERIOD = {"from": START.isoformat(), "to": END.isoformat()}

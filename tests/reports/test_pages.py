@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.core.services import demo_seed
+from apps.flows.demo import demo_seed
 from apps.orchestrator.models import RoutingDecision
 from apps.reports.selectors import user_can_view_reports
 from tests.reports.conftest import END, START

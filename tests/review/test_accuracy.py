@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post, ticket_status_set
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.review.audit import audit_item_maybe_open
@@ -20,6 +21,8 @@ from apps.review.selectors import (
     wilson_interval,
 )
 from apps.review.services import review_item_open, review_item_resolve
+from apps.tickets.models import Ticket
+from apps.tickets.services import ticket_status_set
 
 pytestmark = pytest.mark.django_db
 

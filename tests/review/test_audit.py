@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 
-from apps.chat.models import Conversation, Customer, Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Conversation, Customer, Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision, RoutingRule
 from apps.orchestrator.services import ticket_human_request, ticket_route
 from apps.pools.models import Pool
@@ -18,6 +19,7 @@ from apps.pools.services import agent_presence_connect, pool_membership_set
 from apps.review.audit import audit_item_maybe_open
 from apps.review.models import ReviewItem
 from apps.review.services import review_item_resolve
+from apps.tickets.models import Ticket
 from tests.orchestrator.conftest import route_reply
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,10 @@ from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from django.core.management import call_command
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
 from apps.core.errors import Conflict, PermissionDenied
+from apps.flows.messages import message_post
 from apps.orchestrator import selectors
 from apps.orchestrator.local_model import (
     OTHER,
@@ -40,6 +41,7 @@ from apps.review.learning import (
 from apps.review.models import ReviewItem, RoutingLabel, TrainingExample
 from apps.review.services import review_item_resolve
 from apps.review.tasks import router_retrain_task
+from apps.tickets.models import Ticket
 from tests.orchestrator.conftest import route_reply
 
 pytestmark = pytest.mark.django_db

@@ -6,12 +6,14 @@ from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from apps.chat.models import ConversationEvent, Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import ConversationEvent, Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.services import ticket_human_request, ticket_route
 from apps.pools.services import agent_presence_connect, pool_membership_set
 from apps.review.models import ReviewItem, RoutingLabel
 from apps.review.services import review_item_resolve
+from apps.tickets.models import Ticket
 from tests.fakes import messages_api as api
 from tests.orchestrator.conftest import route_reply
 

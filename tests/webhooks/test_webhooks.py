@@ -9,10 +9,12 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import reverse
 
-from apps.chat.models import Message, Ticket
-from apps.chat.services import conversation_create, message_post
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.messages import message_post
 from apps.orchestrator.services import ticket_route
 from apps.pools.services import ticket_resolve
+from apps.tickets.models import Ticket
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 from apps.webhooks.services import webhook_delivery_attempt, webhook_event_emit
 from apps.webhooks.tasks import webhook_deliveries_retry_task

@@ -1,6 +1,6 @@
 """Pools and the desk: teams, their members, canned replies, and what agents do to tickets."""
 
-from apps.pools.models.desk import DraftReply, InternalNote, TicketActivity, TicketContext
+from apps.pools.models.desk import DraftReply, InternalNote, TicketContext
 from apps.pools.models.pool import (
     AgentProfile,
     CannedReply,
@@ -16,7 +16,6 @@ __all__ = [
     "InternalNote",
     "Pool",
     "PoolMembership",
-    "TicketActivity",
     "TicketContext",
     "validate_required_fields",
 ]

@@ -1,4 +1,4 @@
-"""What happens to a ticket on the desk: activity, internal notes, AI drafts, gathered context."""
+"""What the desk keeps beside a ticket: internal notes, AI drafts, gathered context."""
 
 from django.conf import settings
 from django.db import models
@@ -7,46 +7,11 @@ from django.db.models import Q
 from apps.core.models import TimeStampedModel
 
 
-class TicketActivity(models.Model):
-    """One thing that happened to a ticket on the desk (append-only; reports count these)."""
-
-    class Kind(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        ASSIGNED = "assigned", "Assigned"
-        CLAIMED = "claimed", "Claimed"
-        UNASSIGNED = "unassigned", "Unassigned"
-        RETURNED = "returned", "Returned to the queue (agent offline)"
-        REROUTED = "rerouted", "Moved to another pool"
-        RESOLVED = "resolved", "Resolved"
-        REOPENED = "reopened", "Reopened"
-        HUMAN_REQUESTED = "human_requested", "Customer asked for a person"
-        SLA_BREACHED = "sla_breached", "First-response SLA breached"
-
-    ticket = models.ForeignKey("chat.Ticket", on_delete=models.CASCADE, related_name="activities")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    pool = models.ForeignKey(
-        "pools.Pool", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        verbose_name_plural = "ticket activities"
-        indexes = [models.Index(fields=["kind", "created_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.kind} ticket={self.ticket_id}"
-
-
 class InternalNote(TimeStampedModel):
     """A note between staff on a ticket. Stored apart from messages: it has no path to the
     customer's event log."""
 
-    ticket = models.ForeignKey("chat.Ticket", on_delete=models.CASCADE, related_name="notes")
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="notes")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -67,7 +32,7 @@ class DraftReply(models.Model):
         READY = "ready", "Ready"
         FAILED = "failed", "Failed"
 
-    ticket = models.ForeignKey("chat.Ticket", on_delete=models.CASCADE, related_name="drafts")
+    ticket = models.ForeignKey("tickets.Ticket", on_delete=models.CASCADE, related_name="drafts")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -98,7 +63,9 @@ class TicketContext(models.Model):
     """Background for the agent, gathered when the ticket is routed. Each source is
     time-bounded; one that timed out or failed is named in `missing`."""
 
-    ticket = models.OneToOneField("chat.Ticket", on_delete=models.CASCADE, related_name="context")
+    ticket = models.OneToOneField(
+        "tickets.Ticket", on_delete=models.CASCADE, related_name="context"
+    )
     earlier_tickets = models.JSONField(default=list, blank=True)
     similar_tickets = models.JSONField(default=list, blank=True)
     canned_replies = models.JSONField(default=list, blank=True)

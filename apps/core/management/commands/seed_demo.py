@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.core.services import demo_seed
+from apps.flows.demo import demo_seed
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.chat.models import Ticket
 from apps.orchestrator.services import ticket_route, tickets_stuck_requeue
+from apps.tickets.models import Ticket
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Project-wide write operations: demo data."""
+"""Demo data: the default pools, staff of each role, canned replies and a trained local model."""
 
 from dataclasses import dataclass
 from typing import Any

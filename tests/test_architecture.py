@@ -1,0 +1,58 @@
+"""The rules of docs/architecture.md that import-linter cannot see.
+
+import-linter (`make lint`, pyproject.toml) checks that each app imports only the apps below
+it, counting imports inside functions too. What it cannot tell is *where* an import sits: an
+import of another app inside a function body is how a cycle used to be hidden, so none may
+remain (an app's own modules may still be imported late, as Django's `AppConfig.ready` does).
+"""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = ROOT / "apps"
+
+
+def app_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "apps" else None
+
+
+def imports_in_function_bodies(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every `apps.*` import written inside a function of `path`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.ImportFrom) and inner.module and inner.level == 0:
+                found.append((inner.lineno, inner.module))
+            elif isinstance(inner, ast.Import):
+                found += [(inner.lineno, alias.name) for alias in inner.names]
+    return sorted((line, module) for line, module in found if app_of(module))
+
+
+def test_no_app_imports_another_app_inside_a_function():
+    offenders = []
+    for path in sorted(APPS.rglob("*.py")):
+        own = path.relative_to(APPS).parts[0]
+        for line, module in imports_in_function_bodies(path):
+            if app_of(module) != own:
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert offenders == []
+
+
+def test_the_check_finds_an_import_inside_a_function(tmp_path):
+    # The check itself: a late import of another app, nested in a method, is found.
+    module = tmp_path / "late.py"
+    module.write_text(
+        "class A:\n"
+        "    def f(self):\n"
+        "        if True:\n"
+        "            from apps.pools.services import ticket_queue\n"
+        "        import apps.review.services\n"
+    )
+    assert imports_in_function_bodies(module) == [
+        (4, "apps.pools.services"),
+        (5, "apps.review.services"),
+    ]
