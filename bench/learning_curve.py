@@ -77,10 +77,10 @@ from apps.chat.models import Message, Ticket  # noqa: E402
 from apps.chat.services import conversation_create, message_post  # noqa: E402
 from apps.orchestrator.local_model import OTHER  # noqa: E402
 from apps.orchestrator.models import ModelVersion, RoutingDecision  # noqa: E402
-from apps.orchestrator.services import model_version_train  # noqa: E402
+from apps.orchestrator.training.retrain import RetrainResult, model_version_retrain  # noqa: E402
+from apps.orchestrator.training.versions import model_version_train  # noqa: E402
 from apps.pools.models import Pool  # noqa: E402
 from apps.pools.services import pool_upsert, ticket_reroute  # noqa: E402
-from apps.review.learning import RetrainResult, model_version_retrain  # noqa: E402
 from apps.review.models import ReviewItem, RoutingLabel  # noqa: E402
 from apps.review.services import review_item_resolve  # noqa: E402
 from tests.fakes.messages_api import MessagesApiStandIn, Reply, tool_use  # noqa: E402

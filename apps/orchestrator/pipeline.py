@@ -16,11 +16,12 @@ from typing import Any
 from django.conf import settings
 
 from apps.core.errors import ValidationFailed
-from apps.orchestrator import cache, prompts
+from apps.orchestrator import cache
 from apps.orchestrator.fields import fields_missing
 from apps.orchestrator.local_model import OTHER, LocalClassifier
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
 from apps.orchestrator.pricing import Usage, cost_usd
+from apps.orchestrator.prompts import text as prompt_text
 from apps.orchestrator.providers.base import (
     ProviderCall,
     ProviderError,
@@ -322,7 +323,7 @@ class RoutingPipeline:
     def llm_call(self, model: str, text: str) -> ProviderCall:
         """The forced tool call that asks `model` to route the minimised `text`."""
         assert self.prompt is not None
-        system = prompts.system_prompt(
+        system = prompt_text.system_prompt(
             template=self.prompt.text,
             few_shot=self.prompt.few_shot,
             pools=list(self.pools.values()),
@@ -331,7 +332,7 @@ class RoutingPipeline:
             model=model,
             system=system,
             tool=route_tool(sorted(self.pools)),
-            messages=[{"role": "user", "content": prompts.user_turn(text)}],
+            messages=[{"role": "user", "content": prompt_text.user_turn(text)}],
             cache_prefix=settings.ROUTER_PROMPT_CACHE,
         )
 
@@ -410,7 +411,7 @@ class RoutingPipeline:
     def _retry_turns(
         self, reply: ProviderReply, errors: list[str], slugs: set[str]
     ) -> list[dict[str, Any]]:
-        instructions = prompts.retry_instructions(errors, slugs)
+        instructions = prompt_text.retry_instructions(errors, slugs)
         assistant = {
             "role": "assistant",
             "content": reply.content or [{"type": "text", "text": "(no answer)"}],

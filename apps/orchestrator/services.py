@@ -2,8 +2,6 @@
 
 import contextlib
 import logging
-import math
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,21 +19,13 @@ from apps.core.logging import log_context
 from apps.core.metrics import routing_decisions_record
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
-from apps.orchestrator.local_model import (
-    LocalClassifier,
-    evaluate,
-    min_support,
-    threshold_for_precision,
-)
 from apps.orchestrator.models import (
-    ModelVersion,
-    ModelVersionActivation,
     PromptVersion,
     RoutingDecision,
     RoutingRule,
 )
 from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
-from apps.orchestrator.prompt_selectors import prompt_for_ticket
+from apps.orchestrator.prompts.selectors import prompt_for_ticket
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
@@ -43,7 +33,6 @@ from apps.pools.models import Pool, TicketActivity
 from apps.pools.selectors import pool_list
 from apps.pools.services import ticket_activity_add, ticket_queue
 from apps.review.audit import audit_item_maybe_open
-from apps.review.learning import training_examples_store
 from apps.review.services import review_item_open
 
 logger = logging.getLogger(__name__)
@@ -94,7 +83,7 @@ def pipeline_build(
     """A pipeline over the current pools, rules, prompt and local model.
 
     The prompt is `prompt` when given (offline comparison), else the ticket's arm of a running
-    A/B test, else the active version (`prompt_selectors.prompt_for_ticket`).
+    A/B test, else the active version (`prompts.selectors.prompt_for_ticket`).
     """
     if use_llm and provider is None:
         provider = router_provider()
@@ -473,83 +462,3 @@ def tickets_stuck_requeue(*, older_than: timedelta | None = None) -> list[int]:
         ids = list(stuck.select_for_update(skip_locked=True).values_list("pk", flat=True))
         Ticket.objects.filter(pk__in=ids).update(updated_at=now)
     return ids
-
-
-@transaction.atomic
-def model_version_train(
-    *,
-    examples: Sequence[tuple[str, str]],
-    note: str = "",
-    activate: bool = True,
-    target_precision: float = 0.98,
-    holdout_share: float = 0.2,
-    seed: int = 0,
-    show_progress: bool = False,
-) -> ModelVersion:
-    """Train a local classifier, evaluate it on a held-out slice, store it signed.
-
-    The threshold is the lowest confidence at which held-out decisions reach
-    `target_precision`; the final model is then trained on every example.
-    """
-    rows = list(examples)
-    rng = random.Random(seed)
-    rng.shuffle(rows)
-    cut = int(len(rows) * (1 - holdout_share))
-    train, held = rows[:cut], rows[cut:]
-    metrics: dict[str, object] = {}
-    threshold = settings.ROUTER_LOCAL_THRESHOLD
-    if held and len({label for _, label in train}) >= 2:
-        candidate = LocalClassifier.train(
-            texts=[t for t, _ in train], labels=[label for _, label in train], seed=seed
-        )
-        held_texts, held_labels = [t for t, _ in held], [label for _, label in held]
-        evaluation = evaluate(candidate, texts=held_texts, labels=held_labels)
-        predictions = candidate.predict_many(held_texts)
-        # A precision measured on a handful of held-out texts says little: the threshold must
-        # rest on at least max(ROUTER_THRESHOLD_MIN_ROUTED, 1/(1 - precision)) of them, or the
-        # model auto-routes nothing (1.0) until retraining has measured it on people's labels.
-        min_accepted = min_support(
-            error_rate=1 - target_precision, floor=settings.ROUTER_THRESHOLD_MIN_ROUTED
-        )
-        threshold = threshold_for_precision(
-            predictions, held_labels, target_precision=target_precision, min_accepted=min_accepted
-        )
-        metrics = {
-            "accuracy": evaluation.accuracy,
-            "macro_f1": evaluation.macro_f1,
-            "ece": evaluation.ece,
-            "per_label": evaluation.per_label,
-            "holdout": evaluation.n,
-            "target_precision": target_precision,
-            "min_accepted": min_accepted,
-            "threshold_met": math.isfinite(threshold),
-        }
-    classifier = LocalClassifier.train(
-        texts=[t for t, _ in rows],
-        labels=[label for _, label in rows],
-        seed=seed,
-        show_progress=show_progress,
-    )
-    artifact = classifier.to_bytes()
-    with transaction.atomic():
-        previous = ModelVersion.objects.filter(active=True).first() if activate else None
-        if activate:
-            ModelVersion.objects.filter(active=True).update(active=False)
-        version = ModelVersion.objects.create(
-            labels=classifier.labels,
-            artifact=artifact,
-            signature=selectors.artifact_signature(artifact),
-            metrics=metrics,
-            threshold=min(max(threshold, 0.0), 1.0),
-            training_examples=len(rows),
-            note=note,
-            active=activate,
-        )
-        if activate:
-            # Every switch of the active model is in the activation history, this one too.
-            ModelVersionActivation.objects.create(
-                version=version, previous=previous, note=f"trained: {note}"[:300]
-            )
-            # What an active model was trained on is the base later retrainings start from.
-            training_examples_store(examples=rows, dataset=note or f"model v{version.pk}")
-        return version

@@ -3,7 +3,7 @@
 Prompt versions are append-only: the change view is read-only, with "New version from this"
 (an add form prefilled from the version, whose parent it becomes) and "Diff against parent".
 Activation (or rollback) is an action; A/B tests are started from their add form and ended by
-promoting a winner. Each writes through `prompt_services`, which checks the permission
+promoting a winner. Each writes through `prompts.services`, which checks the permission
 (`orchestrator.activate_promptversion`) and records every switch as a PromptActivation.
 """
 
@@ -23,13 +23,13 @@ from django.utils.safestring import SafeString
 from apps.core.admin import ReadOnlyAdmin, version_activate_action
 from apps.core.errors import ApplicationError
 from apps.orchestrator.models import PromptActivation, PromptExperiment, PromptVersion
-from apps.orchestrator.prompt_selectors import (
+from apps.orchestrator.prompts.selectors import (
     ArmResult,
     ExperimentResult,
     prompt_experiment_result,
     prompt_version_diff,
 )
-from apps.orchestrator.prompt_services import (
+from apps.orchestrator.prompts.services import (
     ACTIVATE_PERMISSION,
     ADD_PERMISSION,
     few_shot_errors,

@@ -16,7 +16,7 @@ from apps.orchestrator.models import (
     PromptVersion,
     RoutingDecision,
 )
-from apps.orchestrator.prompt_stats import (
+from apps.orchestrator.prompts.stats import (
     ZTest,
     arm_is_variant,
     percentile,
