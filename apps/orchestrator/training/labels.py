@@ -23,7 +23,7 @@ class TrainingLabel:
     """One labelled text for the local model."""
 
     ticket_id: int
-    text: str  # the minimised customer text the router saw
+    text: str  # the redacted customer text the router saw
     label: str  # a pool slug, or OTHER when no pool fits
     weight: float  # 1.0 for people's labels, ROUTER_DISTILL_WEIGHT for distilled ones
     source: str  # a RoutingLabel.Source value, or DISTILLED
@@ -34,7 +34,7 @@ def training_labels(*, since: datetime | None = None) -> list[TrainingLabel]:
 
     People's labels (review, audit, reroute): the ticket's newest label wins; its text is the
     newest non-empty text among the ticket's labels. Distilled labels (when
-    ROUTER_DISTILL_WEIGHT > 0): a ticket without any human label whose newest final LLM or
+    ROUTER_DISTILL_WEIGHT > 0): a ticket without any human label whose newest deciding LLM or
     escalation decision routed it to a pool with confidence >= ROUTER_DISTILL_MIN_CONFIDENCE,
     at ROUTER_DISTILL_WEIGHT. Texts that are empty are skipped.
     """
@@ -62,11 +62,10 @@ def training_labels(*, since: datetime | None = None) -> list[TrainingLabel]:
 
 def _distilled_labels(*, since: datetime | None, weight: float) -> list[TrainingLabel]:
     decisions = (
-        RoutingDecision.objects.filter(
-            final=True,
-            dry_run=False,
+        RoutingDecision.objects.real()
+        .deciding()
+        .filter(
             valid=True,
-            ticket__isnull=False,
             tier__in=[Tier.LLM, Tier.ESCALATION],
             action__in=[Action.ROUTE, Action.CLARIFY],
             pool__isnull=False,
