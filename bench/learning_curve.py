@@ -58,7 +58,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "supportdesk.settings.local"
 os.environ["SQLITE_PATH"] = str(_TMP / "db.sqlite3")
 os.environ.pop("DATABASE_URL", None)
 os.environ["REDIS_URL"] = ""  # Celery eager: routing runs inside message_post's on_commit
-os.environ["ROUTER_IN_THREAD"] = "false"
+os.environ["BACKGROUND_IN_THREAD"] = "false"
 os.environ["EMBEDDED_BEAT"] = "false"
 os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the stand-in's URL is set once it listens
 os.environ["DEBUG"] = "false"  # DEBUG keeps every SQL query in memory
