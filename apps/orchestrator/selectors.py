@@ -75,9 +75,9 @@ def decision_list(
     tier: str | None = None,
     pool: Pool | None = None,
     ticket: Ticket | None = None,
-    final: bool | None = None,
+    deciding: bool | None = None,
 ) -> QuerySet[RoutingDecision]:
-    """Routing decisions, newest first, filtered."""
+    """Routing decisions, newest first, filtered (`deciding`: whether the attempt ended its run)."""
     decisions = RoutingDecision.objects.select_related("pool", "prompt_version").order_by(
         "-created_at", "-id"
     )
@@ -91,6 +91,6 @@ def decision_list(
         decisions = decisions.filter(pool=pool)
     if ticket is not None:
         decisions = decisions.filter(ticket=ticket)
-    if final is not None:
-        decisions = decisions.filter(final=final)
+    if deciding is not None:
+        decisions = decisions.filter(final=deciding)
     return decisions

@@ -102,13 +102,15 @@ def pipeline_build(
 def _decisions_save(
     outcome: RoutingOutcome, *, ticket: Ticket | None, request_id: uuid.UUID, dry_run: bool
 ) -> list[RoutingDecision]:
-    rows = [_decision_row(draft, outcome, ticket, request_id, dry_run) for draft in outcome.trail]
+    rows = [
+        _decision_from_draft(draft, outcome, ticket, request_id, dry_run) for draft in outcome.trail
+    ]
     saved = RoutingDecision.objects.bulk_create(rows)
     routing_decisions_record(saved)  # Prometheus counters, once the rows are committed
     return saved
 
 
-def _decision_row(
+def _decision_from_draft(
     draft: DecisionDraft,
     outcome: RoutingOutcome,
     ticket: Ticket | None,
@@ -123,7 +125,7 @@ def _decision_row(
         prompt_version=draft.prompt_version,
         model_version=draft.model_version,
         rule=draft.rule,
-        input_minimised=outcome.minimised,
+        input_minimised=outcome.redacted,
         raw_output=draft.raw_output,
         action=draft.action,
         pool=draft.pool,
@@ -138,7 +140,7 @@ def _decision_row(
         cache_read_tokens=draft.usage.cache_read_tokens,
         cache_creation_tokens=draft.usage.cache_creation_tokens,
         cost_usd=draft.cost,
-        final=draft.final,
+        final=draft.ends_run,
         dry_run=dry_run,
     )
 
@@ -154,11 +156,12 @@ def ticket_route(
 ) -> RoutingDecision | None:
     """Route a ticket through the tiers, record every attempt, and move the ticket.
 
-    Returns the final decision, or None when the ticket no longer needs routing or another run
-    is routing it. LLM calls happen outside any database transaction. A customer who asked for a
-    person skips the LLM tiers and any clarifying question (`_handoff`). `run_id` names the run
-    for the ticket's routing lease: a Celery task passes its id, so a redelivery of the same
-    task (its worker died) takes its lease over at once.
+    Returns the deciding decision (the attempt that ended the run), or None when the ticket no
+    longer needs routing or another run is routing it. LLM calls happen outside any database
+    transaction. A customer who asked for a person skips the LLM tiers and any clarifying
+    question (`_handoff`). `run_id` names the run for the ticket's routing lease: a Celery task
+    passes its id, so a redelivery of the same task (its worker died) takes its lease over at
+    once.
     """
     with log_context(ticket_id=ticket.pk):
         return _ticket_route(ticket=ticket, provider=provider, run_id=run_id or uuid.uuid4().hex)
@@ -233,7 +236,7 @@ def _ticket_route_leased(
     if human and ticket.pool is not None:
         # The pool is known already; what the earlier routing found in the text still holds.
         outcome = RoutingOutcome(
-            "route", ticket.pool, [], _minimised(text), ticket.injection_suspected
+            "route", ticket.pool, [], _redacted(text), ticket.injection_suspected
         )
     else:
         asked_before = ticket.decisions.filter(tier=RoutingDecision.Tier.CLARIFY).exists()
@@ -315,15 +318,15 @@ def _ticket_route_leased(
         ticket.pk,
         outcome.action,
         outcome.pool.slug if outcome.pool else "-",
-        outcome.final.tier,
+        outcome.deciding.tier,
     )
     return decisions[-1]
 
 
-def _minimised(text: str) -> str:
+def _redacted(text: str) -> str:
     """The text as decisions store it (PII redacted), or "" when validation refuses it."""
     try:
-        return input_validate(text, max_chars=settings.ROUTER_MAX_INPUT_CHARS).minimised
+        return input_validate(text, max_chars=settings.ROUTER_MAX_INPUT_CHARS).redacted
     except ValidationFailed:
         return ""
 
@@ -332,19 +335,25 @@ def _handoff(outcome: RoutingOutcome) -> RoutingOutcome:
     """A person was asked for: the cheap tiers' pool if they found one, else the review queue.
     The last step of the trail records the handoff itself."""
     for draft in outcome.trail:
-        draft.final = False
+        draft.ends_run = False
     if outcome.action in ("route", "clarify") and outcome.pool is not None:
-        action, reason = "route", f"customer asked for a person; {outcome.pool.name} fits"
+        action, reason = (
+            RoutingDecision.Action.ROUTE,
+            f"customer asked for a person; {outcome.pool.name} fits",
+        )
         outcome = RoutingOutcome(
-            "route", outcome.pool, outcome.trail, outcome.minimised, outcome.injection
+            "route", outcome.pool, outcome.trail, outcome.redacted, outcome.injection
         )
     else:
-        action, reason = "review", "customer asked for a person; no pool fits yet"
+        action, reason = (
+            RoutingDecision.Action.REVIEW,
+            "customer asked for a person; no pool fits yet",
+        )
         outcome = RoutingOutcome(
             "review",
             None,
             outcome.trail,
-            outcome.minimised,
+            outcome.redacted,
             outcome.injection,
             review_reason=ReviewReason.HUMAN_REQUESTED,
             candidates=outcome.candidates,
@@ -355,7 +364,7 @@ def _handoff(outcome: RoutingOutcome) -> RoutingOutcome:
             action,
             pool=outcome.pool,
             reason=reason,
-            final=True,
+            ends_run=True,
         )
     )
     return outcome

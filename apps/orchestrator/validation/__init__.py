@@ -69,7 +69,7 @@ class ControlCharacters(InputRefused, InvalidText):
 
 @dataclass(frozen=True)
 class ValidatedInput:
-    minimised: str  # the text with personal data replaced by [EMAIL], [PHONE], [CARD], [IBAN]
+    redacted: str  # the text with personal data replaced by [EMAIL], [PHONE], [CARD], [IBAN]
     redactions: dict[str, int]  # kind ("email", "phone", "card", "iban") -> count; only kinds found
     injection_signals: list[str]  # names of the injection patterns that matched; empty if none
 
@@ -102,9 +102,9 @@ def input_validate(text: str, *, max_chars: int = 4000) -> ValidatedInput:
             f"Messages are limited to {max_chars:,} characters.",
             extra={"limit": max_chars, "length": len(normalised)},
         )
-    minimised, redactions = pii_redact(normalised)
+    redacted, redactions = pii_redact(normalised)
     return ValidatedInput(
-        minimised=minimised, redactions=redactions, injection_signals=injection_detect(text)
+        redacted=redacted, redactions=redactions, injection_signals=injection_detect(text)
     )
 
 

@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 f"sending {len(doubtful)} texts as one batch to {settings.ROUTER_MODEL}"
             )
             calls = {
-                key: pipeline.llm_call(settings.ROUTER_MODEL, outcome.minimised)
+                key: pipeline.llm_call(settings.ROUTER_MODEL, outcome.redacted)
                 for key, outcome in doubtful.items()
             }
             results = provider.batch_run(
