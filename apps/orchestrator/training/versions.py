@@ -5,12 +5,12 @@ import logging
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from apps.core.errors import Conflict, PermissionDenied
+from apps.core.users import StaffUser
 from apps.orchestrator import selectors
 from apps.orchestrator.local_model import (
     LocalClassifier,
@@ -108,7 +108,7 @@ def model_version_train(
 
 
 def model_version_activate(
-    *, version: ModelVersion, actor: Any | None, note: str = ""
+    *, version: ModelVersion, actor: StaffUser | None, note: str = ""
 ) -> ModelVersionActivation:
     """Make `version` the active local model (a rollback when it is older) and record who did it,
     when, and which version it replaced. `actor` None: the retraining gate did it.
