@@ -9,18 +9,18 @@ so a ticket is never dropped and never routed to a pool that is not active.
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 
 from apps.core.errors import ValidationFailed
 from apps.orchestrator import cache
 from apps.orchestrator.fields import fields_missing
-from apps.orchestrator.local_model import OTHER, LocalClassifier
-from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
-from apps.orchestrator.pricing import Usage, cost_usd
+from apps.orchestrator.local_model import OTHER
+from apps.orchestrator.models import PromptVersion, RoutingDecision, RoutingRule
+from apps.orchestrator.outcomes import DecisionDraft, LocalTier, ReviewReason, RoutingOutcome
+from apps.orchestrator.pricing import cost_usd
 from apps.orchestrator.prompts import text as prompt_text
 from apps.orchestrator.providers.base import (
     ProviderCall,
@@ -35,70 +35,6 @@ from apps.pools.models import Pool
 
 Tier = RoutingDecision.Tier
 Action = RoutingDecision.Action
-
-
-class ReviewReason:
-    LOW_CONFIDENCE = "low_confidence"
-    NO_POOL_FITS = "no_pool_fits"
-    INVALID_OUTPUT = "invalid_output"
-    CONSISTENCY = "consistency_failure"
-    INJECTION = "suspected_injection"
-    PROVIDER_UNAVAILABLE = "provider_unavailable"
-    LLM_DISABLED = "llm_disabled"
-    REFUSED_INPUT = "refused_input"
-    HUMAN_REQUESTED = "human_requested_no_pool"
-
-
-# Where a routing run sends the text (the pipeline's answer, not a tier's action).
-OutcomeAction = Literal["route", "clarify", "review"]
-
-
-@dataclass
-class DecisionDraft:
-    tier: RoutingDecision.Tier
-    action: RoutingDecision.Action
-    pool: Pool | None = None
-    confidence: float | None = None
-    reason: str = ""
-    model: str = ""
-    prompt_version: PromptVersion | None = None
-    model_version: ModelVersion | None = None
-    rule: RoutingRule | None = None
-    raw_output: str = ""
-    valid: bool = True
-    error: str = ""
-    latency_ms: float = 0.0
-    attempts: int = 0  # HTTP requests of a provider call (retries included)
-    usage: Usage = field(default_factory=Usage)
-    cost: Decimal = Decimal(0)
-    # This attempt ended the run: it is the outcome (stored as RoutingDecision.final).
-    ends_run: bool = False
-
-
-@dataclass
-class RoutingOutcome:
-    """Where a text goes: `route` to a pool, `clarify` (pool known, facts missing) or `review`."""
-
-    action: OutcomeAction
-    pool: Pool | None
-    trail: list[DecisionDraft]
-    redacted: str
-    injection: bool = False
-    review_reason: str = ""
-    missing_fields: list[str] = field(default_factory=list)
-    candidates: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def deciding(self) -> DecisionDraft:
-        """The attempt that decided where the text goes: the last of the trail."""
-        return self.trail[-1]
-
-
-@dataclass(frozen=True)
-class LocalTier:
-    version: ModelVersion
-    classifier: LocalClassifier
-    threshold: float
 
 
 @dataclass

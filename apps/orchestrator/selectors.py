@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from apps.chat.models import Message, Ticket
 from apps.orchestrator.local_model import LocalClassifier
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
-from apps.orchestrator.pipeline import LocalTier
+from apps.orchestrator.outcomes import LocalTier
 from apps.pools.models import Pool
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ from apps.orchestrator.models import (
     RoutingDecision,
     RoutingRule,
 )
-from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
+from apps.orchestrator.outcomes import DecisionDraft, ReviewReason, RoutingOutcome
+from apps.orchestrator.pipeline import RoutingPipeline
 from apps.orchestrator.prompts.selectors import prompt_for_ticket
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider

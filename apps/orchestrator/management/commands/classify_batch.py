@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from apps.orchestrator.pipeline import ReviewReason, RoutingOutcome
+from apps.orchestrator.outcomes import ReviewReason, RoutingOutcome
 from apps.orchestrator.services import batch_provider, pipeline_build
 
 OUTPUT_COLUMNS = [
