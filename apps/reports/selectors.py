@@ -31,7 +31,7 @@ from apps.review.selectors import (
 Tier = RoutingDecision.Tier
 Action = RoutingDecision.Action
 # Tiers whose attempts do work worth timing; review/clarify/handoff rows are bookkeeping.
-LATENCY_TIERS: tuple[str, ...] = (
+LATENCY_TIERS: tuple[RoutingDecision.Tier, ...] = (
     Tier.VALIDATION,
     Tier.RULES,
     Tier.CACHE,
@@ -40,8 +40,8 @@ LATENCY_TIERS: tuple[str, ...] = (
     Tier.ESCALATION,
 )
 # Tiers whose confidence is a model's own estimate (rules say 1.0, cache and clarify copy one).
-CONFIDENCE_TIERS: tuple[str, ...] = (Tier.LOCAL, Tier.LLM, Tier.ESCALATION)
-LLM_TIERS: tuple[str, ...] = (Tier.LLM, Tier.ESCALATION)
+CONFIDENCE_TIERS: tuple[RoutingDecision.Tier, ...] = (Tier.LOCAL, Tier.LLM, Tier.ESCALATION)
+LLM_TIERS: tuple[RoutingDecision.Tier, ...] = (Tier.LLM, Tier.ESCALATION)
 CONFIDENCE_BINS = 10
 # A drill-down value meaning "no pool" (a review outcome, a "no pool fits" verdict).
 NONE = "none"
@@ -81,9 +81,9 @@ class DecisionDrill:
     """What narrows the report's decisions to the rows behind one figure (all optional)."""
 
     day: date | None = None  # decision date
-    tier: str | None = None
+    tier: RoutingDecision.Tier | None = None
     model: str | None = None
-    action: str | None = None
+    action: RoutingDecision.Action | None = None
     ticket_outcome: bool = False  # only each routed ticket's outcome (query parameter `final`)
     llm_call: bool = False  # tickets with any router/escalation LLM call
     escalated: bool = False  # tickets the larger model re-evaluated

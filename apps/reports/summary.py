@@ -146,10 +146,10 @@ def _routing_section(filters: ReportFilter) -> RoutingSection:
         if row["action"] == Action.ROUTE:
             routed_by[row["tier"]] = row["n"]
 
-    def tier_share(tier: str) -> Share:
+    def tier_share(tier: RoutingDecision.Tier) -> Share:
         return Share.of(by_tier.get(tier, 0), total, DecisionDrill(ticket_outcome=True, tier=tier))
 
-    def routed_share(tier: str) -> Share:
+    def routed_share(tier: RoutingDecision.Tier) -> Share:
         # A tier "hits" when it routed the ticket to a pool (the local model may also send a
         # ticket to review as "no pool fits": that counts as review).
         drill = DecisionDrill(ticket_outcome=True, tier=tier, action=Action.ROUTE)
@@ -159,7 +159,7 @@ def _routing_section(filters: ReportFilter) -> RoutingSection:
         "tickets": total,
         "drill": DecisionDrill(ticket_outcome=True).as_params(),
         "by_final_tier": [
-            _tier_share(tier, tier_share(tier)) for tier in Tier.values if by_tier.get(tier)
+            _tier_share(tier.value, tier_share(tier)) for tier in Tier if by_tier.get(tier)
         ],
         "rule_hit": routed_share(Tier.RULES),
         "cache_hit": routed_share(Tier.CACHE),

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from apps.core.errors import EmptyText, InvalidText, TextTooLong, ValidationFailed
 from apps.orchestrator.validation.characters import refused_characters, strip_invisible
-from apps.orchestrator.validation.injection import SIGNAL_NAMES, injection_detect
-from apps.orchestrator.validation.pii import pii_redact
+from apps.orchestrator.validation.injection import SIGNAL_NAMES, SignalName, injection_detect
+from apps.orchestrator.validation.pii import RedactionKind, pii_redact
 
 _LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029]")
 
@@ -26,6 +26,8 @@ __all__ = [
     "EmptyInput",
     "InputRefused",
     "InputTooLong",
+    "RedactionKind",
+    "SignalName",
     "ValidatedInput",
     "injection_detect",
     "input_validate",
@@ -70,8 +72,8 @@ class ControlCharacters(InputRefused, InvalidText):
 @dataclass(frozen=True)
 class ValidatedInput:
     redacted: str  # the text with personal data replaced by [EMAIL], [PHONE], [CARD], [IBAN]
-    redactions: dict[str, int]  # kind ("email", "phone", "card", "iban") -> count; only kinds found
-    injection_signals: list[str]  # names of the injection patterns that matched; empty if none
+    redactions: dict[RedactionKind, int]  # kind -> count; only kinds found
+    injection_signals: list[SignalName]  # the injection patterns that matched; empty if none
 
     @property
     def injection_suspected(self) -> bool:

@@ -12,18 +12,20 @@ import base64
 import binascii
 import re
 import unicodedata
+from typing import Literal, get_args
 from urllib.parse import unquote
 
 from apps.orchestrator.validation.characters import hidden_payloads, strip_invisible
 
-SIGNAL_NAMES = (
+SignalName = Literal[
     "ignore_instructions",
     "role_override",
     "prompt_exfiltration",
     "routing_manipulation",
     "delimiter_injection",
     "encoding_tricks",
-)
+]
+SIGNAL_NAMES: tuple[SignalName, ...] = get_args(SignalName)
 
 _CONFUSABLES = str.maketrans(
     "аеёіїјкорсухѕԁԛԝһɡαεικνορτυχ",
@@ -404,7 +406,7 @@ _HEX = re.compile(
 _PERCENT = re.compile(r"(?:%[0-9a-fA-F]{2}){8,}")
 
 
-def injection_detect(text: str) -> list[str]:
+def injection_detect(text: str) -> list[SignalName]:
     """Names of the prompt-injection patterns found in the text, in SIGNAL_NAMES order."""
     found = _signals(text)
     hidden = hidden_payloads(text) + _decoded_blobs(text)

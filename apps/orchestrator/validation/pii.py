@@ -2,6 +2,10 @@
 
 import re
 import unicodedata
+from typing import Literal
+
+# What a placeholder stands for: [EMAIL], [IBAN], [CARD], [PHONE].
+RedactionKind = Literal["email", "iban", "card", "phone"]
 
 # Order matters: emails first (they may contain digits), then IBANs (their digits would look
 # like cards or phones), then cards (long digit runs), then phones.
@@ -65,29 +69,34 @@ _YEAR_RANGE = re.compile(r"(?:19|20)\d{2}\s?-\s?(?:19|20)\d{2}")
 _NANP = re.compile(r"(?:1[ .-]?)?(?:\(\s?[2-9]\d{2}\s?\)\s?|[2-9]\d{2}[ .-]?)[2-9]\d{2}[ .-]?\d{4}")
 
 
-def pii_redact(text: str) -> tuple[str, dict[str, int]]:
+def pii_redact(text: str) -> tuple[str, dict[RedactionKind, int]]:
     """Replace emails, IBANs, Luhn-valid card numbers and phone numbers with placeholders."""
     text, emails = _EMAIL.subn("[EMAIL]", text)
     # An IBAN-shaped string that fails its checksum is kept whole, not mistaken for a card or
     # phone; a card's digits are not read again as a phone.
-    spans: list[tuple[int, int, str]] = []  # (start, end, kind); kind "" keeps the text
-    found = [(s, e, "iban" if valid else "") for s, e, valid in _iban_spans(text)]
+    spans: list[tuple[int, int, RedactionKind | None]] = []  # (start, end, kind); None keeps it
+    found: list[tuple[int, int, RedactionKind | None]] = [
+        (s, e, "iban" if valid else None) for s, e, valid in _iban_spans(text)
+    ]
     found += [(s, e, "card") for s, e in _card_spans(text)]
     found += [(s, e, "phone") for s, e in _phone_spans(text)]
     for start, end, kind in found:
         if not any(start < e and s < end for s, e, _ in spans):
             spans.append((start, end, kind))
-    counts = {"email": emails} | {
-        kind: sum(k == kind for *_, k in spans) for kind in ("iban", "card", "phone")
-    }
+    counts: dict[RedactionKind, int] = {"email": emails}
+    for span_kind in _SPAN_KINDS:
+        counts[span_kind] = sum(k == span_kind for *_, k in spans)
     parts: list[str] = []
     last = 0
-    for start, end, kind in sorted(spans):
+    for start, end, kind in sorted(spans, key=lambda span: span[:2]):
         if kind:
             parts += [text[last:start], f"[{kind.upper()}]"]
             last = end
     parts.append(text[last:])
     return "".join(parts), {kind: n for kind, n in counts.items() if n}
+
+
+_SPAN_KINDS: tuple[RedactionKind, ...] = ("iban", "card", "phone")
 
 
 def _iban_valid(iban: str) -> bool:
