@@ -35,8 +35,10 @@ def ticket_routed_payload(
     *, ticket: Ticket, previous_pool_id: int | None, actor: Any
 ) -> dict[str, Any]:
     """`ticket.routed`: the pool a ticket was queued in, by whom, and the deciding tier."""
-    final = (
-        RoutingDecision.objects.filter(ticket_id=ticket.pk, final=True, dry_run=False)
+    deciding_tier = (
+        RoutingDecision.objects.real()
+        .deciding()
+        .filter(ticket_id=ticket.pk)
         .order_by("-created_at", "-id")
         .values_list("tier", flat=True)
         .first()
@@ -47,7 +49,7 @@ def ticket_routed_payload(
         # "router": the orchestrator's own decision; "staff": a reviewer, an agent's "wrong
         # pool" move or a reopen.
         "routed_by": "router" if actor is None else "staff",
-        "tier": final if actor is None else None,
+        "tier": deciding_tier if actor is None else None,
         "human_requested": ticket.human_requested,
         "queued_at": _iso(ticket.queued_at),
         "sla_due_at": _iso(ticket.sla_due_at),
