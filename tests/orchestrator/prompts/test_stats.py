@@ -18,7 +18,7 @@ from apps.orchestrator.prompts.stats import (
     two_proportion_z_test,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def variant_ids(experiment_id: int, split: float, ticket_ids: range) -> list[int]:
