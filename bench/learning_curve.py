@@ -58,7 +58,7 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "supportdesk.settings.local"
 os.environ["SQLITE_PATH"] = str(_TMP / "db.sqlite3")
 os.environ.pop("DATABASE_URL", None)
 os.environ["REDIS_URL"] = ""  # Celery eager: routing runs inside message_post's on_commit
-os.environ["ROUTER_IN_THREAD"] = "false"
+os.environ["BACKGROUND_IN_THREAD"] = "false"
 os.environ["EMBEDDED_BEAT"] = "false"
 os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the stand-in's URL is set once it listens
 os.environ["DEBUG"] = "false"  # DEBUG keeps every SQL query in memory
@@ -78,10 +78,10 @@ from apps.chat.services import conversation_create  # noqa: E402
 from apps.flows.messages import message_post  # noqa: E402
 from apps.orchestrator.local_model import OTHER  # noqa: E402
 from apps.orchestrator.models import ModelVersion, RoutingDecision  # noqa: E402
-from apps.orchestrator.services import model_version_train  # noqa: E402
+from apps.orchestrator.training.retrain import RetrainResult, model_version_retrain  # noqa: E402
+from apps.orchestrator.training.versions import model_version_train  # noqa: E402
 from apps.pools.models import Pool  # noqa: E402
 from apps.pools.services import pool_upsert, ticket_reroute  # noqa: E402
-from apps.review.learning import RetrainResult, model_version_retrain  # noqa: E402
 from apps.review.models import ReviewItem, RoutingLabel  # noqa: E402
 from apps.review.services import review_item_resolve  # noqa: E402
 from apps.tickets.models import Ticket  # noqa: E402

@@ -8,6 +8,7 @@ from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from apps.core.errors import ApplicationError
+from apps.core.users import staff_user
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -47,7 +48,7 @@ def version_activate_action(
         )
         return
     try:
-        activation = activate(version=versions[0], actor=request.user, note="admin action")
+        activation = activate(version=versions[0], actor=staff_user(request), note="admin action")
     except ApplicationError as exc:
         model_admin.message_user(request, exc.message, messages.ERROR)
         return

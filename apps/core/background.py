@@ -38,7 +38,7 @@ class BackgroundLane:
 
     def submit(self, task: Task[Any, Any], *args: Any) -> None:
         """Run `task(*args)` in the background (called after commit)."""
-        if settings.ROUTER_IN_THREAD:
+        if settings.BACKGROUND_IN_THREAD:
             self._executor.submit(self._run, task, args)
             return
         try:

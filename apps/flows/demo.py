@@ -9,7 +9,7 @@ from django.db import transaction
 
 from apps.orchestrator.local_model import seed_examples
 from apps.orchestrator.models import ModelVersion
-from apps.orchestrator.services import model_version_train
+from apps.orchestrator.training.versions import model_version_train
 from apps.pools.models import CannedReply, Pool
 from apps.pools.services import pool_membership_set, pool_upsert
 

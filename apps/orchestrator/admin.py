@@ -1,6 +1,6 @@
 """Routing configuration (rules, editable), the decision record, prompt and model versions
 (read-only). A local model version can be activated, or rolled back to, by an admin action.
-Prompt versions, their activations and A/B tests are in `prompt_admin` (registered here)."""
+Prompt versions, their activations and A/B tests are in `prompts/admin.py` (registered here)."""
 
 from typing import Any
 
@@ -10,14 +10,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.core.admin import ReadOnlyAdmin, version_activate_action
-from apps.orchestrator import prompt_admin  # noqa: F401  (registers the prompt admins)
 from apps.orchestrator.models import (
     ModelVersion,
     ModelVersionActivation,
     RoutingDecision,
     RoutingRule,
 )
-from apps.review.learning import ACTIVATE_PERMISSION, model_version_activate
+from apps.orchestrator.prompts import admin as prompts_admin  # noqa: F401  (registers the prompt admins)
+from apps.orchestrator.training.versions import ACTIVATE_PERMISSION, model_version_activate
 
 
 class RoutingRuleForm(forms.ModelForm[RoutingRule]):

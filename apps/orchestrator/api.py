@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from apps.orchestrator.models import RoutingDecision
+from apps.orchestrator.models import RoutingDecision, decision_columns
 from apps.orchestrator.services import text_route_dry_run
 from apps.pools.models import Pool
 
@@ -21,30 +21,9 @@ class DecisionSerializer(serializers.ModelSerializer[RoutingDecision]):
 
     class Meta:
         model = RoutingDecision
-        fields = [
-            "id",
-            "request_id",
-            "tier",
-            "action",
-            "pool",
-            "confidence",
-            "reason",
-            "model",
-            "prompt_version",
-            "model_version",
-            "rule",
-            "valid",
-            "error",
-            "latency_ms",
-            "attempts",
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_creation_tokens",
-            "cost_usd",
-            "final",
-            "created_at",
-        ]
+        # The receipt's columns (apps/orchestrator/models.py); a dry run has no ticket and
+        # its text is the caller's own.
+        fields = decision_columns(without=("ticket", "ticket_pool", "trail", "input_minimised"))
 
 
 class RouteDryRunThrottle(UserRateThrottle):
@@ -80,7 +59,7 @@ class RouteDryRunApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=OutputSerializer)
     def post(self, request: Request) -> Response:
-        """The final decision and its tier trail, recorded as a dry run; no cache write."""
+        """The deciding decision and its tier trail, recorded as a dry run; no cache write."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = text_route_dry_run(text=serializer.validated_data["text"])

@@ -1,6 +1,6 @@
 """The decision cache: an accepted LLM decision, keyed by what determined it.
 
-Key: the normalised minimised text, the prompt version and the active pool set, so a prompt
+Key: the normalised redacted text, the prompt version and the active pool set, so a prompt
 change or a pool change never serves a stale answer. Stored in Django's cache (local memory
 embedded, Redis when scaled out) for ROUTER_CACHE_TTL_SECONDS. While Redis is out of reach
 the cache is a miss and a write is skipped: the next tiers decide.
@@ -20,7 +20,7 @@ PREFIX = "router:decision:"
 
 
 def decision_key(*, text: str, prompt_version: int, pools: list[str]) -> str:
-    """Cache key for a minimised text under a prompt version and pool set."""
+    """Cache key for a redacted text under a prompt version and pool set."""
     material = json.dumps([text_normalise(text), prompt_version, sorted(pools)])
     return PREFIX + hashlib.sha256(material.encode("utf-8")).hexdigest()
 

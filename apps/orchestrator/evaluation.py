@@ -61,7 +61,7 @@ def pipeline_evaluate(
             if d.tier not in (RoutingDecision.Tier.REVIEW, RoutingDecision.Tier.CLARIFY)
         ]
         tiers[
-            outcome.final.tier
+            outcome.deciding.tier
             if outcome.action == "review"
             else (deciding[-1].tier if deciding else "none")
         ] += 1

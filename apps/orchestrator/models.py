@@ -1,12 +1,13 @@
 """Routing configuration and the append-only record of every routing decision."""
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from apps.core.errors import Conflict
 from apps.core.models import TimeStampedModel
@@ -239,6 +240,79 @@ class ModelVersionActivation(models.Model):
         return f"local model {previous} → v{self.version_id}"
 
 
+# A decision receipt's columns, written once. The CSV export has them in this order (tools read
+# its columns by position, so new ones go at the end); the decisions API and the dry-run API
+# serialise the subsets `decision_columns` gives them. `ticket_pool` (the ticket's pool now) and
+# `trail` (the run's tiers) are derived, not fields.
+DECISION_COLUMNS: tuple[str, ...] = (
+    "id",
+    "created_at",
+    "ticket",
+    "ticket_pool",
+    "request_id",
+    "trail",
+    "tier",
+    "action",
+    "pool",
+    "model",
+    "prompt_version",
+    "confidence",
+    "valid",
+    "error",
+    "reason",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "cost_usd",
+    "final",
+    "input_minimised",
+    "attempts",
+    "model_version",
+    "rule",
+)
+
+
+def decision_columns(*, without: tuple[str, ...] = ()) -> list[str]:
+    """The receipt's columns in their one order, less `without` (which must all be columns)."""
+    unknown = set(without) - set(DECISION_COLUMNS)
+    if unknown:
+        raise ValueError(f"not decision columns: {sorted(unknown)}")
+    return [column for column in DECISION_COLUMNS if column not in without]
+
+
+class RoutingDecisionQuerySet(models.QuerySet["RoutingDecision"]):
+    """The filters reports, alerts, training and webhooks share.
+
+    Words: a *real* decision belongs to a ticket and is no dry run; a *deciding* decision is
+    the attempt that ended its pipeline run (the `final` column); a ticket's *outcome* is its
+    latest deciding decision; a *window* is half-open, [since, until).
+    """
+
+    def real(self) -> Self:
+        """Decisions of real tickets: no dry runs, no decision without a ticket."""
+        return self.filter(dry_run=False, ticket__isnull=False)
+
+    def deciding(self) -> Self:
+        """The attempts that ended their pipeline run (one per run)."""
+        return self.filter(final=True)
+
+    def ticket_outcomes(self) -> Self:
+        """Each ticket's latest deciding decision (among those still in this queryset), when no
+        later deciding decision of a real run exists for the ticket."""
+        # Decisions are append-only, so a larger id is a later decision.
+        later = RoutingDecision.objects.filter(
+            ticket=OuterRef("ticket"), final=True, dry_run=False, id__gt=OuterRef("id")
+        )
+        return self.real().deciding().filter(~Exists(later))
+
+    def in_window(self, *, since: datetime, until: datetime) -> Self:
+        """Decisions created in [since, until): `since` included, `until` not, so adjacent
+        windows share no decision."""
+        return self.filter(created_at__gte=since, created_at__lt=until)
+
+
 class RoutingDecision(models.Model):
     """One tier's attempt at routing one ticket (or one dry-run text). Never edited."""
 
@@ -273,6 +347,7 @@ class RoutingDecision(models.Model):
         ModelVersion, on_delete=models.SET_NULL, null=True, blank=True
     )
     rule = models.ForeignKey(RoutingRule, on_delete=models.SET_NULL, null=True, blank=True)
+    # The customer text as the router saw it: PII redacted by input validation (`redacted`).
     input_minimised = models.TextField(blank=True)
     raw_output = models.TextField(blank=True)
     action = models.CharField(max_length=16, choices=Action.choices)
@@ -289,9 +364,13 @@ class RoutingDecision(models.Model):
     cache_read_tokens = models.PositiveIntegerField(default=0)
     cache_creation_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    # The attempt that ended its pipeline run (the run's outcome; `deciding()`), which is not
+    # always a ticket's last decision (`ticket_outcomes()`). `final` in the APIs and the CSV.
     final = models.BooleanField(default=False)
     dry_run = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = RoutingDecisionQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -9,18 +9,19 @@ so a ticket is never dropped and never routed to a pool that is not active.
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
 from apps.core.errors import ValidationFailed
-from apps.orchestrator import cache, prompts
+from apps.orchestrator import cache
 from apps.orchestrator.fields import fields_missing
-from apps.orchestrator.local_model import OTHER, LocalClassifier
-from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
-from apps.orchestrator.pricing import Usage, cost_usd
+from apps.orchestrator.local_model import OTHER
+from apps.orchestrator.models import PromptVersion, RoutingDecision, RoutingRule
+from apps.orchestrator.outcomes import DecisionDraft, LocalTier, ReviewReason, RoutingOutcome
+from apps.orchestrator.pricing import cost_usd
+from apps.orchestrator.prompts import text as prompt_text
 from apps.orchestrator.providers.base import (
     ProviderCall,
     ProviderError,
@@ -34,64 +35,6 @@ from apps.pools.models import Pool
 
 Tier = RoutingDecision.Tier
 Action = RoutingDecision.Action
-
-
-class ReviewReason:
-    LOW_CONFIDENCE = "low_confidence"
-    NO_POOL_FITS = "no_pool_fits"
-    INVALID_OUTPUT = "invalid_output"
-    CONSISTENCY = "consistency_failure"
-    INJECTION = "suspected_injection"
-    PROVIDER_UNAVAILABLE = "provider_unavailable"
-    LLM_DISABLED = "llm_disabled"
-    REFUSED_INPUT = "refused_input"
-    HUMAN_REQUESTED = "human_requested_no_pool"
-
-
-@dataclass
-class DecisionDraft:
-    tier: str
-    action: str
-    pool: Pool | None = None
-    confidence: float | None = None
-    reason: str = ""
-    model: str = ""
-    prompt_version: PromptVersion | None = None
-    model_version: ModelVersion | None = None
-    rule: RoutingRule | None = None
-    raw_output: str = ""
-    valid: bool = True
-    error: str = ""
-    latency_ms: float = 0.0
-    attempts: int = 0  # HTTP requests of a provider call (retries included)
-    usage: Usage = field(default_factory=Usage)
-    cost: Decimal = Decimal(0)
-    final: bool = False
-
-
-@dataclass
-class RoutingOutcome:
-    """Where a text goes: `route` to a pool, `clarify` (pool known, facts missing) or `review`."""
-
-    action: str  # route | clarify | review
-    pool: Pool | None
-    trail: list[DecisionDraft]
-    minimised: str
-    injection: bool = False
-    review_reason: str = ""
-    missing_fields: list[str] = field(default_factory=list)
-    candidates: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def final(self) -> DecisionDraft:
-        return self.trail[-1]
-
-
-@dataclass(frozen=True)
-class LocalTier:
-    version: ModelVersion
-    classifier: LocalClassifier
-    threshold: float
 
 
 @dataclass
@@ -145,7 +88,7 @@ class RoutingPipeline:
                 )
             )
             return self._review(trail, "", ReviewReason.REFUSED_INPUT)
-        minimised = validated.minimised
+        redacted = validated.redacted
         injection = validated.injection_suspected
         if injection or validated.redactions:
             trail.append(
@@ -165,26 +108,26 @@ class RoutingPipeline:
                 )
             )
 
-        outcome = self._rules(minimised, trail)
+        outcome = self._rules(redacted, trail)
         if outcome is None and injection:
             # Text that tries to steer its routing goes to a person. Only an admin's rule, which
             # it cannot steer, may route it (docs/orchestrator.md, "Suspected injection"); no
             # tier that reads it may: not the cache (an LLM's decision on the same key), the
             # local model or an LLM.
-            outcome = self._review(trail, minimised, ReviewReason.INJECTION)
+            outcome = self._review(trail, redacted, ReviewReason.INJECTION)
         if outcome is None:
-            outcome = self._cache(minimised, trail) or self._local(minimised, trail)
+            outcome = self._cache(redacted, trail) or self._local(redacted, trail)
         if outcome is None:
             if self.provider is None:
-                outcome = self._review(trail, minimised, ReviewReason.LLM_DISABLED)
+                outcome = self._review(trail, redacted, ReviewReason.LLM_DISABLED)
             else:
-                outcome = self._llm(minimised, trail)
+                outcome = self._llm(redacted, trail)
         outcome.injection = injection
-        outcome.minimised = minimised
+        outcome.redacted = redacted
         if outcome.action == "route":
             self._remember(outcome)
             outcome = self._clarify(outcome)
-        outcome.final.final = True
+        outcome.deciding.ends_run = True
         return outcome
 
     # -- tiers ----------------------------------------------------------------------------
@@ -276,19 +219,19 @@ class RoutingPipeline:
     def _llm(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome:
         verdict = self._llm_ask(Tier.LLM, settings.ROUTER_MODEL, text, trail)
         if verdict.output is not None:
-            decided = self._judge(verdict.output, trail, final_tier=False)
+            decided = self._judge(verdict.output, trail, last_tier=False)
             if decided is not None:
                 return decided
         # The router was unsure, or failed: the escalation model is the next tier.
         verdict = self._llm_ask(Tier.ESCALATION, settings.ESCALATION_MODEL, text, trail)
         if verdict.output is None:
             return self._review(trail, text, verdict.failure)
-        decided = self._judge(verdict.output, trail, final_tier=True)
-        assert decided is not None  # a final tier always decides
+        decided = self._judge(verdict.output, trail, last_tier=True)
+        assert decided is not None  # the last tier always decides
         return decided
 
     def _judge(
-        self, output: dict[str, Any], trail: list[DecisionDraft], *, final_tier: bool
+        self, output: dict[str, Any], trail: list[DecisionDraft], *, last_tier: bool
     ) -> RoutingOutcome | None:
         """Apply thresholds and consistency to a valid tool input. None: ask the larger model."""
         action, slug, confidence = output["action"], output["pool"], float(output["confidence"])
@@ -303,7 +246,7 @@ class RoutingPipeline:
         if confidence < self.floor:
             return self._review(trail, "", ReviewReason.LOW_CONFIDENCE, candidates)
         if confidence < self.accept:
-            if final_tier:
+            if last_tier:
                 return self._review(trail, "", ReviewReason.LOW_CONFIDENCE, candidates)
             return None
         if action == "escalate":
@@ -320,9 +263,9 @@ class RoutingPipeline:
         )
 
     def llm_call(self, model: str, text: str) -> ProviderCall:
-        """The forced tool call that asks `model` to route the minimised `text`."""
+        """The forced tool call that asks `model` to route the redacted `text`."""
         assert self.prompt is not None
-        system = prompts.system_prompt(
+        system = prompt_text.system_prompt(
             template=self.prompt.text,
             few_shot=self.prompt.few_shot,
             pools=list(self.pools.values()),
@@ -331,7 +274,7 @@ class RoutingPipeline:
             model=model,
             system=system,
             tool=route_tool(sorted(self.pools)),
-            messages=[{"role": "user", "content": prompts.user_turn(text)}],
+            messages=[{"role": "user", "content": prompt_text.user_turn(text)}],
             cache_prefix=settings.ROUTER_PROMPT_CACHE,
         )
 
@@ -350,13 +293,15 @@ class RoutingPipeline:
             return errors
         output = reply.tool_input
         assert isinstance(output, dict)  # the schema requires an object
-        draft.action = Action.CLARIFY if output["action"] == "clarify" else output["action"]
+        draft.action = Action(output["action"])  # the schema allows route, escalate, clarify
         draft.confidence = float(output["confidence"])
         draft.reason = str(output["reason"])[:500]
         draft.pool = self.pools.get(output["pool"]) if output["pool"] else None
         return []
 
-    def _llm_ask(self, tier: str, model: str, text: str, trail: list[DecisionDraft]) -> _LlmVerdict:
+    def _llm_ask(
+        self, tier: RoutingDecision.Tier, model: str, text: str, trail: list[DecisionDraft]
+    ) -> _LlmVerdict:
         """One forced tool call, and one retry with the errors if the answer is invalid."""
         assert self.provider is not None
         call = self.llm_call(model, text)
@@ -389,28 +334,28 @@ class RoutingPipeline:
         """Finish a text that the cheap tiers left doubtful with a batch answer (no retry)."""
         trail = [draft for draft in outcome.trail if draft.tier != Tier.REVIEW]
         for draft in trail:
-            draft.final = False
+            draft.ends_run = False
         draft = DecisionDraft(
             Tier.LLM, Action.PASS, model=settings.ROUTER_MODEL, prompt_version=self.prompt
         )
         trail.append(draft)
         if isinstance(reply, ProviderError):
             draft.valid, draft.error = False, str(reply)[:500]
-            decided = self._review(trail, outcome.minimised, ReviewReason.PROVIDER_UNAVAILABLE)
+            decided = self._review(trail, outcome.redacted, ReviewReason.PROVIDER_UNAVAILABLE)
         elif self._read_reply(draft, reply, batch=True):
-            decided = self._review(trail, outcome.minimised, ReviewReason.INVALID_OUTPUT)
+            decided = self._review(trail, outcome.redacted, ReviewReason.INVALID_OUTPUT)
         else:
-            judged = self._judge(_tool_input(reply), trail, final_tier=True)
+            judged = self._judge(_tool_input(reply), trail, last_tier=True)
             assert judged is not None
             decided = judged
-        decided.minimised, decided.injection = outcome.minimised, outcome.injection
-        decided.final.final = True
+        decided.redacted, decided.injection = outcome.redacted, outcome.injection
+        decided.deciding.ends_run = True
         return decided
 
     def _retry_turns(
         self, reply: ProviderReply, errors: list[str], slugs: set[str]
     ) -> list[dict[str, Any]]:
-        instructions = prompts.retry_instructions(errors, slugs)
+        instructions = prompt_text.retry_instructions(errors, slugs)
         assistant = {
             "role": "assistant",
             "content": reply.content or [{"type": "text", "text": "(no answer)"}],
@@ -439,10 +384,10 @@ class RoutingPipeline:
 
     def _remember(self, outcome: RoutingOutcome) -> None:
         """Cache a route that an LLM tier decided, so the same text costs no call next time."""
-        deciding = outcome.final
+        deciding = outcome.deciding
         if not self.write_cache or deciding.tier not in (Tier.LLM, Tier.ESCALATION):
             return
-        key = self._cache_key(outcome.minimised)
+        key = self._cache_key(outcome.redacted)
         if key is None or outcome.pool is None or deciding.confidence is None:
             return
         cache.decision_set(
@@ -459,11 +404,11 @@ class RoutingPipeline:
         assert outcome.pool is not None
         missing = fields_missing(
             required=list(outcome.pool.required_fields),
-            text=outcome.minimised,
+            text=outcome.redacted,
             reported_missing=outcome.missing_fields,
         )
         outcome.missing_fields = missing
-        deciding = outcome.final
+        deciding = outcome.deciding
         if missing and self.clarify_allowed:
             outcome.action = "clarify"
             outcome.trail.append(

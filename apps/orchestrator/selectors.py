@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from apps.chat.models import Message
 from apps.orchestrator.local_model import LocalClassifier
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
-from apps.orchestrator.pipeline import LocalTier
+from apps.orchestrator.outcomes import LocalTier
 from apps.pools.models import Pool
 from apps.tickets.models import Ticket
 
@@ -76,9 +76,9 @@ def decision_list(
     tier: str | None = None,
     pool: Pool | None = None,
     ticket: Ticket | None = None,
-    final: bool | None = None,
+    deciding: bool | None = None,
 ) -> QuerySet[RoutingDecision]:
-    """Routing decisions, newest first, filtered."""
+    """Routing decisions, newest first, filtered (`deciding`: whether the attempt ended its run)."""
     decisions = RoutingDecision.objects.select_related("pool", "prompt_version").order_by(
         "-created_at", "-id"
     )
@@ -92,15 +92,17 @@ def decision_list(
         decisions = decisions.filter(pool=pool)
     if ticket is not None:
         decisions = decisions.filter(ticket=ticket)
-    if final is not None:
-        decisions = decisions.filter(final=final)
+    if deciding is not None:
+        decisions = decisions.filter(final=deciding)
     return decisions
 
 
 def ticket_deciding_tier(*, ticket_id: int) -> str | None:
     """The tier of the ticket's latest final routing decision (dry runs aside), or None."""
     return (
-        RoutingDecision.objects.filter(ticket_id=ticket_id, final=True, dry_run=False)
+        RoutingDecision.objects.filter(ticket_id=ticket_id)
+        .real()
+        .deciding()
         .order_by("-created_at", "-id")
         .values_list("tier", flat=True)
         .first()

@@ -2,8 +2,6 @@
 
 import contextlib
 import logging
-import math
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,22 +18,15 @@ from apps.core.errors import ValidationFailed
 from apps.core.logging import log_context
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
-from apps.orchestrator.local_model import (
-    LocalClassifier,
-    evaluate,
-    min_support,
-    threshold_for_precision,
-)
 from apps.orchestrator.metrics import routing_decisions_record
 from apps.orchestrator.models import (
-    ModelVersion,
-    ModelVersionActivation,
     PromptVersion,
     RoutingDecision,
     RoutingRule,
 )
-from apps.orchestrator.pipeline import DecisionDraft, ReviewReason, RoutingOutcome, RoutingPipeline
-from apps.orchestrator.prompt_selectors import prompt_for_ticket
+from apps.orchestrator.outcomes import DecisionDraft, ReviewReason, RoutingOutcome
+from apps.orchestrator.pipeline import RoutingPipeline
+from apps.orchestrator.prompts.selectors import prompt_for_ticket
 from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
@@ -43,7 +34,6 @@ from apps.pools.models import Pool
 from apps.pools.selectors import pool_list
 from apps.pools.services import ticket_queue
 from apps.review.audit import audit_item_maybe_open
-from apps.review.learning import training_examples_store
 from apps.review.services import review_item_open
 from apps.tickets.models import Ticket, TicketActivity
 from apps.tickets.services import ticket_activity_add, ticket_message_post, ticket_status_set
@@ -96,7 +86,7 @@ def pipeline_build(
     """A pipeline over the current pools, rules, prompt and local model.
 
     The prompt is `prompt` when given (offline comparison), else the ticket's arm of a running
-    A/B test, else the active version (`prompt_selectors.prompt_for_ticket`).
+    A/B test, else the active version (`prompts.selectors.prompt_for_ticket`).
     """
     if use_llm and provider is None:
         provider = router_provider()
@@ -115,13 +105,15 @@ def pipeline_build(
 def _decisions_save(
     outcome: RoutingOutcome, *, ticket: Ticket | None, request_id: uuid.UUID, dry_run: bool
 ) -> list[RoutingDecision]:
-    rows = [_decision_row(draft, outcome, ticket, request_id, dry_run) for draft in outcome.trail]
+    rows = [
+        _decision_from_draft(draft, outcome, ticket, request_id, dry_run) for draft in outcome.trail
+    ]
     saved = RoutingDecision.objects.bulk_create(rows)
     routing_decisions_record(saved)  # Prometheus counters, once the rows are committed
     return saved
 
 
-def _decision_row(
+def _decision_from_draft(
     draft: DecisionDraft,
     outcome: RoutingOutcome,
     ticket: Ticket | None,
@@ -136,7 +128,7 @@ def _decision_row(
         prompt_version=draft.prompt_version,
         model_version=draft.model_version,
         rule=draft.rule,
-        input_minimised=outcome.minimised,
+        input_minimised=outcome.redacted,
         raw_output=draft.raw_output,
         action=draft.action,
         pool=draft.pool,
@@ -151,7 +143,7 @@ def _decision_row(
         cache_read_tokens=draft.usage.cache_read_tokens,
         cache_creation_tokens=draft.usage.cache_creation_tokens,
         cost_usd=draft.cost,
-        final=draft.final,
+        final=draft.ends_run,
         dry_run=dry_run,
     )
 
@@ -167,11 +159,12 @@ def ticket_route(
 ) -> RoutingDecision | None:
     """Route a ticket through the tiers, record every attempt, and move the ticket.
 
-    Returns the final decision, or None when the ticket no longer needs routing or another run
-    is routing it. LLM calls happen outside any database transaction. A customer who asked for a
-    person skips the LLM tiers and any clarifying question (`_handoff`). `run_id` names the run
-    for the ticket's routing lease: a Celery task passes its id, so a redelivery of the same
-    task (its worker died) takes its lease over at once.
+    Returns the deciding decision (the attempt that ended the run), or None when the ticket no
+    longer needs routing or another run is routing it. LLM calls happen outside any database
+    transaction. A customer who asked for a person skips the LLM tiers and any clarifying
+    question (`_handoff`). `run_id` names the run for the ticket's routing lease: a Celery task
+    passes its id, so a redelivery of the same task (its worker died) takes its lease over at
+    once.
     """
     with log_context(ticket_id=ticket.pk):
         return _ticket_route(ticket=ticket, provider=provider, run_id=run_id or uuid.uuid4().hex)
@@ -246,7 +239,7 @@ def _ticket_route_leased(
     if human and ticket.pool is not None:
         # The pool is known already; what the earlier routing found in the text still holds.
         outcome = RoutingOutcome(
-            "route", ticket.pool, [], _minimised(text), ticket.injection_suspected
+            "route", ticket.pool, [], _redacted(text), ticket.injection_suspected
         )
     else:
         asked_before = ticket.decisions.filter(tier=RoutingDecision.Tier.CLARIFY).exists()
@@ -325,15 +318,15 @@ def _ticket_route_leased(
         ticket.pk,
         outcome.action,
         outcome.pool.slug if outcome.pool else "-",
-        outcome.final.tier,
+        outcome.deciding.tier,
     )
     return decisions[-1]
 
 
-def _minimised(text: str) -> str:
+def _redacted(text: str) -> str:
     """The text as decisions store it (PII redacted), or "" when validation refuses it."""
     try:
-        return input_validate(text, max_chars=settings.ROUTER_MAX_INPUT_CHARS).minimised
+        return input_validate(text, max_chars=settings.ROUTER_MAX_INPUT_CHARS).redacted
     except ValidationFailed:
         return ""
 
@@ -342,19 +335,25 @@ def _handoff(outcome: RoutingOutcome) -> RoutingOutcome:
     """A person was asked for: the cheap tiers' pool if they found one, else the review queue.
     The last step of the trail records the handoff itself."""
     for draft in outcome.trail:
-        draft.final = False
+        draft.ends_run = False
     if outcome.action in ("route", "clarify") and outcome.pool is not None:
-        action, reason = "route", f"customer asked for a person; {outcome.pool.name} fits"
+        action, reason = (
+            RoutingDecision.Action.ROUTE,
+            f"customer asked for a person; {outcome.pool.name} fits",
+        )
         outcome = RoutingOutcome(
-            "route", outcome.pool, outcome.trail, outcome.minimised, outcome.injection
+            "route", outcome.pool, outcome.trail, outcome.redacted, outcome.injection
         )
     else:
-        action, reason = "review", "customer asked for a person; no pool fits yet"
+        action, reason = (
+            RoutingDecision.Action.REVIEW,
+            "customer asked for a person; no pool fits yet",
+        )
         outcome = RoutingOutcome(
             "review",
             None,
             outcome.trail,
-            outcome.minimised,
+            outcome.redacted,
             outcome.injection,
             review_reason=ReviewReason.HUMAN_REQUESTED,
             candidates=outcome.candidates,
@@ -365,7 +364,7 @@ def _handoff(outcome: RoutingOutcome) -> RoutingOutcome:
             action,
             pool=outcome.pool,
             reason=reason,
-            final=True,
+            ends_run=True,
         )
     )
     return outcome
@@ -472,83 +471,3 @@ def tickets_stuck_requeue(*, older_than: timedelta | None = None) -> list[int]:
         ids = list(stuck.select_for_update(skip_locked=True).values_list("pk", flat=True))
         Ticket.objects.filter(pk__in=ids).update(updated_at=now)
     return ids
-
-
-@transaction.atomic
-def model_version_train(
-    *,
-    examples: Sequence[tuple[str, str]],
-    note: str = "",
-    activate: bool = True,
-    target_precision: float = 0.98,
-    holdout_share: float = 0.2,
-    seed: int = 0,
-    show_progress: bool = False,
-) -> ModelVersion:
-    """Train a local classifier, evaluate it on a held-out slice, store it signed.
-
-    The threshold is the lowest confidence at which held-out decisions reach
-    `target_precision`; the final model is then trained on every example.
-    """
-    rows = list(examples)
-    rng = random.Random(seed)
-    rng.shuffle(rows)
-    cut = int(len(rows) * (1 - holdout_share))
-    train, held = rows[:cut], rows[cut:]
-    metrics: dict[str, object] = {}
-    threshold = settings.ROUTER_LOCAL_THRESHOLD
-    if held and len({label for _, label in train}) >= 2:
-        candidate = LocalClassifier.train(
-            texts=[t for t, _ in train], labels=[label for _, label in train], seed=seed
-        )
-        held_texts, held_labels = [t for t, _ in held], [label for _, label in held]
-        evaluation = evaluate(candidate, texts=held_texts, labels=held_labels)
-        predictions = candidate.predict_many(held_texts)
-        # A precision measured on a handful of held-out texts says little: the threshold must
-        # rest on at least max(ROUTER_THRESHOLD_MIN_ROUTED, 1/(1 - precision)) of them, or the
-        # model auto-routes nothing (1.0) until retraining has measured it on people's labels.
-        min_accepted = min_support(
-            error_rate=1 - target_precision, floor=settings.ROUTER_THRESHOLD_MIN_ROUTED
-        )
-        threshold = threshold_for_precision(
-            predictions, held_labels, target_precision=target_precision, min_accepted=min_accepted
-        )
-        metrics = {
-            "accuracy": evaluation.accuracy,
-            "macro_f1": evaluation.macro_f1,
-            "ece": evaluation.ece,
-            "per_label": evaluation.per_label,
-            "holdout": evaluation.n,
-            "target_precision": target_precision,
-            "min_accepted": min_accepted,
-            "threshold_met": math.isfinite(threshold),
-        }
-    classifier = LocalClassifier.train(
-        texts=[t for t, _ in rows],
-        labels=[label for _, label in rows],
-        seed=seed,
-        show_progress=show_progress,
-    )
-    artifact = classifier.to_bytes()
-    with transaction.atomic():
-        previous = ModelVersion.objects.filter(active=True).first() if activate else None
-        if activate:
-            ModelVersion.objects.filter(active=True).update(active=False)
-        version = ModelVersion.objects.create(
-            labels=classifier.labels,
-            artifact=artifact,
-            signature=selectors.artifact_signature(artifact),
-            metrics=metrics,
-            threshold=min(max(threshold, 0.0), 1.0),
-            training_examples=len(rows),
-            note=note,
-            active=activate,
-        )
-        if activate:
-            # Every switch of the active model is in the activation history, this one too.
-            ModelVersionActivation.objects.create(
-                version=version, previous=previous, note=f"trained: {note}"[:300]
-            )
-            # What an active model was trained on is the base later retrainings start from.
-            training_examples_store(examples=rows, dataset=note or f"model v{version.pk}")
-        return version

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from apps.core.admin import ReadOnlyAdmin
 from apps.core.errors import Conflict
+from apps.core.users import staff_user
 from apps.reports.alerts import alert_acknowledge
 from apps.reports.models import Alert, AlertRule
 
@@ -61,7 +62,7 @@ class AlertAdmin(ReadOnlyAdmin):
         done = 0
         for alert in queryset:
             try:
-                alert_acknowledge(alert=alert, actor=request.user)
+                alert_acknowledge(alert=alert, actor=staff_user(request))
                 done += 1
             except Conflict:
                 pass  # resolved or acknowledged meanwhile: nothing to do

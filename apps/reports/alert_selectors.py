@@ -27,9 +27,7 @@ class AlertFigure:
 
 
 def _decisions(since: datetime, until: datetime) -> QuerySet[RoutingDecision]:
-    return RoutingDecision.objects.filter(
-        dry_run=False, ticket__isnull=False, created_at__gte=since, created_at__lte=until
-    ).order_by()
+    return RoutingDecision.objects.real().in_window(since=since, until=until).order_by()
 
 
 def _share(count: int, total: int) -> AlertFigure:
@@ -100,12 +98,13 @@ def _review_oldest(until: datetime) -> AlertFigure:
 
 
 def _sla_breaches(since: datetime, until: datetime) -> AlertFigure:
-    breaches = Ticket.objects.filter(sla_breached_at__gte=since, sla_breached_at__lte=until).count()
+    breaches = Ticket.objects.filter(sla_breached_at__gte=since, sla_breached_at__lt=until).count()
     return AlertFigure(float(breaches), breaches)
 
 
 def alert_figure(*, metric: str, since: datetime, until: datetime) -> AlertFigure:
-    """The value of `metric` over [since, until] and its sample size."""
+    """The value of `metric` over [since, until) and its sample size: the window is half-open,
+    like the reports' periods, so a decision made at `until` counts in the next window."""
     if metric == Metric.LATENCY_P95_MS:
         return _latency_p95(since, until)
     if metric == Metric.LOW_CONFIDENCE_SHARE:

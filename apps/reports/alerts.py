@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict
+from apps.core.users import StaffUser
 from apps.reports.alert_selectors import AlertFigure, alert_figure
 from apps.reports.models import Alert, AlertRule
 from apps.webhooks.services import webhook_event_emit
@@ -142,7 +143,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> AlertEvaluation:
     return result
 
 
-def alert_acknowledge(*, alert: Alert, actor: Any) -> Alert:
+def alert_acknowledge(*, alert: Alert, actor: StaffUser) -> Alert:
     """A person has seen an open alert: record who and when (it still resolves by itself)."""
     now = timezone.now()
     updated = Alert.objects.filter(pk=alert.pk, status=Status.OPEN).update(

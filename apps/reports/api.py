@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.api import PaginatedApi
-from apps.orchestrator.models import RoutingDecision
+from apps.orchestrator.models import RoutingDecision, decision_columns
 from apps.reports.exports import (
     DECISION_COLUMNS,
     TICKET_COLUMNS,
@@ -34,11 +34,10 @@ from apps.reports.filters import (
 )
 from apps.reports.selectors import (
     report_decision_list,
-    report_summary,
-    report_summary_data,
     report_ticket_list,
     user_can_view_reports,
 )
+from apps.reports.summary import report_summary, report_summary_data
 
 
 class CanViewReports(BasePermission):
@@ -77,7 +76,7 @@ class ReportSummaryApi(APIView):
     permission_classes = [CanViewReports]
 
     class OutputSerializer(serializers.Serializer[dict[str, Any]]):
-        # Sections mirror apps.reports.selectors.report_summary (documented in docs/reports.md).
+        # Sections mirror apps.reports.summary.report_summary (documented in docs/reports.md).
         from_ = serializers.DateField()
         to = serializers.DateField()
         pool = serializers.CharField(allow_null=True)
@@ -119,33 +118,8 @@ class DecisionListApi(PaginatedApi):
 
         class Meta:
             model = RoutingDecision
-            fields = [
-                "id",
-                "created_at",
-                "ticket",
-                "ticket_pool",
-                "request_id",
-                "tier",
-                "action",
-                "pool",
-                "model",
-                "prompt_version",
-                "model_version",
-                "rule",
-                "confidence",
-                "reason",
-                "valid",
-                "error",
-                "latency_ms",
-                "attempts",
-                "input_tokens",
-                "output_tokens",
-                "cache_read_tokens",
-                "cache_creation_tokens",
-                "cost_usd",
-                "final",
-                "input_minimised",
-            ]
+            # The receipt's columns (apps/orchestrator/models.py); the trail is the CSV's.
+            fields = decision_columns(without=("trail",))
 
     @extend_schema(
         parameters=[ReportFilterSerializer, DecisionDrillSerializer],

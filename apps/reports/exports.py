@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from apps.orchestrator.models import RoutingDecision
+from apps.orchestrator.models import RoutingDecision, decision_columns
 from apps.reports.selectors import decision_trails
 from apps.tickets.models import Ticket
 
@@ -26,32 +26,8 @@ CHUNK = 2000
 # text must never do that, so such cells get a leading apostrophe.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-DECISION_COLUMNS = [
-    "id",
-    "created_at",
-    "ticket",
-    "ticket_pool",
-    "request_id",
-    "trail",
-    "tier",
-    "action",
-    "pool",
-    "model",
-    "prompt_version",
-    "confidence",
-    "valid",
-    "error",
-    "reason",
-    "latency_ms",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
-    "cost_usd",
-    "final",
-    "input_minimised",
-    "attempts",  # appended: tools read the earlier columns by position
-]
+# The receipt's columns (apps/orchestrator/models.py), in their order: tools read them by position.
+DECISION_COLUMNS = decision_columns(without=("model_version", "rule"))
 
 TICKET_COLUMNS = [
     "id",
@@ -130,34 +106,21 @@ def _trail_text(trail: list[RoutingDecision]) -> str:
     return " > ".join(f"{d.tier}:{d.action}" for d in trail)
 
 
-def _decision_row(d: RoutingDecision, trail: list[RoutingDecision]) -> list[Any]:
-    ticket_pool = d.ticket.pool.slug if d.ticket and d.ticket.pool else None
-    return [
-        d.pk,
-        d.created_at,
-        d.ticket_id,
-        ticket_pool,
-        d.request_id,
-        _trail_text(trail),
-        d.tier,
-        d.action,
-        d.pool.slug if d.pool else None,
-        d.model,
-        d.prompt_version_id,
-        d.confidence,
-        d.valid,
-        d.error,
-        d.reason,
-        d.latency_ms,
-        d.input_tokens,
-        d.output_tokens,
-        d.cache_read_tokens,
-        d.cache_creation_tokens,
-        d.cost_usd,
-        d.final,
-        d.input_minimised,
-        d.attempts,
-    ]
+def _decision_csv_cells(d: RoutingDecision, trail: list[RoutingDecision]) -> dict[str, Any]:
+    """The columns whose cell is not the field's own value."""
+    return {
+        "id": d.pk,
+        "ticket": d.ticket_id,
+        "ticket_pool": d.ticket.pool.slug if d.ticket and d.ticket.pool else None,
+        "trail": _trail_text(trail),
+        "pool": d.pool.slug if d.pool else None,
+        "prompt_version": d.prompt_version_id,
+    }
+
+
+def _decision_csv_row(d: RoutingDecision, trail: list[RoutingDecision]) -> list[Any]:
+    cells = _decision_csv_cells(d, trail)
+    return [cells[c] if c in cells else getattr(d, c) for c in DECISION_COLUMNS]
 
 
 def decision_rows(decisions: QuerySet[RoutingDecision]) -> Iterator[list[Any]]:
@@ -166,7 +129,7 @@ def decision_rows(decisions: QuerySet[RoutingDecision]) -> Iterator[list[Any]]:
     while chunk := list(islice(iterator, CHUNK)):
         trails = decision_trails(request_ids=(d.request_id for d in chunk))
         for d in chunk:
-            yield _decision_row(d, trails.get(d.request_id, []))
+            yield _decision_csv_row(d, trails.get(d.request_id, []))
 
 
 async def decision_rows_async(decisions: QuerySet[RoutingDecision]) -> AsyncIterator[list[Any]]:
@@ -175,7 +138,7 @@ async def decision_rows_async(decisions: QuerySet[RoutingDecision]) -> AsyncIter
 
     async def flush() -> list[list[Any]]:
         trails = await sync_to_async(decision_trails)(request_ids=[d.request_id for d in chunk])
-        return [_decision_row(d, trails.get(d.request_id, [])) for d in chunk]
+        return [_decision_csv_row(d, trails.get(d.request_id, [])) for d in chunk]
 
     async for decision in decisions.aiterator(chunk_size=CHUNK):
         chunk.append(decision)
@@ -194,8 +157,8 @@ def _ticket_row(t: Ticket) -> list[Any]:
         t.created_at,
         t.status,
         t.pool.slug if t.pool else None,
-        getattr(t, "final_tier", None),
-        getattr(t, "final_confidence", None),
+        getattr(t, "outcome_tier", None),
+        getattr(t, "outcome_confidence", None),
         getattr(t, "decision_count", None) or 0,
         getattr(t, "routing_cost_usd", None) or Decimal(0),
         t.sla_due_at,

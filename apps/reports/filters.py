@@ -70,7 +70,9 @@ class DecisionDrillSerializer(serializers.Serializer[DecisionDrill]):
     model = serializers.CharField(required=False, allow_blank=True, help_text="Empty: no model.")
     action = serializers.ChoiceField(choices=RoutingDecision.Action.values, required=False)
     final = serializers.BooleanField(
-        required=False, default=False, help_text="Only each ticket's latest final decision."
+        required=False,
+        default=False,
+        help_text="Only each ticket's outcome: its latest decision that ended a routing run.",
     )
     llm_call = serializers.BooleanField(required=False, default=False)
     escalated = serializers.BooleanField(required=False, default=False)
@@ -87,7 +89,8 @@ class DecisionDrillSerializer(serializers.Serializer[DecisionDrill]):
     ticket = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        return {"drill": DecisionDrill(**attrs)}
+        attribute = {param: name for name, param in DecisionDrill.PARAMS.items()}
+        return {"drill": DecisionDrill(**{attribute.get(k, k): v for k, v in attrs.items()})}
 
 
 def report_filter_parse(params: QueryDict | dict[str, Any]) -> ReportFilter:

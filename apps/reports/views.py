@@ -19,10 +19,9 @@ from apps.reports.selectors import (
     ReportFilter,
     decision_trails,
     report_decision_list,
-    report_summary,
-    report_summary_data,
     user_can_view_reports,
 )
+from apps.reports.summary import report_summary, report_summary_data
 
 PAGE_SIZE = 50
 

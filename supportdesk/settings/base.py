@@ -40,6 +40,21 @@ def env_bool(name: str, *, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_bool_renamed(name: str, *, old: str, default: bool = False) -> bool:
+    """`env_bool(name)`, still reading the deprecated `old` name (with a warning) when `name` is
+    unset, so a deployment configured under the old name keeps working."""
+    if os.environ.get(old) is not None:
+        ignored = " and ignored: {name} is set" if os.environ.get(name) is not None else ""
+        warnings.warn(
+            f"{old} is deprecated{ignored.format(name=name)}; set {name} instead.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        if os.environ.get(name) is None:
+            return env_bool(old, default=default)
+    return env_bool(name, default=default)
+
+
 def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return default if value in (None, "") else int(value)
@@ -331,8 +346,13 @@ REVIEW_AUDIT_SHARE = env_float("REVIEW_AUDIT_SHARE", 0.02)
 REVIEW_AUDIT_SEED: int | None = (
     int(os.environ["REVIEW_AUDIT_SEED"]) if os.environ.get("REVIEW_AUDIT_SEED") else None
 )
-# Embedded profile: route in a background thread so a chat socket never waits for a model.
-ROUTER_IN_THREAD = env_bool("ROUTER_IN_THREAD", default=not REDIS_URL)
+# Background work (routing, the desk's context and drafts, webhook deliveries: every
+# apps/core/background.py lane) runs in a thread of this process instead of going to Celery.
+# On by default in the embedded profile, so a chat socket never waits for a model.
+# ROUTER_IN_THREAD is its former, deprecated name: still read, with a warning.
+BACKGROUND_IN_THREAD = env_bool_renamed(
+    "BACKGROUND_IN_THREAD", old="ROUTER_IN_THREAD", default=not REDIS_URL
+)
 # Learning from corrections (docs/orchestrator.md): a retrained local model's threshold is the
 # lowest confidence that keeps the share of wrong pools among its automatic routes at or below
 # this on held-out labels; retraining waits for this many labels from people.

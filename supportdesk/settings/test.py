@@ -18,7 +18,7 @@ LOGGING["root"]["level"] = "WARNING"
 # Attachments written by tests stay out of the development media directory.
 MEDIA_ROOT = Path(env_str("TEST_MEDIA_ROOT", str(BASE_DIR / ".test-media")))
 # Tests route synchronously (eager Celery) so they can assert on the outcome at once.
-ROUTER_IN_THREAD = False
+BACKGROUND_IN_THREAD = False
 EMBEDDED_BEAT = False
 # Audit samples are random; tests that need them turn them on.
 REVIEW_AUDIT_SHARE = 0.0

@@ -11,12 +11,12 @@ from apps.orchestrator.local_model import (
     OTHER,
     LocalClassifier,
     Prediction,
-    _expected_calibration_error,
     evaluate,
     min_support,
     seed_examples,
     threshold_for_precision,
 )
+from apps.orchestrator.local_model.thresholds import _expected_calibration_error
 
 # Clearly worded messages that are not in the seed CSV; each must route to its pool.
 HELD_OUT = [

@@ -17,7 +17,7 @@ from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision
-from apps.orchestrator.services import ticket_route
+from apps.orchestrator.services import text_route_dry_run, ticket_route
 from apps.pools.services import tickets_sla_check
 from apps.reports.alert_selectors import alert_figure, alert_list_open
 from apps.reports.alerts import alert_acknowledge, alerts_evaluate
@@ -202,12 +202,27 @@ def test_too_few_routings_are_not_judged(pools, standin):
 
 
 def test_dry_runs_do_not_count(pools, standin):
-    from apps.orchestrator.services import text_route_dry_run
-
     rule(Metric.LATENCY_P95_MS, min_sample=1)
     standin.default = lambda body: api.delay(0.6, route_reply("billing", 0.93))
     text_route_dry_run(text="Why was I charged twice?")
     assert alerts_evaluate().opened == []
+
+
+def test_a_window_counts_what_happened_at_its_start_and_leaves_its_end_to_the_next(pools, standin):
+    """[since, until), like the reports' periods: a routing or a breach at the edge between two
+    evaluations counts in exactly one of them."""
+    standin.default = lambda body: route_reply("billing", 0.93)
+    [ticket] = route_tickets(1)
+    edge = timezone.now().replace(microsecond=0) - timedelta(minutes=30)
+    RoutingDecision.objects.update(created_at=edge)
+    Ticket.objects.filter(pk=ticket.pk).update(sla_breached_at=edge)
+    before = {"since": edge - timedelta(minutes=15), "until": edge}
+    after = {"since": edge, "until": edge + timedelta(minutes=15)}
+
+    assert alert_figure(metric=Metric.LATENCY_P95_MS, **before).sample == 0
+    assert alert_figure(metric=Metric.LATENCY_P95_MS, **after).sample == 1
+    assert alert_figure(metric=Metric.SLA_BREACHES, **before).value == 0
+    assert alert_figure(metric=Metric.SLA_BREACHES, **after).value == 1
 
 
 def test_an_old_review_item_and_an_sla_breach_open_alerts(pools, standin):
@@ -220,7 +235,8 @@ def test_an_old_review_item_and_an_sla_breach_open_alerts(pools, standin):
 
     later = timezone.now() + timedelta(days=1)  # nobody looked at either for a day
     tickets_sla_check(now=later)
-    opened = {a.metric: a for a in alerts_evaluate(now=later).opened}
+    # Evaluated a moment after the check found the breach: a window ends before its `now`.
+    opened = {a.metric: a for a in alerts_evaluate(now=later + timedelta(seconds=1)).opened}
     assert set(opened) == {Metric.REVIEW_OLDEST_MINUTES, Metric.SLA_BREACHES}
     assert opened[Metric.REVIEW_OLDEST_MINUTES].value >= 24 * 60
     assert opened[Metric.SLA_BREACHES].value == 1

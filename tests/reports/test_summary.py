@@ -10,7 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.orchestrator.models import RoutingDecision
-from apps.reports.selectors import ReportFilter, report_summary, report_summary_data
+from apps.reports.selectors import ReportFilter
+from apps.reports.summary import report_summary, report_summary_data
 from apps.review.models import ReviewItem
 from tests.reports.conftest import DAYS, END, START, History, TicketSpec
 

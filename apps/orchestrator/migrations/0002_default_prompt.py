@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from apps.orchestrator.prompts import DEFAULT_FEW_SHOT, DEFAULT_PROMPT
+from apps.orchestrator.prompts.text import DEFAULT_FEW_SHOT, DEFAULT_PROMPT
 
 
 def create_default_prompt(apps, schema_editor):

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from apps.orchestrator.pipeline import ReviewReason, RoutingOutcome
+from apps.orchestrator.outcomes import ReviewReason, RoutingOutcome
 from apps.orchestrator.services import batch_provider, pipeline_build
 
 OUTPUT_COLUMNS = [
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 f"sending {len(doubtful)} texts as one batch to {settings.ROUTER_MODEL}"
             )
             calls = {
-                key: pipeline.llm_call(settings.ROUTER_MODEL, outcome.minimised)
+                key: pipeline.llm_call(settings.ROUTER_MODEL, outcome.redacted)
                 for key, outcome in doubtful.items()
             }
             results = provider.batch_run(

@@ -1,5 +1,5 @@
 """The router's prompts: the system prompt from a PromptVersion and the active pools, and the
-user turn that carries the (minimised) customer text between delimiters.
+user turn that carries the (redacted) customer text between delimiters.
 
 Customer text never enters the system prompt. Inside the user turn it is fenced by
 <customer_message> tags, and any tag-like text that could close the fence is defused first.
@@ -81,7 +81,7 @@ def system_prompt(
 
 
 def user_turn(text: str) -> str:
-    """The customer's minimised text, fenced; tags that could break the fence are defused."""
+    """The customer's redacted text, fenced; tags that could break the fence are defused."""
     # Angle brackets become look-alike quotation marks: the text still reads the same.
     defused = _TAG_LIKE.sub(
         lambda match: match.group(0).replace("<", "\u2039").replace(">", "\u203a"), text

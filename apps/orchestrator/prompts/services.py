@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
+from apps.core.users import StaffUser
 from apps.orchestrator.models import PromptActivation, PromptExperiment, PromptVersion
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def template_errors(text: str) -> list[str]:
     return []
 
 
-def _check(actor: Any | None, permission: str, what: str) -> None:
+def _check(actor: StaffUser | None, permission: str, what: str) -> None:
     if actor is not None and not actor.has_perm(permission):
         raise PermissionDenied(f"Only users who may {what} can do that.")
 
@@ -56,7 +57,7 @@ def prompt_version_append(
     text: str,
     few_shot: list[dict[str, Any]],
     parent: PromptVersion | None,
-    author: Any | None,
+    author: StaffUser | None,
     note: str = "",
 ) -> PromptVersion:
     """Append a new, inactive prompt version whose parent is the version it was made from.
@@ -81,7 +82,7 @@ def prompt_version_append(
 def _switch(
     *,
     version: PromptVersion,
-    actor: Any | None,
+    actor: StaffUser | None,
     note: str,
     experiment: PromptExperiment | None = None,
 ) -> PromptActivation:
@@ -105,7 +106,7 @@ def _switch(
 
 
 def prompt_version_activate(
-    *, version: PromptVersion, actor: Any | None, note: str = ""
+    *, version: PromptVersion, actor: StaffUser | None, note: str = ""
 ) -> PromptActivation:
     """Make `version` the active prompt (a rollback when it is older), recording who did it,
     when, and which version it replaced. Refused while an A/B test of the purpose runs: its
@@ -125,7 +126,7 @@ def prompt_version_activate(
 
 
 def prompt_experiment_start(
-    *, variant: PromptVersion, split: float, actor: Any | None, note: str = ""
+    *, variant: PromptVersion, split: float, actor: StaffUser | None, note: str = ""
 ) -> PromptExperiment:
     """Start an A/B test: the active version (control) against `variant`, which gets a stable
     `split` share of tickets."""
@@ -159,7 +160,7 @@ def prompt_experiment_start(
 
 
 def prompt_experiment_promote(
-    *, experiment: PromptExperiment, winner: PromptVersion, actor: Any | None, note: str = ""
+    *, experiment: PromptExperiment, winner: PromptVersion, actor: StaffUser | None, note: str = ""
 ) -> PromptExperiment:
     """End an A/B test with `winner` (control or variant) as the active prompt. A variant that
     wins is activated and the switch recorded as an activation of this experiment; a control

@@ -3,7 +3,7 @@
 Prompt versions are append-only: the change view is read-only, with "New version from this"
 (an add form prefilled from the version, whose parent it becomes) and "Diff against parent".
 Activation (or rollback) is an action; A/B tests are started from their add form and ended by
-promoting a winner. Each writes through `prompt_services`, which checks the permission
+promoting a winner. Each writes through `prompts.services`, which checks the permission
 (`orchestrator.activate_promptversion`) and records every switch as a PromptActivation.
 """
 
@@ -22,14 +22,15 @@ from django.utils.safestring import SafeString
 
 from apps.core.admin import ReadOnlyAdmin, version_activate_action
 from apps.core.errors import ApplicationError
+from apps.core.users import staff_user
 from apps.orchestrator.models import PromptActivation, PromptExperiment, PromptVersion
-from apps.orchestrator.prompt_selectors import (
+from apps.orchestrator.prompts.selectors import (
     ArmResult,
     ExperimentResult,
     prompt_experiment_result,
     prompt_version_diff,
 )
-from apps.orchestrator.prompt_services import (
+from apps.orchestrator.prompts.services import (
     ACTIVATE_PERMISSION,
     ADD_PERMISSION,
     few_shot_errors,
@@ -98,7 +99,7 @@ class PromptVersionAdmin(ReadOnlyAdmin):
             text=obj.text,
             few_shot=obj.few_shot,
             parent=obj.parent,
-            author=request.user,
+            author=staff_user(request),
             note=obj.note,
         )
         obj.pk, obj.purpose, obj.author = version.pk, version.purpose, version.author
@@ -258,7 +259,7 @@ class PromptExperimentAdmin(ReadOnlyAdmin):
         self, request: HttpRequest, obj: PromptExperiment, form: Any, change: bool
     ) -> None:
         experiment = prompt_experiment_start(
-            variant=obj.variant, split=obj.split, actor=request.user, note=obj.note
+            variant=obj.variant, split=obj.split, actor=staff_user(request), note=obj.note
         )
         obj.pk, obj.control, obj.purpose = experiment.pk, experiment.control, experiment.purpose
         obj.started_at, obj.started_by = experiment.started_at, experiment.started_by
@@ -278,7 +279,9 @@ class PromptExperimentAdmin(ReadOnlyAdmin):
         experiment = experiments[0]
         winner = experiment.variant if arm == "variant" else experiment.control
         try:
-            prompt_experiment_promote(experiment=experiment, winner=winner, actor=request.user)
+            prompt_experiment_promote(
+                experiment=experiment, winner=winner, actor=staff_user(request)
+            )
         except ApplicationError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return

@@ -26,18 +26,13 @@ from apps.orchestrator.local_model import (
     threshold_for_misroute_rate,
 )
 from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
-from apps.orchestrator.services import model_version_train, ticket_route
+from apps.orchestrator.services import ticket_route
+from apps.orchestrator.training.examples import training_base
+from apps.orchestrator.training.labels import DISTILLED, label_held_out, training_labels
+from apps.orchestrator.training.retrain import _gate, model_version_retrain
+from apps.orchestrator.training.versions import model_version_activate, model_version_train
 from apps.pools.models import Pool
 from apps.pools.services import pool_upsert, ticket_reroute
-from apps.review.learning import (
-    DISTILLED,
-    _gate,
-    label_held_out,
-    model_version_activate,
-    model_version_retrain,
-    training_base,
-    training_labels,
-)
 from apps.review.models import ReviewItem, RoutingLabel, TrainingExample
 from apps.review.services import review_item_resolve
 from apps.review.tasks import router_retrain_task

@@ -1,4 +1,4 @@
-"""Learning from corrections: the labels people give routing (review and audit verdicts, agents'
+"""Retraining from corrections: the labels people give routing (review and audit verdicts, agents'
 "wrong pool" moves) and, weighted lower, the LLM's confident decisions; retraining the local
 model from them behind a no-regression gate; and switching (or rolling back) the active model.
 
@@ -38,19 +38,16 @@ them errs on the high side: the threshold is, if anything, conservative.
 """
 
 import hashlib
-import hmac
 import json
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
-from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
+from apps.core.errors import ValidationFailed
 from apps.orchestrator import selectors
 from apps.orchestrator.local_model import (
     OTHER,
@@ -60,33 +57,25 @@ from apps.orchestrator.local_model import (
     evaluate,
     min_support,
     misroute_rate,
-    seed_examples,
     threshold_for_misroute_rate,
 )
-from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
+from apps.orchestrator.models import ModelVersion
+from apps.orchestrator.training.examples import training_base
+from apps.orchestrator.training.labels import (
+    DISTILLED,
+    TrainingLabel,
+    label_held_out,
+    training_labels,
+)
+from apps.orchestrator.training.versions import model_version_activate
 from apps.pools.selectors import pool_list
-from apps.review.models import RoutingLabel, TrainingExample
+from apps.review.models import RoutingLabel
 
 logger = logging.getLogger(__name__)
 
-DISTILLED = "distilled"
+
 # How much higher a candidate's Brier score may be than the active model's: rounding, not noise.
 BRIER_TOLERANCE = 0.001
-ACTIVATE_PERMISSION = "orchestrator.change_modelversion"
-
-Tier = RoutingDecision.Tier
-Action = RoutingDecision.Action
-
-
-@dataclass(frozen=True)
-class TrainingLabel:
-    """One labelled text for the local model."""
-
-    ticket_id: int
-    text: str  # the minimised customer text the router saw
-    label: str  # a pool slug, or OTHER when no pool fits
-    weight: float  # 1.0 for people's labels, ROUTER_DISTILL_WEIGHT for distilled ones
-    source: str  # a RoutingLabel.Source value, or DISTILLED
 
 
 @dataclass(frozen=True)
@@ -97,143 +86,6 @@ class RetrainResult:
     activated: bool
     reason: str
     metrics: dict[str, Any]
-
-
-# -- selectors ------------------------------------------------------------------------------
-def training_labels(*, since: datetime | None = None) -> list[TrainingLabel]:
-    """Labelled texts for retraining, oldest ticket first: one per ticket.
-
-    People's labels (review, audit, reroute): the ticket's newest label wins; its text is the
-    newest non-empty text among the ticket's labels. Distilled labels (when
-    ROUTER_DISTILL_WEIGHT > 0): a ticket without any human label whose newest final LLM or
-    escalation decision routed it to a pool with confidence >= ROUTER_DISTILL_MIN_CONFIDENCE,
-    at ROUTER_DISTILL_WEIGHT. Texts that are empty are skipped.
-    """
-    rows = RoutingLabel.objects.order_by("ticket_id", "-created_at", "-id").values_list(
-        "ticket_id", "source", "pool__slug", "text"
-    )
-    if since is not None:
-        rows = rows.filter(created_at__gte=since)
-    verdicts: dict[int, tuple[str, str]] = {}
-    texts: dict[int, str] = {}
-    for ticket_id, source, slug, text in rows.iterator():
-        verdicts.setdefault(ticket_id, (source, slug or OTHER))
-        if ticket_id not in texts and text.strip():
-            texts[ticket_id] = text
-    labels = [
-        TrainingLabel(ticket_id, texts[ticket_id], label, 1.0, source)
-        for ticket_id, (source, label) in verdicts.items()
-        if ticket_id in texts
-    ]
-    weight = float(settings.ROUTER_DISTILL_WEIGHT)
-    if weight > 0:
-        labels += _distilled_labels(since=since, weight=weight)
-    return sorted(labels, key=lambda label: label.ticket_id)
-
-
-def _distilled_labels(*, since: datetime | None, weight: float) -> list[TrainingLabel]:
-    decisions = (
-        RoutingDecision.objects.filter(
-            final=True,
-            dry_run=False,
-            valid=True,
-            ticket__isnull=False,
-            tier__in=[Tier.LLM, Tier.ESCALATION],
-            action__in=[Action.ROUTE, Action.CLARIFY],
-            pool__isnull=False,
-            confidence__gte=settings.ROUTER_DISTILL_MIN_CONFIDENCE,
-        )
-        .exclude(input_minimised="")
-        .exclude(ticket_id__in=RoutingLabel.objects.values("ticket_id"))
-        .order_by("ticket_id", "-created_at", "-id")
-        .values_list("ticket_id", "pool__slug", "input_minimised")
-    )
-    if since is not None:
-        decisions = decisions.filter(created_at__gte=since)
-    newest: dict[int, TrainingLabel] = {}
-    for ticket_id, slug, text in decisions.iterator():
-        if ticket_id not in newest and text.strip():
-            newest[ticket_id] = TrainingLabel(ticket_id, text, slug, weight, DISTILLED)
-    return list(newest.values())
-
-
-def training_base(*, labels: set[str]) -> list[tuple[str, str]]:
-    """The curated examples (text, label) a retraining starts from, for `labels` only.
-
-    They are the examples models were trained on by `train_router` / `seed_demo`
-    (`TrainingExample`). An installation that has none yet (trained before they were kept)
-    falls back to the shipped seed examples, and takes their `other` examples only when one of
-    the shipped pools is among `labels`: next to pools of its own, "tell me a joke" labelled
-    `other` would contradict a pool for jokes.
-    """
-    stored = list(
-        TrainingExample.objects.filter(label__in=labels).order_by("id").values_list("text", "label")
-    )
-    if stored or TrainingExample.objects.exists():
-        return stored
-    shipped = seed_examples()
-    shipped_pools = {label for _, label in shipped} - {OTHER}
-    usable = labels if shipped_pools & labels else labels - {OTHER}
-    return [(text, label) for text, label in shipped if label in usable]
-
-
-def training_examples_store(*, examples: Sequence[tuple[str, str]], dataset: str = "") -> int:
-    """Keep curated training examples (text, label) for later retrainings; returns how many
-    were new (an example already kept, same text and label, is skipped)."""
-    rows: dict[str, TrainingExample] = {}
-    for text, label in examples:
-        if not text.strip() or not label:
-            continue
-        digest = hashlib.sha256(f"{label}\x00{text}".encode()).hexdigest()
-        rows.setdefault(
-            digest,
-            TrainingExample(text=text, label=label[:64], dataset=dataset[:200], digest=digest),
-        )
-    before = TrainingExample.objects.count()
-    TrainingExample.objects.bulk_create(rows.values(), ignore_conflicts=True, batch_size=500)
-    return TrainingExample.objects.count() - before
-
-
-def label_held_out(*, ticket_id: int, seed: int, share: float) -> bool:
-    """Whether a ticket's label is in the held-out slice: a hash of (seed, ticket id) below
-    `share`, so a ticket stays on its side however many labels come after it."""
-    digest = hashlib.blake2b(f"{seed}:{ticket_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < share
-
-
-# -- services -------------------------------------------------------------------------------
-def model_version_activate(
-    *, version: ModelVersion, actor: Any | None, note: str = ""
-) -> ModelVersionActivation:
-    """Make `version` the active local model (a rollback when it is older) and record who did it,
-    when, and which version it replaced. `actor` None: the retraining gate did it.
-
-    Routing picks the switch up at once: `selectors.local_tier_active` reads the active version
-    on every pipeline build and caches classifiers by version id.
-    """
-    if actor is not None and not actor.has_perm(ACTIVATE_PERMISSION):
-        raise PermissionDenied("Only users who may change model versions can activate one.")
-    with transaction.atomic():
-        # Lock the active row and then the target, always in that order.
-        previous = ModelVersion.objects.select_for_update().filter(active=True).first()
-        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
-        if previous is not None and previous.pk == locked.pk:
-            raise Conflict(f"{locked} is already active.")
-        artifact = bytes(locked.artifact)
-        if not hmac.compare_digest(selectors.artifact_signature(artifact), locked.signature):
-            raise Conflict(f"{locked} has a bad signature; it cannot be activated.")
-        ModelVersion.objects.filter(active=True).update(active=False)
-        ModelVersion.objects.filter(pk=locked.pk).update(active=True)
-        activation = ModelVersionActivation.objects.create(
-            version=locked, previous=previous, actor=actor, note=note.strip()[:300]
-        )
-    logger.info(
-        "local model v%s activated (was %s) by %s",
-        locked.pk,
-        f"v{previous.pk}" if previous else "none",
-        actor or "retraining",
-    )
-    return activation
 
 
 def model_version_retrain(

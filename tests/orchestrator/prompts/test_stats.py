@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.orchestrator.prompt_stats import (
+from apps.orchestrator.prompts.stats import (
     arm_is_variant,
     arm_position,
     percentile,
@@ -18,7 +18,7 @@ from apps.orchestrator.prompt_stats import (
     two_proportion_z_test,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def variant_ids(experiment_id: int, split: float, ticket_ids: range) -> list[int]:
@@ -32,7 +32,7 @@ def variant_ids(experiment_id: int, split: float, ticket_ids: range) -> list[int
 def test_the_same_ticket_gets_the_same_arm_in_another_process_with_another_hash_seed():
     here = variant_ids(7, 0.5, range(1, 501))
     script = (
-        "import json; from apps.orchestrator.prompt_stats import arm_is_variant; "
+        "import json; from apps.orchestrator.prompts.stats import arm_is_variant; "
         "print(json.dumps([t for t in range(1, 501) "
         "if arm_is_variant(experiment_id=7, ticket_id=t, split=0.5)]))"
     )

@@ -11,14 +11,14 @@ from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
 from apps.orchestrator.models import PromptExperiment, PromptVersion, RoutingDecision
-from apps.orchestrator.prompt_admin import results_table
-from apps.orchestrator.prompt_selectors import (
+from apps.orchestrator.prompts.admin import results_table
+from apps.orchestrator.prompts.selectors import (
     MIN_LABELS_FOR_ACCURACY,
     prompt_experiment_result,
     prompt_for_ticket,
 )
-from apps.orchestrator.prompt_services import prompt_experiment_start, prompt_version_append
-from apps.orchestrator.prompt_stats import (
+from apps.orchestrator.prompts.services import prompt_experiment_start, prompt_version_append
+from apps.orchestrator.prompts.stats import (
     arm_is_variant,
     two_proportion_sample_size,
     two_proportion_z_test,

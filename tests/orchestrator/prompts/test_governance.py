@@ -8,13 +8,13 @@ from django.contrib.auth.models import Group
 from apps.core.errors import Conflict, PermissionDenied
 from apps.flows.demo import demo_seed
 from apps.orchestrator.models import PromptActivation, PromptExperiment, PromptVersion
-from apps.orchestrator.prompt_services import (
+from apps.orchestrator.prompts.services import (
     prompt_experiment_promote,
     prompt_experiment_start,
     prompt_version_activate,
     prompt_version_append,
 )
-from apps.orchestrator.prompts import DEFAULT_PROMPT
+from apps.orchestrator.prompts.text import DEFAULT_PROMPT
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from apps.orchestrator import cache as decision_cache
 from apps.orchestrator.models import PromptVersion
-from apps.orchestrator.prompt_services import prompt_version_append
+from apps.orchestrator.prompts.services import prompt_version_append
 from tests.orchestrator.conftest import route_reply
 
 pytestmark = pytest.mark.django_db

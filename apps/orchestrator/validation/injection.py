@@ -1,400 +1,31 @@
-"""Tier 1 of the routing pipeline: refuse unusable text, minimise personal data, flag injection.
+"""Prompt-injection detection: the patterns that flag instructions aimed at the router.
 
-Customer text is untrusted. `input_validate` is the only door from a stored message to the
-later tiers: it refuses what cannot be processed, returns the text with personal data replaced
-by placeholders (no model, cache or log downstream should see anything else), and names the
-prompt-injection patterns it found. Everything here is pure: no database, no settings, no I/O.
-
-Character policy (why some characters are refused and others stripped):
-
-* Refused (`ControlCharacters`): C0/C1 control characters other than tab, newline and carriage
-  return (NUL, ESC and terminal escape sequences, DEL, ...), lone surrogates, and the bidi
-  embedding/override/isolate controls U+202A-U+202E and U+2066-U+2069. Keyboards do not type
-  them; they make what an agent sees differ from what a program or model reads (Trojan Source),
-  and stripping them would silently re-order the text the customer meant. Asking the customer
-  to resend plain text is safer than guessing.
-* Stripped: every other invisible format character (Unicode category Cf: zero-width space,
-  joiners, word joiner, soft hyphen, BOM, LRM/RLM, Unicode tag characters), variation
-  selectors and Hangul fillers. They arrive innocently from copy-paste, emoji sequences and
-  some scripts, so refusing them would turn real customers away; removing them changes nothing
-  a person reads but stops them hiding text from, or splitting words past, the PII and
-  injection patterns. Text smuggled in tag characters or long variation-selector runs is
-  decoded for the detector and reported as `encoding_tricks`.
+Heuristics, not a lookup: each signal is a few patterns that need instruction-like context
+(an imperative aimed at the assistant, a reference to its instructions or to our routing
+fields), so that "please ignore my previous email" or "route 66 store" pass. The patterns
+run over a view of the text that undoes cheap obfuscation: invisible characters, NFKC,
+case, accents, look-alike Cyrillic/Greek letters, leetspeak inside words and s p a c e d
+letters. A match is a signal for the pipeline to weigh, never a refusal.
 """
 
 import base64
 import binascii
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import Literal, get_args
 from urllib.parse import unquote
 
-from apps.core.errors import EmptyText, InvalidText, TextTooLong, ValidationFailed
-from apps.core.text import refused_characters
+from apps.orchestrator.validation.characters import hidden_payloads, strip_invisible
 
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class InputRefused(ValidationFailed):
-    """Customer text the pipeline will not process; the customer should be asked to resend."""
-
-    code = "input_refused"
-    default_message = "The message cannot be processed."
-
-
-class EmptyInput(InputRefused, EmptyText):
-    code = "empty_text"
-    default_message = "The message is empty. Please type your question."
-
-
-class InputTooLong(InputRefused, TextTooLong):
-    code = "text_too_long"
-    default_message = "The message is too long. Please shorten it."
-
-
-class ControlCharacters(InputRefused, InvalidText):
-    code = "control_characters"
-    default_message = (
-        "The message contains hidden control or text-direction characters. "
-        "Please retype it as plain text."
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Result
-
-
-@dataclass(frozen=True)
-class ValidatedInput:
-    minimised: str  # the text with personal data replaced by [EMAIL], [PHONE], [CARD], [IBAN]
-    redactions: dict[str, int]  # kind ("email", "phone", "card", "iban") -> count; only kinds found
-    injection_signals: list[str]  # names of the injection patterns that matched; empty if none
-
-    @property
-    def injection_suspected(self) -> bool:
-        """Whether any injection pattern matched."""
-        return bool(self.injection_signals)
-
-
-# --------------------------------------------------------------------------------------------
-# Characters
-
-_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")  # Hangul fillers render as nothing
-_TAG_FIRST, _TAG_LAST = 0xE0000, 0xE007F
-_LINE_BREAKS = re.compile(r"\r\n?|[\u2028\u2029]")
-
-
-def _is_variation_selector(ch: str) -> bool:
-    cp = ord(ch)
-    return 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF
-
-
-def _is_invisible(ch: str) -> bool:
-    return unicodedata.category(ch) == "Cf" or _is_variation_selector(ch) or ch in _FILLERS
-
-
-def _strip_invisible(text: str) -> str:
-    if text.isascii():
-        return text
-    return "".join(ch for ch in text if not _is_invisible(ch)).replace("\u2800", " ")
-
-
-def _hidden_payloads(text: str) -> list[str]:
-    """Text smuggled in Unicode tag characters or long variation-selector runs."""
-    payloads: list[str] = []
-    if text.isascii():
-        return payloads
-    for run in re.findall(f"[{chr(_TAG_FIRST)}-{chr(_TAG_LAST)}]+", text):
-        decoded = "".join(chr(ord(ch) - _TAG_FIRST) for ch in run)
-        # An emoji subdivision flag (England, Scotland, Wales) is at most 6 tag letters + cancel.
-        if len(decoded) > 7 or not re.fullmatch(r"[a-z0-9]*\x7f?", decoded):
-            payloads.append(decoded)
-    for run in re.findall("[\ufe00-\ufe0f\U000e0100-\U000e01ef]{3,}", text):
-        # The published "emoji smuggling" scheme maps each byte to one variation selector.
-        data = bytes(
-            ord(ch) - 0xFE00 if ord(ch) <= 0xFE0F else ord(ch) - 0xE0100 + 16 for ch in run
-        )
-        payloads.append(data.decode("utf-8", errors="replace"))
-    return payloads
-
-
-# --------------------------------------------------------------------------------------------
-# Validation
-
-
-def input_validate(text: str, *, max_chars: int = 4000) -> ValidatedInput:
-    """Refuse unusable text; return it NFKC-normalised, with PII redacted and injection flagged."""
-    if len(text) > max_chars:
-        raise InputTooLong(
-            f"Messages are limited to {max_chars:,} characters.",
-            extra={"limit": max_chars, "length": len(text)},
-        )
-    refused = refused_characters(text)
-    if refused:
-        raise ControlCharacters(extra={"characters": refused[:10]})
-    normalised = unicodedata.normalize("NFKC", _strip_invisible(text))
-    normalised = _LINE_BREAKS.sub("\n", normalised).strip()
-    if not normalised:
-        raise EmptyInput()
-    if len(normalised) > max_chars:  # NFKC can expand a character into many (e.g. U+FDFA)
-        raise InputTooLong(
-            f"Messages are limited to {max_chars:,} characters.",
-            extra={"limit": max_chars, "length": len(normalised)},
-        )
-    minimised, redactions = pii_redact(normalised)
-    return ValidatedInput(
-        minimised=minimised, redactions=redactions, injection_signals=injection_detect(text)
-    )
-
-
-def text_normalise(text: str) -> str:
-    """Reduce text to a cache-key form: NFKC, casefolded, single-spaced, no edge punctuation."""
-    folded = unicodedata.normalize("NFKC", _strip_invisible(text))
-    folded = unicodedata.normalize("NFKC", folded.casefold())
-    folded = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(folded.split()))
-    start, end = 0, len(folded)
-    while start < end and _is_edge_noise(folded[start]):
-        start += 1
-    while end > start and _is_edge_noise(folded[end - 1]):
-        end -= 1
-    return folded[start:end]
-
-
-def _is_edge_noise(ch: str) -> bool:
-    return ch.isspace() or unicodedata.category(ch).startswith("P")
-
-
-# --------------------------------------------------------------------------------------------
-# PII redaction
-#
-# Order matters: emails first (they may contain digits), then IBANs (their digits would look
-# like cards or phones), then cards (long digit runs), then phones.
-
-_AT = r"(?:@|\s?[\[({<]\s?at\s?[\])}>]\s?)"
-_DOT = r"(?:\.|\s?[\[({<]\s?dot\s?[\])}>]\s?)"
-_EMAIL = re.compile(
-    rf"(?<![\w.%+-])[\w%+-](?:[\w.%+-]*[\w%+-])?{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}[^\W\d_]{{2,}}\b",
-    re.IGNORECASE,
-)
-
-# IBAN lengths by country (SWIFT IBAN registry). Only these countries are recognised: with an
-# exact length a grouped IBAN can be told apart from the words or numbers that follow it.
-_IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
-    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
-    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
-    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
-    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
-    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
-    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
-    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23,
-    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
-_IBAN_START = re.compile(r"\b([A-Za-z]{2})[0-9]{2}(?=\s?[A-Za-z0-9])")
-
-# Digit runs: groups of digits joined by single spaces or dashes, not glued to a word, an amount,
-# a path or an id ("#A-10293", "$1,299.00", "v2.14.0").
-# Not preceded by a digit and punctuation (times, decimals, dates) nor by a letter and "-", "/"
-# or "." (ids such as INV-2291, paths, "no.123"); a letter and ":" is fine ("card:4111...").
-_NOT_AFTER = r"(?<![\w#@$€£¥+])(?<!\d[.,/:-])(?<![^\W\d_][-/.])"
-_DIGIT_RUN = re.compile(_NOT_AFTER + r"\d+(?:[ -]\d+)*(?!\w|[.,/:]\d)")
-_PHONE_CANDIDATE = re.compile(
-    _NOT_AFTER + r"(?:\+\s?|\(\+)?\(?\d(?:\d|[ .-]?\(\d|\)[ .-]?\d|[ .-]\d)*"
-    r"(?!\w|[.,/:]\d)"
-)
-_PHONE_WORDS = re.compile(
-    r"\b(?:phone|tel|telephone|call|calling|ring|mobile|cell|cellphone|whatsapp|sms|text me"
-    r"|reach me|fax|landline|hotline|number|contact)\b",
-    re.IGNORECASE,
-)
-# A reference label right before a number ("order 12345678", "invoice no. 0012345678") means the
-# number is an identifier the pools need, not a phone (or, for 13-19 digits, a card).
-_REFERENCE_BEFORE = re.compile(
-    r"\b(?:order|orders|purchase|invoice|ticket|case|ref|reference|tracking|shipment|parcel"
-    r"|confirmation|booking|reservation|transaction|receipt|po|sku|serial|sn|s/n|imei|iccid"
-    r"|licen[cs]e|account|acct|customer|member|membership|policy|claim|contract|item|product"
-    r"|model|part|id|version|build|release|ver|v"
-    # Misspelt labels seen in real chat ("ordedr", "puchase", "theorder") count as well.
-    r"|\w*(?:orde|ordr|purch|puch|urchas|invoic)\w*)"
-    r"[\s.:#-]*(?:(?:number|no|nr|num|n°|#|id|code|ref)\b[\s.:#-]*)*(?:(?:is|was|=)\s*)?[\s:#-]*$",
-    re.IGNORECASE,
-)
-_MONEY_BEFORE = re.compile(r"(?:[$€£¥₹]|\b(?:usd|eur|gbp|chf|cad|aud|jpy|inr))\s*$", re.I)
-_MONEY_AFTER = re.compile(
-    r"^\s*(?:[$€£¥₹]|(?:usd|eur|gbp|chf|cad|aud|jpy|inr|euros?|dollars?)\b)", re.I
-)
-_DATE = re.compile(r"\d{4}[-. ]\d{1,2}[-. ]\d{1,2}|\d{1,2}[-. ]\d{1,2}[-. ]\d{2,4}")
-_YEAR_RANGE = re.compile(r"(?:19|20)\d{2}\s?-\s?(?:19|20)\d{2}")
-_NANP = re.compile(r"(?:1[ .-]?)?(?:\(\s?[2-9]\d{2}\s?\)\s?|[2-9]\d{2}[ .-]?)[2-9]\d{2}[ .-]?\d{4}")
-
-
-def pii_redact(text: str) -> tuple[str, dict[str, int]]:
-    """Replace emails, IBANs, Luhn-valid card numbers and phone numbers with placeholders."""
-    text, emails = _EMAIL.subn("[EMAIL]", text)
-    # An IBAN-shaped string that fails its checksum is kept whole, not mistaken for a card or
-    # phone; a card's digits are not read again as a phone.
-    spans: list[tuple[int, int, str]] = []  # (start, end, kind); kind "" keeps the text
-    found = [(s, e, "iban" if valid else "") for s, e, valid in _iban_spans(text)]
-    found += [(s, e, "card") for s, e in _card_spans(text)]
-    found += [(s, e, "phone") for s, e in _phone_spans(text)]
-    for start, end, kind in found:
-        if not any(start < e and s < end for s, e, _ in spans):
-            spans.append((start, end, kind))
-    counts = {"email": emails} | {
-        kind: sum(k == kind for *_, k in spans) for kind in ("iban", "card", "phone")
-    }
-    parts: list[str] = []
-    last = 0
-    for start, end, kind in sorted(spans):
-        if kind:
-            parts += [text[last:start], f"[{kind.upper()}]"]
-            last = end
-    parts.append(text[last:])
-    return "".join(parts), {kind: n for kind, n in counts.items() if n}
-
-
-def _iban_valid(iban: str) -> bool:
-    """ISO 13616 check: move the first four characters to the end; mod 97 of the number is 1."""
-    if not iban.isascii() or not iban.isalnum():
-        return False
-    return int("".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4])) % 97 == 1
-
-
-def _iban_spans(text: str) -> list[tuple[int, int, bool]]:
-    """IBAN-shaped spans (known country, exact length) and whether their checksum holds."""
-    spans: list[tuple[int, int, bool]] = []
-    pos = 0
-    while match := _IBAN_START.search(text, pos):
-        pos = match.start() + 1
-        length = _IBAN_LENGTHS.get(match.group(1).upper())
-        if length is None:
-            continue
-        chars, i = list(match.group(0)), match.end()
-        while len(chars) < length and i < len(text):
-            ch = text[i]
-            if ch.isascii() and ch.isalnum():
-                chars.append(ch)
-            elif not (ch == " " and i + 1 < len(text) and text[i + 1].isalnum()):
-                break
-            i += 1
-        if len(chars) != length or (i < len(text) and (text[i].isalnum() or text[i] == "_")):
-            continue
-        spans.append((match.start(), i, _iban_valid("".join(chars).upper())))
-        pos = i
-    return spans
-
-
-_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
-
-
-def _luhn_valid(digits: str) -> bool:
-    values = [int(ch) for ch in reversed(digits)]
-    return (sum(values[0::2]) + sum(_LUHN_DOUBLED[v] for v in values[1::2])) % 10 == 0
-
-
-def _card_spans(text: str) -> list[tuple[int, int]]:
-    """Luhn-valid 13-19 digit runs, aligned to the customer's own grouping."""
-    spans: list[tuple[int, int]] = []
-    for run in _DIGIT_RUN.finditer(text):
-        groups = [
-            (m.start() + run.start(), m.end() + run.start())
-            for m in re.finditer(r"\d+", run.group())
-        ]
-        total = sum(end - start for start, end in groups)
-        if total < 13 or _REFERENCE_BEFORE.search(text[max(0, run.start() - 40) : run.start()]):
-            continue
-        # A card may be followed by more digits ("4111 1111 1111 1111 12/27"): try every
-        # contiguous range of groups holding 13-19 digits, longest first, so the card is found.
-        ranges: list[tuple[int, int, str]] = []  # (start, end, digits)
-        for i, (start, _) in enumerate(groups):
-            digits = ""
-            for s, e in groups[i:]:
-                digits += text[s:e]
-                if len(digits) > 19:
-                    break
-                if len(digits) >= 13:
-                    ranges.append((start, e, digits))
-        ranges.sort(key=lambda r: (-len(r[2]), r[0]))
-        taken: list[tuple[int, int]] = []
-        for start, end, digits in ranges:
-            if _luhn_valid(digits) and not any(s < end and start < e for s, e in taken):
-                taken.append((start, end))
-        spans += taken
-    return spans
-
-
-def _phone_spans(text: str) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    for match in _PHONE_CANDIDATE.finditer(text):
-        start, candidate = match.start(), match.group()
-        if candidate.startswith("(") and candidate.count("(") > candidate.count(")"):
-            start, candidate = start + 1, candidate[1:]
-        if candidate.count("(") != candidate.count(")"):
-            continue
-        before = text[max(0, start - 40) : start]
-        after = text[start + len(candidate) : start + len(candidate) + 12]
-        if _phone_like(candidate, before, after):
-            spans.append((start, start + len(candidate)))
-    return spans
-
-
-def _phone_like(candidate: str, before: str, after: str) -> bool:
-    """Whether a digit candidate is a phone number, judged by its shape and the words before it."""
-    # Read Arabic-Indic and other decimal digits as ASCII so the shapes below apply to them too.
-    candidate = "".join(str(unicodedata.decimal(ch, ch)) for ch in candidate)
-    digits = sum(ch.isdigit() for ch in candidate)
-    if digits < 7:
-        return False
-    if candidate.startswith(("+", "(+")):
-        return digits <= 15  # E.164: country code and subscriber number, at most 15 digits
-    groups = [g for g in re.split(r"[ .()-]+", candidate) if g]
-    dotted = "." in candidate
-    if (
-        _DATE.fullmatch(candidate)
-        or _YEAR_RANGE.fullmatch(candidate)
-        or (dotted and len(groups) == 2)  # a decimal
-        or (dotted and any(len(g) == 1 for g in groups))  # a version: 10.0.19045.2965
-        or (dotted and len(groups) == 4 and all(len(g) <= 3 for g in groups))  # an IPv4 address
-        or _MONEY_BEFORE.search(before)
-        or _MONEY_AFTER.search(after)
-        or _REFERENCE_BEFORE.search(before)
-    ):
-        return False
-    if candidate.startswith(("00", "(00")):
-        return 9 <= digits <= 17  # international call prefix + E.164
-    if candidate.startswith(("0", "(0")):
-        return 9 <= digits <= 13  # national trunk prefix: 020 7946 0958, 06 12 34 56 78
-    if _NANP.fullmatch(candidate):
-        return True  # North American: (415) 555-2671, 415.555.2671, 1-800-555-0199
-    if digits > 15:
-        return False
-    if _PHONE_WORDS.search(before):
-        return True  # "call me on 5552671"
-    if len(groups) >= 3 and all(2 <= len(g) <= 4 for g in groups):
-        return True  # grouped like a phone: 12 34 56 78, 412 34 567
-    return len(groups) == 2 and [len(g) for g in groups] == [3, 4] and candidate[3] != " "
-
-
-# --------------------------------------------------------------------------------------------
-# Prompt-injection detection
-#
-# Heuristics, not a lookup: each signal is a few patterns that need instruction-like context
-# (an imperative aimed at the assistant, a reference to its instructions or to our routing
-# fields), so that "please ignore my previous email" or "route 66 store" pass. The patterns
-# run over a view of the text that undoes cheap obfuscation: invisible characters, NFKC,
-# case, accents, look-alike Cyrillic/Greek letters, leetspeak inside words and s p a c e d
-# letters. A match is a signal for the pipeline to weigh, never a refusal.
-
-SIGNAL_NAMES = (
+SignalName = Literal[
     "ignore_instructions",
     "role_override",
     "prompt_exfiltration",
     "routing_manipulation",
     "delimiter_injection",
     "encoding_tricks",
-)
+]
+SIGNAL_NAMES: tuple[SignalName, ...] = get_args(SignalName)
 
 _CONFUSABLES = str.maketrans(
     "аеёіїјкорсухѕԁԛԝһɡαεικνορτυχ",
@@ -455,7 +86,7 @@ def _strip_accents(text: str) -> str:
 
 def _views(text: str) -> tuple[str, tuple[str, ...]]:
     """The text as lines (casefolded, plain quotes) and flat variants (de-obfuscated, one line)."""
-    plain = unicodedata.normalize("NFKC", _strip_invisible(text))
+    plain = unicodedata.normalize("NFKC", strip_invisible(text))
     lines = _strip_accents(plain.casefold()).translate(_QUOTES).translate(_CONFUSABLES)
     flat = re.sub(r"[*~]+", "", lines)
     flat = re.sub(r"(?<=[a-z])[._](?=[a-z])", " ", flat)  # ignore_all, IGNORE.ALL
@@ -775,10 +406,10 @@ _HEX = re.compile(
 _PERCENT = re.compile(r"(?:%[0-9a-fA-F]{2}){8,}")
 
 
-def injection_detect(text: str) -> list[str]:
+def injection_detect(text: str) -> list[SignalName]:
     """Names of the prompt-injection patterns found in the text, in SIGNAL_NAMES order."""
     found = _signals(text)
-    hidden = _hidden_payloads(text) + _decoded_blobs(text)
+    hidden = hidden_payloads(text) + _decoded_blobs(text)
     if hidden:
         found.add("encoding_tricks")
     for payload in hidden:
@@ -800,7 +431,7 @@ def _signals(text: str) -> set[str]:
             for view in ((lines,) if name == "delimiter_injection" else (lines, *flats))
         )
     }
-    if _DAN.search(unicodedata.normalize("NFKC", _strip_invisible(text))):
+    if _DAN.search(unicodedata.normalize("NFKC", strip_invisible(text))):
         found.add("role_override")
     return found
 

@@ -15,8 +15,9 @@ from apps.orchestrator.models import (
     PromptExperiment,
     PromptVersion,
     RoutingDecision,
+    RoutingDecisionQuerySet,
 )
-from apps.orchestrator.prompt_stats import (
+from apps.orchestrator.prompts.stats import (
     ZTest,
     arm_is_variant,
     percentile,
@@ -179,13 +180,9 @@ class ExperimentResult:
         return self.test is not None and self.test.significant(ALPHA)
 
 
-def _arm_decisions(experiment: PromptExperiment, version: PromptVersion) -> QuerySet:  # type: ignore[type-arg]
-    decisions = RoutingDecision.objects.filter(
-        prompt_version=version,
-        tier__in=PROMPT_TIERS,
-        dry_run=False,
-        ticket__isnull=False,
-        created_at__gte=experiment.started_at,
+def _arm_decisions(experiment: PromptExperiment, version: PromptVersion) -> RoutingDecisionQuerySet:
+    decisions = RoutingDecision.objects.real().filter(
+        prompt_version=version, tier__in=PROMPT_TIERS, created_at__gte=experiment.started_at
     )
     if experiment.ended_at is not None:
         decisions = decisions.filter(created_at__lte=experiment.ended_at)
@@ -205,9 +202,8 @@ def _arm_result(experiment: PromptExperiment, version: PromptVersion, arm: str) 
         if tier == Tier.ESCALATION:
             escalated.add(request_id)
     reviewed = (
-        RoutingDecision.objects.filter(
-            request_id__in=decisions.values("request_id"), final=True, tier=Tier.REVIEW
-        )
+        RoutingDecision.objects.deciding()
+        .filter(request_id__in=decisions.values("request_id"), tier=Tier.REVIEW)
         .values("request_id")
         .distinct()
         .count()
@@ -215,7 +211,7 @@ def _arm_result(experiment: PromptExperiment, version: PromptVersion, arm: str) 
     audits = ReviewItem.objects.filter(
         kind=ReviewItem.Kind.AUDIT,
         status=ReviewItem.Status.RESOLVED,
-        decision__in=decisions.filter(final=True, action=RoutingDecision.Action.ROUTE).values("id"),
+        decision__in=decisions.deciding().filter(action=RoutingDecision.Action.ROUTE).values("id"),
     ).aggregate(
         n=Count("id"),
         correct=Count(

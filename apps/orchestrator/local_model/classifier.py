@@ -1,0 +1,386 @@
+"""The local model's classifier: a linear SVM over the feature blocks, temperature-scaled
+probabilities, and its serialised form (see the package docstring)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import math
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+from scipy.optimize import minimize_scalar
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.svm import LinearSVC
+from tqdm import tqdm
+
+from apps.orchestrator.local_model.features import (
+    BLOCKS,
+    FloatArray,
+    IntArray,
+    fit_features,
+    text_words,
+)
+
+_FORMAT = "supportdesk-local-model/1"
+_SVM_C = 0.5
+_SVM_MAX_ITER = 5000
+_FOLDS = 3
+_CALIBRATION_ROWS = 2000
+_MAX_WEIGHTS = 1_500_000
+_TOP_SCORES = 5
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One message's label, its calibrated probability and the most likely labels."""
+
+    label: str  # a pool slug or OTHER
+    confidence: float  # calibrated probability of `label`, 0..1
+    scores: dict[str, float]  # the top 5 labels -> probability, most likely first
+
+
+class LocalClassifier:
+    """A TF-IDF + linear SVM text classifier with temperature-scaled probabilities."""
+
+    def __init__(
+        self,
+        *,
+        labels: list[str],
+        vocabularies: list[dict[str, int]],
+        idf: FloatArray,
+        indptr: IntArray,
+        classes: NDArray[np.int32],
+        weights: NDArray[np.float32],
+        intercept: FloatArray,
+        temperature: float,
+    ) -> None:
+        self._labels = labels
+        self._vocabularies = vocabularies
+        self._idf = idf
+        self._indptr = indptr
+        self._classes = classes
+        self._weights = weights
+        self._intercept = intercept
+        self._temperature = temperature
+        self._weight_matrix = sparse.csr_matrix(
+            (weights, classes, indptr), shape=(len(idf), len(labels))
+        )
+        sizes = [len(vocabulary) for vocabulary in vocabularies]
+        self._block_starts = np.cumsum([0, *sizes[:-1]])
+        # Features with weights for at least an eighth of the labels: a dense block for predict().
+        frequent = np.flatnonzero(np.diff(indptr) * 8 >= max(len(labels), 8))
+        self._dense_row = np.full(len(idf), -1, dtype=np.int64)
+        self._dense_row[frequent] = np.arange(len(frequent))
+        self._dense_weights = self._weight_matrix[frequent].toarray()
+
+    @classmethod
+    def train(
+        cls,
+        *,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        seed: int = 0,
+        show_progress: bool = False,
+        sample_weight: Sequence[float] | None = None,
+    ) -> LocalClassifier:
+        """Fit the classifier and its probability calibration on labelled texts.
+
+        `sample_weight` (one positive number per text, default all 1) makes some examples count
+        less, e.g. labels distilled from the LLM's decisions next to people's verdicts: it
+        weights the SVM's loss and the calibration's log loss alike.
+        """
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        row_weights: FloatArray | None = None
+        if sample_weight is not None:
+            row_weights = np.asarray(sample_weight, dtype=np.float64)
+            if row_weights.shape != (len(texts),):
+                raise ValueError(f"{len(texts)} texts but {row_weights.size} sample weights")
+            if not (np.isfinite(row_weights).all() and (row_weights > 0).all()):
+                raise ValueError("sample weights must be positive and finite")
+        names = sorted(set(labels))
+        if len(names) < 2:
+            raise ValueError("training needs at least two distinct labels")
+        index = {name: i for i, name in enumerate(names)}
+        y = np.array([index[label] for label in labels], dtype=np.int64)
+        folds = _calibration_folds(y, len(names), seed)
+        # The fits run one after another: liblinear's random generator is process-global, so
+        # fits in parallel threads would not be reproducible for a seed.
+        with tqdm(total=len(folds) + 3, desc="local model", disable=not show_progress) as progress:
+            progress.set_postfix_str("features")
+            vocabularies, idf, matrix = fit_features(texts)
+            progress.update()
+            held_margins = [np.empty((0, len(names)))]
+            held_labels = [np.empty(0, dtype=np.int64)]
+            held_rows = [np.empty(0, dtype=np.int64)]
+            for number, (fit_rows, held_out) in enumerate(folds, start=1):
+                progress.set_postfix_str(f"calibration fold {number}")
+                fold_model = _fit_svm(
+                    matrix[fit_rows],
+                    y[fit_rows],
+                    seed,
+                    sample_weight=None if row_weights is None else row_weights[fit_rows],
+                )
+                rows = held_out[np.isin(y[held_out], fold_model.classes_)]
+                held_margins.append(_svm_margins(fold_model, matrix[rows], len(names)))
+                held_labels.append(y[rows])
+                held_rows.append(rows)
+                progress.update()
+            progress.set_postfix_str("fit")
+            model = _fit_svm(matrix, y, seed, sample_weight=row_weights)
+            progress.update()
+            progress.set_postfix_str("calibration")
+            temperature = _fit_temperature(
+                np.concatenate(held_margins),
+                np.concatenate(held_labels),
+                weights=None if row_weights is None else row_weights[np.concatenate(held_rows)],
+            )
+            progress.update()
+        indptr, classes, weights, intercept = _sparse_weights(model, len(names))
+        return cls(
+            labels=names,
+            vocabularies=vocabularies,
+            idf=idf,
+            indptr=indptr,
+            classes=classes,
+            weights=weights,
+            intercept=intercept,
+            temperature=temperature,
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels this classifier can predict, sorted."""
+        return list(self._labels)
+
+    def predict(self, text: str) -> Prediction:
+        """Label one message."""
+        ids, values = self._vector(text)
+        # Frequent features (most of a message's) sit in a dense block: one small matrix
+        # product; the rest are gathered from the sparse rows.
+        rows = self._dense_row[ids]
+        dense = rows >= 0
+        margins = (
+            values[dense].astype(np.float32) @ np.take(self._dense_weights, rows[dense], axis=0)
+        ).astype(np.float64)
+        sparse_ids, sparse_values = ids[~dense], values[~dense]
+        starts = self._indptr[sparse_ids]
+        lengths = self._indptr[sparse_ids + 1] - starts
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(
+            lengths.sum()
+        )
+        margins += np.bincount(
+            self._classes[offsets],
+            weights=self._weights[offsets] * np.repeat(sparse_values, lengths),
+            minlength=len(self._labels),
+        )
+        return self._prediction(margins + self._intercept)
+
+    def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
+        """Label many messages at once."""
+        if not texts:
+            return []
+        margins = (self._matrix(texts) @ self._weight_matrix).toarray() + self._intercept
+        return [self._prediction(row) for row in margins]
+
+    def to_bytes(self) -> bytes:
+        """Serialise the model as an .npz archive (arrays and JSON only, no pickle)."""
+        ordered: list[list[str]] = []
+        for vocabulary in self._vocabularies:
+            ordered.append(sorted(vocabulary, key=vocabulary.__getitem__))
+        meta = {
+            "format": _FORMAT,
+            "labels": self._labels,
+            "temperature": self._temperature,
+            "vocabularies": ordered,
+        }
+        arrays: dict[str, NDArray[Any]] = {
+            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            "idf": self._idf,
+            "indptr": self._indptr,
+            "classes": self._classes,
+            "weights": self._weights,
+            "intercept": self._intercept,
+        }
+        # np.savez_compressed's layout, with fixed timestamps so equal models give equal bytes.
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, array in arrays.items():
+                member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                member.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(member, "w", force_zip64=True) as handle:
+                    np.lib.format.write_array(handle, array, allow_pickle=False)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LocalClassifier:
+        """Load a model written by `to_bytes`."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+            meta = json.loads(arrays.pop("meta").tobytes())
+            if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+                raise ValueError("unknown format")
+            vocabularies: list[dict[str, int]] = []
+            offset = 0
+            for grams in meta["vocabularies"]:
+                vocabularies.append({gram: offset + i for i, gram in enumerate(grams)})
+                offset += len(grams)
+            return cls(
+                labels=list(meta["labels"]),
+                vocabularies=vocabularies,
+                idf=arrays["idf"],
+                indptr=arrays["indptr"],
+                classes=arrays["classes"],
+                weights=arrays["weights"],
+                intercept=arrays["intercept"],
+                temperature=float(meta["temperature"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+            raise ValueError("not a serialised local model of a known format") from error
+
+    def _vector(self, text: str) -> tuple[IntArray, FloatArray]:
+        """The message's TF-IDF features: sorted feature ids and their values."""
+        words = text_words(text)
+        found: list[int] = []
+        for (extract, _), vocabulary in zip(BLOCKS, self._vocabularies, strict=True):
+            found.extend(map(vocabulary.get, extract(words), itertools.repeat(-1)))
+        all_ids = np.array(found, dtype=np.int64)
+        ids, counts = np.unique(all_ids[all_ids >= 0], return_counts=True)
+        values = (1.0 + np.log(counts)) * self._idf[ids]
+        block = np.searchsorted(self._block_starts, ids, side="right") - 1
+        norms = np.sqrt(np.bincount(block, weights=values * values, minlength=len(BLOCKS)))
+        return ids, values / norms[block]
+
+    def _matrix(self, texts: Sequence[str]) -> Any:
+        vectors = [self._vector(text) for text in texts]
+        indptr = np.zeros(len(vectors) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(ids) for ids, _ in vectors])
+        return sparse.csr_matrix(
+            (
+                np.concatenate([values for _, values in vectors]),
+                np.concatenate([ids for ids, _ in vectors]),
+                indptr,
+            ),
+            shape=(len(vectors), len(self._idf)),
+        )
+
+    def _prediction(self, margins: FloatArray) -> Prediction:
+        scaled = margins * self._temperature
+        probabilities = np.exp(scaled - scaled.max())
+        probabilities /= probabilities.sum()
+        if len(probabilities) > _TOP_SCORES:
+            top = np.argpartition(-probabilities, _TOP_SCORES)[:_TOP_SCORES]
+        else:
+            top = np.arange(len(probabilities))
+        top = top[np.argsort(-probabilities[top], kind="stable")]
+        scores = {self._labels[i]: float(probabilities[i]) for i in top}
+        best = int(top[0])
+        return Prediction(
+            label=self._labels[best], confidence=float(probabilities[best]), scores=scores
+        )
+
+
+def _calibration_folds(y: IntArray, n_labels: int, seed: int) -> list[tuple[IntArray, IntArray]]:
+    """Stratified folds (fit rows, held-out rows), as many as needed for enough held-out rows."""
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(y), dtype=np.int64)
+    for label in range(n_labels):
+        members = np.flatnonzero(y == label)
+        rng.shuffle(members)
+        fold_of[members] = (np.arange(len(members)) + rng.integers(_FOLDS)) % _FOLDS
+    folds: list[tuple[IntArray, IntArray]] = []
+    held_out_rows = 0
+    for fold in range(_FOLDS):
+        fit_rows = np.flatnonzero(fold_of != fold)
+        held_out = np.flatnonzero(fold_of == fold)
+        if len(np.unique(y[fit_rows])) < 2 or not np.isin(y[held_out], y[fit_rows]).any():
+            continue
+        folds.append((fit_rows, held_out))
+        held_out_rows += len(held_out)
+        if held_out_rows >= _CALIBRATION_ROWS:
+            break
+    return folds
+
+
+def _fit_svm(
+    matrix: Any, y: IntArray, seed: int, *, sample_weight: FloatArray | None = None
+) -> Any:
+    model = LinearSVC(C=_SVM_C, max_iter=_SVM_MAX_ITER, random_state=seed)
+    with warnings.catch_warnings():
+        # Rare, tiny or separable label sets can stop short of the tolerance; the fit is still
+        # usable and calibration measures how good it is.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(matrix, y, sample_weight=sample_weight)
+    return model
+
+
+def _svm_margins(model: Any, matrix: Any, n_labels: int) -> FloatArray:
+    """Margins for every label (-inf for labels the model never saw), one row per text."""
+    raw = model.decision_function(matrix)
+    if raw.ndim == 1:
+        raw = np.column_stack([-raw / 2, raw / 2])
+    margins = np.full((matrix.shape[0], n_labels), -np.inf)
+    margins[:, model.classes_] = raw
+    return margins
+
+
+def _fit_temperature(
+    margins: FloatArray, y: IntArray, *, weights: FloatArray | None = None
+) -> float:
+    """The scale `a` for softmax(a * margins) with the least smoothed log loss on held-out rows
+    (weighted by `weights` when given).
+
+    The targets are smoothed by 1 / (rows + 2), so a handful of rows that all happen to be right
+    cannot push the probabilities to 1; with no rows at all the scale stays 1.
+    """
+    if len(y) == 0:
+        return 1.0
+    smoothing = 1.0 / (len(y) + 2)
+    finite = np.isfinite(margins)
+    true_margin = margins[np.arange(len(y)), y]
+
+    def loss(log_scale: float) -> float:
+        scaled = np.where(finite, margins * math.exp(log_scale), -np.inf)
+        top = scaled.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(scaled - top).sum(axis=1))
+        true_nll = log_norm - true_margin * math.exp(log_scale)
+        mean_nll = log_norm - np.where(finite, scaled, 0.0).sum(axis=1) / finite.sum(axis=1)
+        row_loss = (1 - smoothing) * true_nll + smoothing * mean_nll
+        if weights is None:
+            return float(row_loss.mean())
+        return float(np.average(row_loss, weights=weights))
+
+    result = minimize_scalar(loss, bounds=(-4.0, 6.0), method="bounded")
+    return math.exp(float(result.x))
+
+
+def _sparse_weights(
+    model: Any, n_labels: int
+) -> tuple[IntArray, NDArray[np.int32], NDArray[np.float32], FloatArray]:
+    """The SVM's weights feature-major and sparse, keeping the largest when there are too many."""
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    intercept = np.asarray(model.intercept_, dtype=np.float64)
+    if n_labels == 2:
+        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+    nonzero = np.count_nonzero(coef)
+    if nonzero > _MAX_WEIGHTS:
+        magnitude = np.abs(coef)
+        cutoff = np.partition(magnitude.ravel(), -_MAX_WEIGHTS)[-_MAX_WEIGHTS]
+        coef[magnitude < cutoff] = 0.0
+    weights = sparse.csr_matrix(coef.T.astype(np.float32))
+    return (
+        weights.indptr.astype(np.int64),
+        weights.indices.astype(np.int32),
+        weights.data.astype(np.float32),
+        intercept,
+    )

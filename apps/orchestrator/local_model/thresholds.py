@@ -1,0 +1,182 @@
+"""Scoring the local model on labelled texts, and the confidence thresholds chosen from it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from apps.orchestrator.local_model.classifier import LocalClassifier, Prediction
+from apps.orchestrator.local_model.examples import OTHER
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy, macro-F1, per-label figures, confusion and calibration on a labelled set."""
+
+    accuracy: float
+    macro_f1: float
+    per_label: dict[str, dict[str, float]]  # label -> precision, recall, f1, support
+    confusion: dict[str, dict[str, int]]  # true -> predicted -> count (only non-zero cells)
+    ece: float  # expected calibration error, 10 equal-width bins of confidence
+    n: int
+    # Mean squared gap between the top label's confidence and whether it was right: a proper
+    # scoring rule (no bins), lower when confidences are both calibrated and sharp.
+    brier: float = 0.0
+
+
+def evaluate(
+    classifier: LocalClassifier, *, texts: Sequence[str], labels: Sequence[str]
+) -> Evaluation:
+    """Score the classifier on labelled texts: accuracy, macro-F1 over all labels seen, ECE."""
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    predictions = classifier.predict_many(texts)
+    n = len(labels)
+    confusion: dict[str, dict[str, int]] = {}
+    for truth, prediction in zip(labels, predictions, strict=True):
+        row = confusion.setdefault(truth, {})
+        row[prediction.label] = row.get(prediction.label, 0) + 1
+    names = sorted(set(labels) | {prediction.label for prediction in predictions})
+    per_label: dict[str, dict[str, float]] = {}
+    for name in names:
+        hits = confusion.get(name, {}).get(name, 0)
+        support = sum(confusion.get(name, {}).values())
+        predicted = sum(row.get(name, 0) for row in confusion.values())
+        precision = hits / predicted if predicted else 0.0
+        recall = hits / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[name] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": float(support),
+        }
+    correct = [p.label == truth for p, truth in zip(predictions, labels, strict=True)]
+    return Evaluation(
+        accuracy=sum(correct) / n if n else 0.0,
+        macro_f1=sum(figures["f1"] for figures in per_label.values()) / len(names)
+        if names
+        else 0.0,
+        per_label=per_label,
+        confusion=confusion,
+        ece=_expected_calibration_error([p.confidence for p in predictions], correct),
+        n=n,
+        brier=sum((p.confidence - hit) ** 2 for p, hit in zip(predictions, correct, strict=True))
+        / n
+        if n
+        else 0.0,
+    )
+
+
+def min_support(*, error_rate: float, floor: int) -> int:
+    """How many labelled accepted messages a threshold for `error_rate` must rest on: `floor`,
+    and at least 1/error_rate, below which one error more would break the target."""
+    return max(floor, math.ceil(1 / error_rate)) if error_rate > 0 else floor
+
+
+def threshold_for_precision(
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    *,
+    target_precision: float,
+    min_accepted: int = 1,
+) -> float:
+    """Lowest confidence threshold whose accepted set (confidence >= it) reaches the precision,
+    among thresholds that accept at least `min_accepted` labelled messages.
+
+    Returns math.inf (accept nothing) when no such threshold reaches it.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
+    if not 0.0 < target_precision <= 1.0:
+        raise ValueError("target_precision must be in (0, 1]")
+    ranked = sorted(
+        ((p.confidence, p.label == truth) for p, truth in zip(predictions, labels, strict=True)),
+        key=lambda pair: -pair[0],
+    )
+    best = math.inf
+    correct = 0
+    for i, (confidence, is_correct) in enumerate(ranked):
+        accepted = i + 1
+        correct += is_correct
+        # A threshold accepts every prediction with the same confidence, so only the last of a
+        # run of equal confidences is a real choice.
+        last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < confidence
+        if last_of_tie and accepted >= min_accepted and correct >= target_precision * accepted:
+            best = confidence
+    return best
+
+
+def misroute_rate(
+    predictions: Sequence[Prediction], labels: Sequence[str], *, threshold: float
+) -> tuple[float, float]:
+    """(misroute rate, auto-routed share) of a threshold on labelled predictions.
+
+    Auto-routed: a pool label (not OTHER) with confidence >= threshold; misrouted: auto-routed
+    to a label that is not the truth. The rate is 0.0 when nothing is auto-routed.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
+    routed = [
+        p.label != truth
+        for p, truth in zip(predictions, labels, strict=True)
+        if p.label != OTHER and p.confidence >= threshold
+    ]
+    if not routed:
+        return 0.0, 0.0
+    return sum(routed) / len(routed), len(routed) / len(labels)
+
+
+def threshold_for_misroute_rate(
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    *,
+    target_rate: float,
+    min_routed: int = 1,
+) -> float:
+    """Lowest confidence threshold at which the auto-routed messages' misroute rate is within
+    the target (see `misroute_rate`; a confident OTHER goes to a person, so it is never a
+    misroute), among thresholds that auto-route at least `min_routed` labelled messages: a rate
+    measured on fewer says little (below 1/target messages, one error more breaks the target).
+
+    Returns math.inf (auto-route nothing) when no such threshold reaches it.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
+    if not 0.0 <= target_rate < 1.0:
+        raise ValueError("target_rate must be in [0, 1)")
+    ranked = sorted(
+        (
+            (p.confidence, p.label != truth)
+            for p, truth in zip(predictions, labels, strict=True)
+            if p.label != OTHER
+        ),
+        key=lambda pair: -pair[0],
+    )
+    best = math.inf
+    wrong = 0
+    for i, (confidence, is_wrong) in enumerate(ranked):
+        wrong += is_wrong
+        # As in threshold_for_precision: a threshold accepts a whole run of equal confidences.
+        last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < confidence
+        if last_of_tie and i + 1 >= min_routed and wrong / (i + 1) <= target_rate:
+            best = confidence
+    return best
+
+
+def _expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool]) -> float:
+    n = len(confidences)
+    bins: list[list[tuple[float, bool]]] = [[] for _ in range(10)]
+    for confidence, is_correct in zip(confidences, correct, strict=True):
+        bins[min(9, max(0, math.ceil(confidence * 10) - 1))].append((confidence, is_correct))
+    return sum(
+        len(members)
+        / n
+        * abs(
+            sum(c for _, c in members) / len(members)
+            - sum(confidence for confidence, _ in members) / len(members)
+        )
+        for members in bins
+        if members
+    )

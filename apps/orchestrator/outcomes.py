@@ -1,0 +1,75 @@
+"""What a routing run produces: one draft per tier's attempt (saved as RoutingDecision rows by
+the service that ran the pipeline) and the outcome, where the text goes and why."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from apps.orchestrator.local_model import LocalClassifier
+from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
+from apps.orchestrator.pricing import Usage
+from apps.pools.models import Pool
+
+
+class ReviewReason:
+    LOW_CONFIDENCE = "low_confidence"
+    NO_POOL_FITS = "no_pool_fits"
+    INVALID_OUTPUT = "invalid_output"
+    CONSISTENCY = "consistency_failure"
+    INJECTION = "suspected_injection"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    LLM_DISABLED = "llm_disabled"
+    REFUSED_INPUT = "refused_input"
+    HUMAN_REQUESTED = "human_requested_no_pool"
+
+
+# Where a routing run sends the text (the pipeline's answer, not a tier's action).
+OutcomeAction = Literal["route", "clarify", "review"]
+
+
+@dataclass
+class DecisionDraft:
+    tier: RoutingDecision.Tier
+    action: RoutingDecision.Action
+    pool: Pool | None = None
+    confidence: float | None = None
+    reason: str = ""
+    model: str = ""
+    prompt_version: PromptVersion | None = None
+    model_version: ModelVersion | None = None
+    rule: RoutingRule | None = None
+    raw_output: str = ""
+    valid: bool = True
+    error: str = ""
+    latency_ms: float = 0.0
+    attempts: int = 0  # HTTP requests of a provider call (retries included)
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal = Decimal(0)
+    # This attempt ended the run: it is the outcome (stored as RoutingDecision.final).
+    ends_run: bool = False
+
+
+@dataclass
+class RoutingOutcome:
+    """Where a text goes: `route` to a pool, `clarify` (pool known, facts missing) or `review`."""
+
+    action: OutcomeAction
+    pool: Pool | None
+    trail: list[DecisionDraft]
+    redacted: str
+    injection: bool = False
+    review_reason: str = ""
+    missing_fields: list[str] = field(default_factory=list)
+    candidates: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def deciding(self) -> DecisionDraft:
+        """The attempt that decided where the text goes: the last of the trail."""
+        return self.trail[-1]
+
+
+@dataclass(frozen=True)
+class LocalTier:
+    version: ModelVersion
+    classifier: LocalClassifier
+    threshold: float
