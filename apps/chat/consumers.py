@@ -10,7 +10,13 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from apps.chat import selectors, services
-from apps.chat.frames import HandoffFrame, HelloFrame, MessageFrame, TypingFrame, frame_parse
+from apps.chat.frames import (
+    CustomerTypingFrame,
+    HandoffFrame,
+    HelloFrame,
+    MessageFrame,
+    frame_parse,
+)
 from apps.chat.models import Conversation, Message
 from apps.core.consumers import CLOSE_TRY_AGAIN_LATER, ClientBoundsMixin, OutageAwareConsumer
 from apps.core.errors import ApplicationError
@@ -89,7 +95,7 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
             if isinstance(frame, MessageFrame):
                 client_id = str(frame.client_id)
                 await self.on_message(frame)
-            elif isinstance(frame, TypingFrame):
+            elif isinstance(frame, CustomerTypingFrame):
                 await database_sync_to_async(services.conversation_typing_publish)(
                     conversation_id=self.conversation.id,
                     sender=Message.Sender.CUSTOMER,

@@ -84,7 +84,7 @@ class MessageFrame:
 
 
 @dataclass(frozen=True)
-class TypingFrame:
+class CustomerTypingFrame:
     pass
 
 
@@ -93,7 +93,7 @@ class HandoffFrame:
     """The customer asks for a person."""
 
 
-ClientFrame = HelloFrame | MessageFrame | TypingFrame | HandoffFrame
+ClientFrame = HelloFrame | MessageFrame | CustomerTypingFrame | HandoffFrame
 
 
 def frame_decode(
@@ -181,4 +181,4 @@ def frame_parse(raw: str | None, *, max_bytes: int) -> ClientFrame:
         return MessageFrame(client_id=uuid.UUID(data["client_id"]), text=data["text"])
     if frame_type == "handoff":
         return HandoffFrame()
-    return TypingFrame()
+    return CustomerTypingFrame()

@@ -37,7 +37,7 @@ Status = Ticket.Status
 Kind = TicketActivity.Kind
 Presence = AgentProfile.Presence
 OPEN_FOR_AGENTS = (Status.QUEUED, Status.ASSIGNED)
-NOTE_MAX_CHARS = 4000
+DESK_NOTE_MAX_CHARS = 4000
 REASON_MAX_CHARS = 500
 
 
@@ -495,7 +495,7 @@ def ticket_reply(
 
 def ticket_note_add(*, ticket: Ticket, actor: Any, text: str) -> InternalNote:
     """Add a note for staff. It goes only to desks viewing the ticket, never to the customer."""
-    cleaned = _text_clean(text, limit=NOTE_MAX_CHARS)
+    cleaned = _text_clean(text, limit=DESK_NOTE_MAX_CHARS)
     with transaction.atomic():
         locked = _ticket_lock(ticket)
         _check_access(actor, locked)

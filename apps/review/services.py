@@ -19,7 +19,7 @@ from apps.tickets.services import ticket_message_post, ticket_status_set
 from apps.webhooks.services import webhook_event_emit
 
 Verdict = ReviewItem.Verdict
-NOTE_MAX_CHARS = 500
+REVIEW_NOTE_MAX_CHARS = 500
 # A candidate this unlikely is no suggestion (e.g. the runner-up when the model said "other").
 SUGGEST_MIN_SCORE = 0.2
 NO_POOL_MESSAGE = (
@@ -108,8 +108,8 @@ def review_item_resolve(
     if not user_can_review(reviewer):
         raise PermissionDenied("Only reviewers can resolve review items.")
     note = note.strip()
-    if len(note) > NOTE_MAX_CHARS:
-        raise ValidationFailed(f"Notes are limited to {NOTE_MAX_CHARS} characters.")
+    if len(note) > REVIEW_NOTE_MAX_CHARS:
+        raise ValidationFailed(f"Notes are limited to {REVIEW_NOTE_MAX_CHARS} characters.")
     with transaction.atomic():
         locked = (
             ReviewItem.objects.select_for_update(of=("self",), no_key=True)
