@@ -27,7 +27,7 @@ from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.demo import DEFAULT_POOLS
 from apps.flows.messages import message_post
-from apps.orchestrator.services import ticket_route
+from apps.flows.routing import ticket_route
 from apps.pools.services import pool_upsert
 from tests.fakes.files import png_bytes
 from tests.servers import ROOT, AsgiServer, embedded_env, manage

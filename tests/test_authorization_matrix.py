@@ -26,8 +26,8 @@ from apps.chat.services import conversation_create
 from apps.core.ratelimit import rate_limit_reset
 from apps.flows.demo import demo_seed
 from apps.flows.messages import attachment_post, message_post
+from apps.flows.routing import ticket_route
 from apps.orchestrator.models import ModelVersion
-from apps.orchestrator.services import ticket_route
 from apps.pools.services import ticket_queue
 from apps.review.models import ReviewItem
 from apps.tickets.models import Ticket

@@ -13,7 +13,7 @@ from apps.chat.models import Attachment, Conversation, Message
 from apps.chat.services import MessagePosted
 from apps.core.errors import Conflict, NotFound
 from apps.core.ratelimit import rate_limit_hit
-from apps.orchestrator.services import ticket_human_request
+from apps.flows.routing import ticket_human_request
 from apps.orchestrator.tasks import ticket_route_enqueue
 from apps.pools.selectors import ticket_can_access
 from apps.pools.services import ticket_reply

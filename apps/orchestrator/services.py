@@ -3,7 +3,7 @@
 import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,8 +12,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.chat.models import Conversation, Message
-from apps.chat.services import conversation_wants_human_set
+from apps.chat.models import Message
 from apps.core.errors import ValidationFailed
 from apps.core.logging import log_context
 from apps.orchestrator import selectors
@@ -32,15 +31,9 @@ from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
 from apps.pools.models import Pool
 from apps.pools.selectors import pool_list
-from apps.pools.services import ticket_queue
-from apps.review.audit import audit_item_maybe_open
-from apps.review.services import review_item_open
-from apps.tickets.models import Ticket, TicketActivity
-from apps.tickets.services import ticket_activity_add, ticket_message_post, ticket_status_set
+from apps.tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
-
-ROUTABLE = (Ticket.Status.ROUTING, Ticket.Status.AWAITING_CUSTOMER)
 
 
 def router_provider() -> AnthropicProvider | None:
@@ -154,10 +147,29 @@ def clarify_question(*, pool_name: str, fields: Sequence[str]) -> str:
     return f"To pass your request to our {pool_name} team we need your {wanted}. Could you send it?"
 
 
+@dataclass(frozen=True)
+class RoutedTicket:
+    """What a routing run decided, handed to the caller's `apply` inside the transaction that
+    recorded it: the ticket (locked, its routing facts saved), the outcome and its decisions."""
+
+    ticket: Ticket
+    outcome: RoutingOutcome
+    decisions: list[RoutingDecision]
+    human: bool  # the customer asked for a person
+
+
+OutcomeApply = Callable[[RoutedTicket], None]
+
+
 def ticket_route(
-    *, ticket: Ticket, provider: RouterProvider | None = None, run_id: str | None = None
+    *,
+    ticket: Ticket,
+    apply: OutcomeApply,
+    provider: RouterProvider | None = None,
+    run_id: str | None = None,
 ) -> RoutingDecision | None:
-    """Route a ticket through the tiers, record every attempt, and move the ticket.
+    """Route a ticket through the tiers, record every attempt, and let `apply` move the ticket
+    (apps/flows/routing.py: queue it, ask for a fact, or open review) in the same transaction.
 
     Returns the deciding decision (the attempt that ended the run), or None when the ticket no
     longer needs routing or another run is routing it. LLM calls happen outside any database
@@ -167,7 +179,9 @@ def ticket_route(
     once.
     """
     with log_context(ticket_id=ticket.pk):
-        return _ticket_route(ticket=ticket, provider=provider, run_id=run_id or uuid.uuid4().hex)
+        return _ticket_route(
+            ticket=ticket, apply=apply, provider=provider, run_id=run_id or uuid.uuid4().hex
+        )
 
 
 def _lease_take(ticket_id: int, run_id: str) -> bool:
@@ -216,7 +230,7 @@ def _needs_routing(ticket: Ticket) -> bool:
 
 
 def _ticket_route(
-    *, ticket: Ticket, provider: RouterProvider | None, run_id: str
+    *, ticket: Ticket, apply: OutcomeApply, provider: RouterProvider | None, run_id: str
 ) -> RoutingDecision | None:
     ticket = Ticket.objects.select_related("conversation", "pool").get(pk=ticket.pk)
     if not _needs_routing(ticket):
@@ -225,14 +239,14 @@ def _ticket_route(
         logger.info("ticket %s is being routed by another run", ticket.pk)
         return None
     try:
-        return _ticket_route_leased(ticket=ticket, provider=provider)
+        return _ticket_route_leased(ticket=ticket, apply=apply, provider=provider)
     except BaseException:
         _lease_release(ticket.pk, run_id)
         raise
 
 
 def _ticket_route_leased(
-    *, ticket: Ticket, provider: RouterProvider | None
+    *, ticket: Ticket, apply: OutcomeApply, provider: RouterProvider | None
 ) -> RoutingDecision | None:
     text = selectors.ticket_routing_text(ticket=ticket)
     human = ticket.human_requested or human_requested_in(text)
@@ -278,41 +292,7 @@ def _ticket_route_leased(
                 "updated_at",
             ]
         )
-        if human:
-            ticket_activity_add(locked, TicketActivity.Kind.HUMAN_REQUESTED)
-        if outcome.action == "route":
-            assert outcome.pool is not None
-            ticket_queue(
-                ticket=locked,
-                pool=outcome.pool,
-                tier=selectors.ticket_deciding_tier(ticket_id=locked.pk),
-            )
-            if not human:
-                audit_item_maybe_open(ticket=locked, decision=decisions[-1])
-        elif outcome.action == "clarify":
-            assert outcome.pool is not None
-            ticket_status_set(
-                ticket=locked, status=Ticket.Status.AWAITING_CUSTOMER, pool=outcome.pool
-            )
-            ticket_message_post(
-                conversation=locked.conversation,
-                text=clarify_question(pool_name=outcome.pool.name, fields=outcome.missing_fields),
-                sender=Message.Sender.BOT,
-            )
-        else:
-            ticket_status_set(ticket=locked, status=Ticket.Status.IN_REVIEW)
-            review_item_open(
-                ticket=locked,
-                reason=outcome.review_reason,
-                candidates=outcome.candidates,
-                decision=decisions[-1],
-            )
-        if human:
-            ticket_message_post(
-                conversation=locked.conversation,
-                text=handoff_message(pool_name=outcome.pool.name if outcome.pool else None),
-                sender=Message.Sender.BOT,
-            )
+        apply(RoutedTicket(ticket=locked, outcome=outcome, decisions=decisions, human=human))
     logger.info(
         "ticket %s routed: %s %s via %s",
         ticket.pk,
@@ -375,49 +355,6 @@ def handoff_message(*, pool_name: str | None) -> str:
     if pool_name:
         return f"A person from our {pool_name} team will reply here."
     return "A person will look at your request shortly and reply here."
-
-
-def ticket_human_request(*, conversation: Conversation) -> Ticket | None:
-    """The customer asked for a person ("talk to a person"), at any point.
-
-    Before any message: remembered, and their first message skips the model tiers. While the
-    ticket is being routed (or waits for a fact): it goes to a pool queue at once, or to review
-    when no cheap tier finds a pool. Already with a team: acknowledged. Returns the ticket.
-    """
-    ticket = (
-        Ticket.objects.filter(conversation=conversation)
-        .exclude(status=Ticket.Status.RESOLVED)
-        .select_related("pool")
-        .first()
-    )
-    if ticket is None:
-        if Conversation.objects.filter(pk=conversation.pk, wants_human=True).exists():
-            return None  # asked already (a second press): acknowledged once
-        conversation_wants_human_set(conversation=conversation)
-        ticket_message_post(
-            conversation=conversation,
-            text="Of course. Tell us in a few words what you need and a person will pick it up.",
-            sender=Message.Sender.BOT,
-        )
-        return None
-    if ticket.status in ROUTABLE:
-        Ticket.objects.filter(pk=ticket.pk).update(human_requested=True)
-        ticket_route(ticket=ticket)
-    elif not ticket.human_requested:
-        with transaction.atomic():
-            Ticket.objects.filter(pk=ticket.pk).update(human_requested=True)
-            ticket_activity_add(ticket, TicketActivity.Kind.HUMAN_REQUESTED)
-            ticket_message_post(
-                conversation=conversation,
-                text=handoff_message(
-                    pool_name=ticket.pool.name
-                    if ticket.pool and ticket.status != Ticket.Status.IN_REVIEW
-                    else None
-                ),
-                sender=Message.Sender.BOT,
-            )
-    ticket.refresh_from_db()
-    return ticket
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from celery import Task, shared_task
 from django.db import DatabaseError
 
 from apps.core.background import BackgroundLane
-from apps.orchestrator.services import ticket_route, tickets_stuck_requeue
+from apps.flows.routing import ticket_route
+from apps.orchestrator.services import tickets_stuck_requeue
 from apps.tickets.models import Ticket
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from django.conf import settings as django_settings
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_route
 from apps.orchestrator.models import RoutingRule
-from apps.orchestrator.services import ticket_route
 from apps.tickets.models import Ticket
 from supportdesk.asgi import application  # at import: it configures logging (django.setup)
 from tests.orchestrator import conftest as orchestrator_fixtures

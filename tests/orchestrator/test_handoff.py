@@ -7,8 +7,8 @@ from django.core.cache import cache
 from apps.chat.models import Conversation, ConversationEvent, Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_human_request, ticket_route
 from apps.orchestrator.models import RoutingDecision
-from apps.orchestrator.services import ticket_human_request, ticket_route
 from apps.pools.services import ticket_queue
 from apps.tickets.models import Ticket, TicketActivity
 from tests.orchestrator.conftest import route_reply

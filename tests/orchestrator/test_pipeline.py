@@ -11,8 +11,8 @@ from django.utils import timezone
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_route
 from apps.orchestrator.models import RoutingDecision, RoutingRule
-from apps.orchestrator.services import ticket_route
 from apps.tickets.models import Ticket
 from tests.fakes import messages_api as api
 from tests.orchestrator.conftest import route_reply

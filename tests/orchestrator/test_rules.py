@@ -9,8 +9,9 @@ from django.core.exceptions import ValidationError
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_route
 from apps.orchestrator.models import RoutingDecision, RoutingRule
-from apps.orchestrator.services import rule_create, ticket_route
+from apps.orchestrator.services import rule_create
 from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db

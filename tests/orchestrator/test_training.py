@@ -15,6 +15,7 @@ from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.core.errors import Conflict, PermissionDenied
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_route
 from apps.orchestrator import selectors
 from apps.orchestrator.local_model import (
     OTHER,
@@ -26,7 +27,6 @@ from apps.orchestrator.local_model import (
     threshold_for_misroute_rate,
 )
 from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
-from apps.orchestrator.services import ticket_route
 from apps.orchestrator.training.examples import training_base
 from apps.orchestrator.training.labels import DISTILLED, label_held_out, training_labels
 from apps.orchestrator.training.retrain import _gate, model_version_retrain

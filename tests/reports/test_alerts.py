@@ -16,8 +16,9 @@ from django.utils import timezone
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_route
 from apps.orchestrator.models import RoutingDecision
-from apps.orchestrator.services import text_route_dry_run, ticket_route
+from apps.orchestrator.services import text_route_dry_run
 from apps.pools.services import tickets_sla_check
 from apps.reports.alert_selectors import alert_figure, alert_list_open
 from apps.reports.alerts import alert_acknowledge, alerts_evaluate

@@ -12,8 +12,8 @@ from django.core.cache import cache
 from apps.chat.models import Conversation, Customer, Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_human_request, ticket_route
 from apps.orchestrator.models import RoutingDecision, RoutingRule
-from apps.orchestrator.services import ticket_human_request, ticket_route
 from apps.pools.models import Pool
 from apps.pools.services import agent_presence_connect, pool_membership_set
 from apps.review.audit import audit_item_maybe_open

@@ -12,7 +12,7 @@ from django.urls import reverse
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
-from apps.orchestrator.services import ticket_route
+from apps.flows.routing import ticket_route
 from apps.pools.services import ticket_resolve
 from apps.tickets.models import Ticket
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint

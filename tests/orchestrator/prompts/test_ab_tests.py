@@ -10,6 +10,7 @@ from django.core.cache import cache
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
+from apps.flows.routing import ticket_route
 from apps.orchestrator.models import PromptExperiment, PromptVersion, RoutingDecision
 from apps.orchestrator.prompts.admin import results_table
 from apps.orchestrator.prompts.selectors import (
@@ -23,7 +24,7 @@ from apps.orchestrator.prompts.stats import (
     two_proportion_sample_size,
     two_proportion_z_test,
 )
-from apps.orchestrator.services import text_route_dry_run, ticket_route
+from apps.orchestrator.services import text_route_dry_run
 from apps.review.models import ReviewItem
 from apps.review.services import review_item_resolve
 from apps.tickets.models import Ticket

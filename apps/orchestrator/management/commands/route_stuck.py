@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.orchestrator.services import ticket_route, tickets_stuck_requeue
+from apps.flows.routing import ticket_route
+from apps.orchestrator.services import tickets_stuck_requeue
 from apps.tickets.models import Ticket
 
 

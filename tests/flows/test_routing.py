@@ -1,0 +1,72 @@
+"""A routing run records its decisions and moves the ticket in one transaction: the outcome is
+applied (apps/flows/routing.py) under the ticket's lock, or nothing of the run stays."""
+
+import pytest
+from django.core.cache import cache
+
+from apps.chat.models import Message
+from apps.chat.services import conversation_create
+from apps.flows.routing import ticket_route
+from apps.orchestrator import services as routing
+from apps.orchestrator.models import RoutingDecision, RoutingRule
+from apps.orchestrator.services import RoutedTicket
+from apps.tickets.models import Ticket
+from apps.tickets.services import ticket_message_post
+from tests.orchestrator.conftest import pools  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+
+
+def ticket_waiting(text: str) -> Ticket:
+    """A customer's ticket in `routing`, stored without starting a run (the flow would)."""
+    conversation = conversation_create().conversation
+    posted = ticket_message_post(
+        conversation=conversation, text=text, sender=Message.Sender.CUSTOMER
+    )
+    assert posted.ticket is not None
+    assert posted.routing_due
+    return posted.ticket
+
+
+def test_the_outcome_is_applied_while_the_run_holds_the_ticket(pools):  # noqa: F811
+    RoutingRule.objects.create(name="invoice", pattern="invoice", pool=pools["billing"])
+    ticket = ticket_waiting("Where is my invoice?")
+    seen: list[RoutedTicket] = []
+
+    def apply(routed: RoutedTicket) -> None:
+        seen.append(routed)
+        # Inside the run's transaction: its decisions are already written, its lease cleared.
+        assert RoutingDecision.objects.filter(ticket=routed.ticket, final=True).count() == 1
+        assert routed.ticket.routing_lease_owner == ""
+
+    decision = routing.ticket_route(ticket=ticket, apply=apply)
+    assert decision is not None
+    assert decision.tier == RoutingDecision.Tier.RULES
+    (routed,) = seen
+    assert (routed.outcome.action, routed.outcome.pool) == ("route", pools["billing"])
+    assert routed.decisions[-1] == decision
+    assert not routed.human
+
+
+def test_an_outcome_that_cannot_be_applied_leaves_nothing_and_the_next_run_routes(pools):  # noqa: F811
+    RoutingRule.objects.create(name="invoice", pattern="invoice", pool=pools["billing"])
+    ticket = ticket_waiting("Where is my invoice?")
+
+    def apply(routed: RoutedTicket) -> None:
+        raise RuntimeError("the queue could not be written")
+
+    with pytest.raises(RuntimeError):
+        routing.ticket_route(ticket=ticket, apply=apply)
+    ticket.refresh_from_db()
+    assert not RoutingDecision.objects.filter(ticket=ticket).exists()
+    assert (ticket.status, ticket.routing_lease_owner) == (Ticket.Status.ROUTING, "")
+
+    ticket_route(ticket=ticket)
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.pool) == (Ticket.Status.QUEUED, pools["billing"])
+    assert RoutingDecision.objects.filter(ticket=ticket, final=True).count() == 1
