@@ -12,7 +12,7 @@ from django.http.request import validate_host
 from apps.chat import services as chat_services
 from apps.chat.models import Message
 from apps.core.consumers import ClientBoundsMixin, OutageAwareConsumer
-from apps.core.errors import ApplicationError, NotFound
+from apps.core.errors import ApplicationError, NotFound, ServiceUnavailable
 from apps.core.logging import FrameRequestIdMixin
 from apps.pools import partials, selectors, services
 from apps.pools.frames import (
@@ -337,6 +337,12 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             return
         extra = {key: value for key, value in extra.items() if value is not None}
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def send_unavailable(self, error: ServiceUnavailable, **extra: Any) -> None:
+        if self.page is not None:
+            await self.page.error(error.code, error.message)
+            return
+        await super().send_unavailable(error, **extra)
 
     async def send_presence(self, user_id: int, presence: str) -> None:
         if self.page is not None:

@@ -17,10 +17,7 @@
   const EXTENSION_RETRIES = [1006, 1011, 1012, 1013]; // the ws extension reconnects on these
 
   let socket = null; // the ws extension's socket wrapper, once open
-  let everOpen = false;
-  let retries = 0;
-  let sentView = "";
-  let lastTyping = 0;
+  let [everOpen, retries, sentView, lastTyping] = [false, 0, "", 0];
   let pendingDraft = null; // {id, ticket}: asked for, written in the background
   const unsent = new Map(); // ticket id -> reply text typed but not sent, across switches
 
@@ -28,11 +25,7 @@
   const main = () => document.getElementById("desk-main");
   const ticketId = () => Number(main() && main().dataset.ticket) || null;
 
-  function send(frame) {
-    if (!socket) return false;
-    socket.send(JSON.stringify(frame));
-    return true;
-  }
+  const send = (frame) => !!socket && (socket.send(JSON.stringify(frame)), true);
 
   // --- errors ------------------------------------------------------------------------------
 
@@ -45,9 +38,8 @@
   }
 
   function clearError() {
-    const box = $("desk-error");
-    box.hidden = true;
-    box.querySelector(".error__text").textContent = "";
+    $("desk-error").hidden = true;
+    $("desk-error").querySelector(".error__text").textContent = "";
   }
 
   // The staff API answers errors as {"error": {"code", "message", "fields"?}}.
@@ -55,9 +47,7 @@
     let error = {};
     try {
       error = JSON.parse(xhr.responseText).error || {};
-    } catch (e) {
-      error = {};
-    }
+    } catch (e) { /* not the API's error shape */ }
     let message = typeof error.message === "string" ? error.message : "The request failed (HTTP " + xhr.status + ").";
     if (error.fields && typeof error.fields === "object") {
       const details = Object.keys(error.fields).map((k) => k + ": " + [].concat(error.fields[k]).join(" "));
@@ -69,9 +59,8 @@
   // --- the socket ----------------------------------------------------------------------------
 
   function setConnection(text, state) {
-    const badge = $("desk-connection");
-    badge.textContent = text;
-    badge.setAttribute("data-state", state);
+    $("desk-connection").textContent = text;
+    $("desk-connection").setAttribute("data-state", state);
   }
 
   // What the page shows; the server follows that ticket and renders all of it (again).
@@ -210,23 +199,20 @@
 
   document.addEventListener("input", (event) => {
     if (event.target.id !== "desk-reply-input" || !ticketId()) return;
-    const now = Date.now();
-    if (now - lastTyping >= TYPING_SEND_MS && send({ type: "typing", ticket: ticketId() })) lastTyping = now;
+    if (Date.now() - lastTyping >= TYPING_SEND_MS && send({ type: "typing", ticket: ticketId() })) lastTyping = Date.now();
   });
 
   // --- AI drafts: asked over REST (202, pending), delivered over the socket -------------------
 
   function draftButton(text, disabled) {
-    const button = $("desk-draft");
-    if (!button) return;
-    button.textContent = text;
-    button.disabled = disabled;
+    if (!$("desk-draft")) return;
+    $("desk-draft").textContent = text;
+    $("desk-draft").disabled = disabled;
   }
 
   function draftError(reason) {
-    const box = $("desk-draft-error");
-    box.textContent = "No draft available" + (reason ? ": " + reason : ".");
-    box.hidden = false;
+    $("desk-draft-error").textContent = "No draft available" + (reason ? ": " + reason : ".");
+    $("desk-draft-error").hidden = false;
   }
 
   function draftAsked(button, ok, xhr) {
@@ -235,9 +221,7 @@
     let draft = {};
     try {
       draft = JSON.parse(xhr.responseText);
-    } catch (e) {
-      return draftError("");
-    }
+    } catch (e) { return draftError(""); }
     pendingDraft = { id: draft.id, ticket: ticketId() };
     draftButton("Drafting…", true);
     // The socket may have brought it back before this answer did.
@@ -246,8 +230,7 @@
   }
 
   function draftArrived(slot) {
-    if (!pendingDraft || Number(slot.dataset.draftId) !== pendingDraft.id) return;
-    if (slot.dataset.status === "pending") return;
+    if (!pendingDraft || Number(slot.dataset.draftId) !== pendingDraft.id || slot.dataset.status === "pending") return;
     const text = slot.querySelector(".draft-result__text").textContent;
     if (slot.dataset.status === "ready" && text) {
       // The agent edits and sends it; a draft is never sent by itself.
@@ -264,16 +247,14 @@
 
   function clock(ms) {
     const total = Math.floor(Math.abs(ms) / 1000);
-    const hours = Math.floor(total / 3600);
-    const minutes = Math.floor((total % 3600) / 60);
+    const [hours, minutes] = [Math.floor(total / 3600), Math.floor((total % 3600) / 60)];
     const pad = (n) => (n < 10 ? "0" : "") + n;
     return (hours ? hours + ":" + pad(minutes) : String(minutes)) + ":" + pad(total % 60);
   }
 
   function tick(el) {
-    const due = new Date(el.dataset.due).getTime();
-    if (isNaN(due)) return;
-    const left = due - Date.now();
+    const left = new Date(el.dataset.due).getTime() - Date.now();
+    if (isNaN(left)) return;
     el.textContent = left >= 0 ? "SLA " + clock(left) : "Overdue " + clock(left);
     el.classList.toggle("sla--overdue", left < 0);
     el.classList.toggle("sla--soon", left >= 0 && left < SOON_MS);
@@ -283,8 +264,8 @@
     const d = new Date(el.getAttribute("datetime"));
     if (isNaN(d.getTime())) return;
     const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    const sameDay = d.toDateString() === new Date().toDateString();
-    el.textContent = sameDay ? time : d.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+    const day = d.toDateString() === new Date().toDateString() ? "" : d.toLocaleDateString([], { month: "short", day: "numeric" }) + " ";
+    el.textContent = day + time;
   }
 
   function within(root, selector) {
@@ -292,7 +273,6 @@
   }
 
   let typingTimer = null;
-
   htmx.onLoad((root) => {
     within(root, ".sla[data-due]").forEach(tick);
     within(root, "time[datetime]").forEach(localTime);

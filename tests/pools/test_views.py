@@ -1,7 +1,5 @@
-"""The desk page `/desk/`: who gets it and what the shell carries."""
+"""The desk page `/desk/`: who gets it and what it renders."""
 
-import json
-import re
 
 import pytest
 from django.contrib.auth import get_user_model
