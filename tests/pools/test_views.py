@@ -1,6 +1,5 @@
 """The desk page `/desk/`: who gets it and what it renders."""
 
-
 import pytest
 from django.contrib.auth import get_user_model
 
