@@ -237,7 +237,7 @@ async def test_agent_typing_from_the_page_reaches_the_customer(billing_agent, bi
     async with customer_socket(created) as customer, page_socket(billing_agent) as ws:
         await view(ws, ticket=ticket.pk)
         await ws.send_json_to({"type": "typing", "ticket": ticket.pk})
-        frames = []
+        frames: list[dict[str, object]] = []
         while not frames or frames[-1]["type"] != "typing":
             frames.append(await customer.receive_json_from(timeout=5))
     assert frames[-1] == {"type": "typing", "sender": "agent"}
