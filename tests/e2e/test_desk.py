@@ -284,6 +284,17 @@ def test_after_an_outage_the_desk_shows_what_it_missed(
     )
     try:
         ticket_id = ticket_of(live_server_proc, billing, conversation["id"])
+        expect(row(billing, ticket_id)).to_be_visible()
+        # The filter and the presence menu answer from the server.
+        by_testid(billing, "desk-filter").select_option("resolved")
+        expect(row(billing, ticket_id)).to_have_count(0)
+        expect(billing).to_have_url(re.compile(r"/desk/\?tab=pool%3Abilling&filter=resolved$"))
+        by_testid(billing, "desk-filter").select_option("open")
+        by_testid(billing, "desk-presence").select_option("away")
+        expect(by_testid(billing, "desk-presence")).to_have_attribute("data-presence", "away")
+        overview = billing.request.get(f"{live_server_proc.url}/api/v1/desk/").json()
+        assert overview["presence"] == "away"
+
         row(billing, ticket_id).click()
         expect(by_testid(billing, "desk-message").filter(has_text="wrong address")).to_be_visible()
 
