@@ -212,7 +212,7 @@ def _context(context: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def desk_overview(*, user: Any) -> dict[str, Any]:
-    """Who the viewer is, their presence and their queues' counts (as `GET desk/` answers)."""
+    """Who the viewer is, their presence and their queues' counts (what `GET desk/` answers)."""
     profile = services.agent_profile_get(user=user)
     counts = selectors.queue_counts(user=user)
     return {
@@ -221,12 +221,12 @@ def desk_overview(*, user: Any) -> dict[str, Any]:
         "presence": profile.presence,
         "pools": counts["pools"],
         "mine": counts["mine"],
-        "all_pools": list(selectors.pool_list().values("slug", "name")),
         "drafts_enabled": bool(settings.ANTHROPIC_API_KEY),
     }
 
 
 def desk_tabs(*, overview: dict[str, Any], view: DeskView) -> list[dict[str, Any]]:
+    """Mine, all pools (supervisors) and each pool of the viewer, with their counts."""
     tabs: list[dict[str, Any]] = [
         {"key": "mine", "label": "Mine", "count": f"{overview['mine']}", "title": "assigned to you"}
     ]
@@ -401,6 +401,7 @@ def ticket_head_render(*, panel: TicketPanel) -> str:
 
 
 def context_render(*, panel: TicketPanel, view: DeskView) -> str:
+    """The ticket's context, once gathered."""
     return render_to_string("desk/socket/context.html", {"panel": panel, "view": view})
 
 
@@ -428,6 +429,7 @@ def message_render(*, user: Any, ticket_id: int, message_id: int) -> str:
 
 
 def note_render(*, ticket_id: int, note_id: int) -> str:
+    """One note of the ticket to append."""
     note = InternalNote.objects.filter(pk=note_id, ticket_id=ticket_id).first()
     if note is None:
         return ""
@@ -439,6 +441,7 @@ def note_render(*, ticket_id: int, note_id: int) -> str:
 
 
 def activity_render(*, ticket_id: int, activity_id: int) -> str:
+    """One activity of the ticket to append."""
     item = TicketActivity.objects.filter(pk=activity_id, ticket_id=ticket_id).first()
     if item is None:
         return ""
@@ -449,6 +452,7 @@ def activity_render(*, ticket_id: int, activity_id: int) -> str:
 
 
 def draft_render(*, ticket_id: int, draft_id: int) -> str:
+    """The ticket's draft (pending, ready or failed) for the page that asked for it."""
     draft = DraftReply.objects.filter(pk=draft_id, ticket_id=ticket_id).first()
     if draft is None:
         return ""
@@ -458,12 +462,15 @@ def draft_render(*, ticket_id: int, draft_id: int) -> str:
 
 
 def typing_render(*, ticket_id: int) -> str:
+    """The customer is typing (the page hides it again after a few seconds)."""
     return render_to_string("desk/socket/typing.html", {"ticket_id": ticket_id})
 
 
 def presence_render(*, presence: str) -> str:
+    """The agent's presence menu, as the server now has it."""
     return render_to_string("desk/socket/presence.html", {"presence": presence})
 
 
 def error_render(*, code: str, message: str) -> str:
+    """The page's error box, showing a refused frame's error."""
     return render_to_string("desk/socket/error.html", {"code": code, "message": message})
