@@ -8,6 +8,7 @@ same table is rendered into docs/security.md; a test keeps the two equal. Every 
 /api/v1/ must have a row: a new endpoint without one fails here.
 """
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,6 +350,11 @@ SOCKET_MATRIX: dict[str, dict[str, str]] = {
         **dict.fromkeys(STAFF, "subscribed"),
         "agent_y": "not_found",
     },
+    "view A's ticket on the desk page's /ws/desk/?format=html": {
+        **dict.fromkeys(ROLES, "auth_failed, closed 4401"),
+        **dict.fromkeys(STAFF, "rendered"),
+        "agent_y": "notice only",
+    },
 }
 
 
@@ -407,6 +413,43 @@ async def _desk(world: World, role: str) -> tuple[str, str]:
         await ws.disconnect()
 
 
+async def _desk_page(world: World, role: str) -> str:
+    """What the desk page's socket renders of A's ticket for `role` (a `view` frame)."""
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.conf import settings as django_settings
+    from django.test import Client
+
+    from supportdesk.asgi import application
+
+    headers = [ORIGIN]
+    if role in world.staff:
+
+        def cookie() -> tuple[bytes, bytes]:
+            client = Client()
+            client.force_login(world.staff[role])
+            value = client.cookies[django_settings.SESSION_COOKIE_NAME].value
+            return (b"cookie", f"{django_settings.SESSION_COOKIE_NAME}={value}".encode())
+
+        headers.append(await database_sync_to_async(cookie)())
+    ws = WebsocketCommunicator(application, "/ws/desk/?format=html", headers=headers)
+    await ws.connect()
+    try:
+        first = (await ws.receive_output(timeout=5))["text"]
+        if first.startswith("{"):  # refused before it knew it was a page's: a JSON error
+            close = await ws.receive_output()
+            return f"{json.loads(first)['code']}, closed {close['code']}"
+        await ws.send_json_to({"type": "view", "tab": "all", "ticket": world.ticket})
+        pieces = ""
+        while 'id="desk-tabs"' not in pieces:
+            pieces += (await ws.receive_output(timeout=5))["text"]
+        if f'id="t{world.ticket}-messages"' in pieces:
+            return "rendered"
+        return "notice only" if "no longer in your pools" in pieces else pieces[:200]
+    finally:
+        await ws.disconnect()
+
+
 @pytest.fixture
 def socket_world(transactional_db) -> World:
     return build_world()
@@ -419,7 +462,8 @@ async def test_every_socket_action_answers_every_role_as_the_table_says(socket_w
     for role in ROLES:
         hello = await _chat_hello(socket_world, role)
         opened, followed = await _desk(socket_world, role)
-        for action, got in zip(actions, (hello, opened, followed), strict=True):
+        page = await _desk_page(socket_world, role)
+        for action, got in zip(actions, (hello, opened, followed, page), strict=True):
             if got != SOCKET_MATRIX[action][role]:
                 found.append(f"{action} as {role}: {got}, expected {SOCKET_MATRIX[action][role]}")
     assert found == []

@@ -425,19 +425,9 @@ class TicketCannedReplyListApi(TicketApi):
     @extend_schema(responses=CannedReplyOutputSerializer(many=True))
     def get(self, request: Request, ticket_id: int) -> Response:
         """Canned replies for the ticket's pool, placeholders filled for this ticket and you."""
-        ticket = self.get_ticket(request, ticket_id)
-        replies = selectors.canned_reply_list(pool=ticket.pool).select_related("pool")
-        data = [
-            {
-                "id": reply.pk,
-                "title": reply.title,
-                "pool": reply.pool.slug if reply.pool else None,
-                "text": services.canned_reply_render(
-                    reply=reply, ticket=ticket, agent=request.user
-                ),
-            }
-            for reply in replies
-        ]
+        data = services.canned_reply_list_rendered(
+            ticket=self.get_ticket(request, ticket_id), agent=request.user
+        )
         return Response(CannedReplyOutputSerializer(data, many=True).data)
 
 

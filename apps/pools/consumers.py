@@ -3,7 +3,7 @@
 import uuid
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -12,17 +12,19 @@ from django.http.request import validate_host
 from apps.chat import services as chat_services
 from apps.chat.models import Message
 from apps.core.consumers import ClientBoundsMixin, OutageAwareConsumer
-from apps.core.errors import ApplicationError, NotFound
+from apps.core.errors import ApplicationError, NotFound, ServiceUnavailable
 from apps.core.logging import FrameRequestIdMixin
-from apps.pools import selectors, services
+from apps.pools import partials, selectors, services
 from apps.pools.frames import (
+    DeskTypingFrame,
     PingFrame,
     PresenceFrame,
     SubscribeFrame,
-    TypingFrame,
     UnsubscribeFrame,
+    ViewFrame,
     desk_frame_parse,
 )
+from apps.pools.page_socket import DeskPageRelay
 from apps.tickets.realtime import DESK_ALL, desk_pool_group, desk_ticket_group, desk_user_group
 
 CLOSE_AUTH_FAILED = 4401
@@ -46,11 +48,23 @@ def desk_origin_allowed(scope: dict[str, Any]) -> bool:
     return hostname is not None and validate_host(hostname, settings.ALLOWED_HOSTS)
 
 
+def desk_socket_is_page(scope: dict[str, Any]) -> bool:
+    """Whether the desk page opened the socket (`?format=html`): it gets rendered HTML."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return query.get("format") == ["html"]
+
+
 class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
-    """`/ws/desk/`. See docs/desk.md for the frames."""
+    """`/ws/desk/`. See docs/desk.md for the frames.
+
+    Two kinds of client: integrations get JSON frames; the desk page (`?format=html`) gets the
+    same events rendered as HTML pieces for htmx to swap in (`DeskPageRelay`). Every check of
+    who may see what is made here, once, for both.
+    """
 
     user: Any = None
     present = False  # this socket counted towards the agent's presence
+    page: DeskPageRelay | None = None
     joined: set[str]
     # Followed tickets and their conversations (a conversation's events name no ticket).
     followed: dict[int, uuid.UUID]
@@ -61,6 +75,7 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         self.followed = {}
         self.seen = deque(maxlen=256)
         await self.accept()
+        is_page = desk_socket_is_page(self.scope)
         if not desk_origin_allowed(self.scope):
             await self.send_error("origin_not_allowed", "This page may not open the desk.")
             await self.close(code=CLOSE_ORIGIN_NOT_ALLOWED)
@@ -71,6 +86,8 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             await self.close(code=CLOSE_AUTH_FAILED)
             return
         self.user = user
+        if is_page:
+            self.page = DeskPageRelay(user=user, send=self.send_html)
         pool_ids, supervisor = await database_sync_to_async(self._scope_of_user)()
         # Join before going online: tickets assigned by coming online are announced at once.
         groups = [desk_user_group(user.pk), *(desk_pool_group(pool_id) for pool_id in pool_ids)]
@@ -80,6 +97,9 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             await self.join(group)
         profile = await database_sync_to_async(services.agent_presence_connect)(user=user)
         self.present = True
+        if self.page is not None:
+            await self.page.presence(profile.presence)  # the page sends its view next
+            return
         await self.send_json(
             {
                 "type": "welcome",
@@ -98,6 +118,8 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         return selectors.user_pool_ids(user=self.user), selectors.user_is_supervisor(self.user)
 
     async def disconnect(self, code: int) -> None:
+        if self.page is not None:
+            self.page.close()
         if self.present:
             self.present = False
             await database_sync_to_async(services.agent_presence_disconnect)(user=self.user)
@@ -111,8 +133,12 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             await self.revoke()  # deactivated, or no longer staff, since the socket opened
             return
         try:
-            frame = desk_frame_parse(text_data, max_bytes=settings.CHAT_MAX_FRAME_BYTES)
+            frame = desk_frame_parse(
+                text_data, max_bytes=settings.CHAT_MAX_FRAME_BYTES, page=self.page is not None
+            )
             match frame:
+                case ViewFrame():
+                    await self.on_view(frame)
                 case SubscribeFrame():
                     await self.on_subscribe(frame.ticket)
                 case UnsubscribeFrame():
@@ -120,22 +146,39 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
                     await self.send_json(
                         {"type": "unsubscribed", "ticket": frame.ticket, "reason": "requested"}
                     )
-                case TypingFrame():
+                case DeskTypingFrame():
                     await self.on_typing(frame.ticket)
                 case PresenceFrame():
                     profile = await database_sync_to_async(services.agent_presence_set)(
                         user=self.user, presence=frame.presence
                     )
-                    await self.send_json(
-                        {"type": "presence", "user": self.user.pk, "presence": profile.presence}
-                    )
+                    await self.send_presence(self.user.pk, profile.presence)
                 case PingFrame():
                     await database_sync_to_async(services.agent_presence_heartbeat)(user=self.user)
-                    await self.send_json({"type": "pong"})
+                    if self.page is None:  # the page needs no answer: a reply would swap nothing
+                        await self.send_json({"type": "pong"})
         except ApplicationError as exc:
             await self.send_error(exc.code, exc.message, **exc.extra)
 
-    async def on_subscribe(self, ticket_id: int) -> None:
+    async def on_view(self, frame: ViewFrame) -> None:
+        """The page shows a queue and maybe a ticket: follow exactly that ticket (after the
+        permission check) and render all of it, so that a page that just (re)connected misses
+        nothing."""
+        assert self.page is not None
+        view = partials.desk_view_parse(tab=frame.tab, filter=frame.filter, ticket=frame.ticket)
+        for ticket_id in list(self.followed):
+            if ticket_id != view.ticket:
+                await self.unfollow(ticket_id)
+        visible = False
+        if view.ticket is not None:
+            try:
+                await self.on_subscribe(view.ticket, answer=False)
+                visible = True
+            except NotFound:
+                visible = False
+        await self.page.show(view, visible=visible)
+
+    async def on_subscribe(self, ticket_id: int, *, answer: bool = True) -> None:
         ticket = await database_sync_to_async(selectors.ticket_get_visible)(
             user=self.user, ticket_id=ticket_id
         )
@@ -145,7 +188,8 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         if not await self.can_access(ticket.pk):
             await self.unfollow(ticket.pk)
             raise NotFound("No such ticket.")
-        await self.send_json({"type": "subscribed", "ticket": ticket.pk})
+        if answer:
+            await self.send_json({"type": "subscribed", "ticket": ticket.pk})
 
     async def on_typing(self, ticket_id: int) -> None:
         conversation_id = self.followed.get(ticket_id)
@@ -181,18 +225,21 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         """A ticket in one of this desk's queues changed; a followed one may have moved away."""
         if not self.first_time(message):
             return
-        await self.send_json({"type": "ticket", **{k: message[k] for k in TICKET_EVENT_FIELDS}})
         ticket_id = message["ticket"]
+        if self.page is None:
+            await self.send_json({"type": "ticket", **{k: message[k] for k in TICKET_EVENT_FIELDS}})
         if ticket_id in self.followed and not await self.can_access(ticket_id):
-            await self.unfollow(ticket_id)
-            await self.send_json(
-                {"type": "unsubscribed", "ticket": ticket_id, "reason": "access_lost"}
-            )
+            await self.access_lost(ticket_id)
+        elif self.page is not None:
+            await self.page.ticket_changed(ticket_id)
 
     async def desk_item(self, message: dict[str, Any]) -> None:
         """A note, activity or draft of a followed ticket."""
         ticket_id = message["ticket"]
         if ticket_id not in self.followed:
+            return
+        if self.page is not None:
+            await self.page.item(message["kind"], ticket_id, message["item"])
             return
         await self.send_json(
             {"type": message["kind"], "ticket": ticket_id, "item": message["item"]}
@@ -201,9 +248,10 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
     async def desk_presence(self, message: dict[str, Any]) -> None:
         if not self.first_time(message):
             return
-        await self.send_json(
-            {"type": "presence", "user": message["user"], "presence": message["presence"]}
-        )
+        if self.page is not None and message["user"] != self.user.pk:
+            self.page.queue_changed()  # the pools' "online" counts
+            return
+        await self.send_presence(message["user"], message["presence"])
 
     async def conversation_event(self, message: dict[str, Any]) -> None:
         """A customer-visible event of a followed ticket's conversation: relayed only when its
@@ -216,21 +264,25 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         if event_ticket is not None and not await self.can_access(event_ticket):
             for ticket_id in following:
                 if ticket_id == event_ticket:  # the followed ticket itself moved away
-                    await self.unfollow(ticket_id)
-                    await self.send_json(
-                        {"type": "unsubscribed", "ticket": ticket_id, "reason": "access_lost"}
-                    )
+                    await self.access_lost(ticket_id)
             return
+        frame = message["frame"]
         for ticket_id in following:
-            await self.send_json(
-                {"type": "conversation", "ticket": ticket_id, "frame": message["frame"]}
-            )
+            if self.page is None:
+                await self.send_json({"type": "conversation", "ticket": ticket_id, "frame": frame})
+            elif frame.get("type") == "message" and isinstance(frame.get("id"), int):
+                await self.page.message(ticket_id, frame["id"])
+            elif frame.get("type") == "status":
+                await self.page.ticket_changed(ticket_id)
 
     async def conversation_typing(self, message: dict[str, Any]) -> None:
         if message["sender"] != Message.Sender.CUSTOMER:
             return
         for ticket_id in self._tickets_of(message):
-            await self.send_json({"type": "typing", "ticket": ticket_id, "sender": "customer"})
+            if self.page is not None:
+                await self.page.typing(ticket_id)
+            else:
+                await self.send_json({"type": "typing", "ticket": ticket_id, "sender": "customer"})
 
     def _tickets_of(self, message: dict[str, Any]) -> list[int]:
         """The followed tickets a conversation-group message belongs to."""
@@ -238,6 +290,16 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         return [ticket_id for ticket_id, conv in self.followed.items() if conv == wanted]
 
     # --- following tickets ----------------------------------------------------------------
+
+    async def access_lost(self, ticket_id: int) -> None:
+        """A followed ticket moved out of the user's pools: stop following it, and say so."""
+        await self.unfollow(ticket_id)
+        if self.page is not None:
+            await self.page.access_lost(ticket_id)
+        else:
+            await self.send_json(
+                {"type": "unsubscribed", "ticket": ticket_id, "reason": "access_lost"}
+            )
 
     async def can_access(self, ticket_id: int) -> bool:
         try:
@@ -269,5 +331,25 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             await self.group_leave(group)
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        if self.page is not None:
+            if code != "rate_limited":  # typing over its limit is not worth an alarm
+                await self.page.error(code, message)
+            return
         extra = {key: value for key, value in extra.items() if value is not None}
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def send_unavailable(self, error: ServiceUnavailable, **extra: Any) -> None:
+        if self.page is not None:
+            await self.page.error(error.code, error.message)
+            return
+        await super().send_unavailable(error, **extra)
+
+    async def send_presence(self, user_id: int, presence: str) -> None:
+        if self.page is not None:
+            await self.page.presence(presence)
+        else:
+            await self.send_json({"type": "presence", "user": user_id, "presence": presence})
+
+    async def send_html(self, html: str) -> None:
+        if html.strip():
+            await self.send(text_data=html)

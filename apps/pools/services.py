@@ -627,3 +627,18 @@ def placeholders_fill(*, text: str, ticket: Ticket, agent: Any) -> str:
 def canned_reply_render(*, reply: CannedReply, ticket: Ticket, agent: Any) -> str:
     """The reply's text with its placeholders filled for this ticket and agent."""
     return placeholders_fill(text=reply.text, ticket=ticket, agent=agent)
+
+
+def canned_reply_list_rendered(*, ticket: Ticket, agent: Any) -> list[dict[str, Any]]:
+    """The canned replies offered on `ticket` (its pool's and every pool's), each with its text
+    filled for this ticket and agent: the REST list and the desk's menu."""
+    replies = selectors.canned_reply_list(pool=ticket.pool).select_related("pool")
+    return [
+        {
+            "id": reply.pk,
+            "title": reply.title,
+            "pool": reply.pool.slug if reply.pool else None,
+            "text": canned_reply_render(reply=reply, ticket=ticket, agent=agent),
+        }
+        for reply in replies
+    ]

@@ -1,32 +1,31 @@
-"""Server-rendered pages of the desk: the shell the desk script fills from the REST API."""
+"""The desk page at /desk/: rendered on the server, kept live over `/ws/desk/` (docs/desk.md)."""
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.vary import vary_on_headers
 
-from apps.chat.services import staff_display_name
-from apps.pools import selectors
+from apps.pools import partials, selectors
 
 
 @login_required
 @ensure_csrf_cookie
+@vary_on_headers("HX-Request")
 def desk_page(request: HttpRequest) -> HttpResponse:
-    """The agent desk (docs/desk.md): queues, one ticket, live over `/ws/desk/`."""
-    user = request.user
-    if not selectors.user_is_staff(user):
+    """The agent desk: queues and one ticket. `?tab=&filter=&ticket=` say which; htmx asks for
+    the main area only (HX-Request) when the agent moves between queues and tickets."""
+    if not selectors.user_is_staff(request.user):
         raise PermissionDenied("The desk is for staff.")
-    config = {
-        "user": {
-            "id": user.pk,
-            "username": user.get_username(),
-            "name": staff_display_name(user),
-        },
-        "supervisor": selectors.user_is_supervisor(user),
-        "api": "/api/v1/",
-        "socket": "/ws/desk/",
-        "csrf_token": get_token(request),
-    }
-    return render(request, "desk/desk.html", {"desk_config": config})
+    query = request.GET
+    view = partials.desk_view_parse(
+        tab=query.get("tab"), filter=query.get("filter"), ticket=query.get("ticket")
+    )
+    context = partials.desk_page_context(user=request.user, view=view)
+    partial = request.headers.get("HX-Request") == "true" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+    response = render(request, "desk/_main.html" if partial else "desk/desk.html", context)
+    response["HX-Push-Url"] = context["view"].url()
+    return response

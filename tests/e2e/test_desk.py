@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.fakes.files import pdf_bytes, png_bytes
 from tests.fakes.messages_api import error, text
+from tests.servers import manage
 
 pytestmark = pytest.mark.browser
 
@@ -259,6 +260,54 @@ def test_an_ai_draft_fills_the_reply_box_and_a_failed_one_says_why(
         expect(
             by_testid(customer, "sd-message").filter(has_text="every invoice is under")
         ).to_have_attribute("data-sender", "agent")
+    finally:
+        customer_context.close()
+
+
+# What the customer says while the desk's server is down, stored by the services directly (no
+# server is there to take it): its event is published to nobody, so only a resync shows it.
+CUSTOMER_SAYS = """
+import os
+from apps.chat.models import Conversation, Message
+from apps.chat.services import message_post
+message_post(conversation=Conversation.objects.get(pk=os.environ["CONVERSATION"]),
+             text=os.environ["TEXT"], sender=Message.Sender.CUSTOMER)
+"""
+
+
+def test_after_an_outage_the_desk_shows_what_it_missed(
+    live_server_proc, browser: Browser, staff_page
+):
+    billing = open_desk(staff_page, live_server_proc, "agent-billing", "pool:billing")
+    customer_context, _customer, conversation = customer_asks(
+        browser, live_server_proc, "My invoice has the wrong address on it"
+    )
+    try:
+        ticket_id = ticket_of(live_server_proc, billing, conversation["id"])
+        expect(row(billing, ticket_id)).to_be_visible()
+        # The filter and the presence menu answer from the server.
+        by_testid(billing, "desk-filter").select_option("resolved")
+        expect(row(billing, ticket_id)).to_have_count(0)
+        expect(billing).to_have_url(re.compile(r"/desk/\?tab=pool%3Abilling&filter=resolved$"))
+        by_testid(billing, "desk-filter").select_option("open")
+        by_testid(billing, "desk-presence").select_option("away")
+        expect(by_testid(billing, "desk-presence")).to_have_attribute("data-presence", "away")
+        overview = billing.request.get(f"{live_server_proc.url}/api/v1/desk/").json()
+        assert overview["presence"] == "away"
+
+        row(billing, ticket_id).click()
+        expect(by_testid(billing, "desk-message").filter(has_text="wrong address")).to_be_visible()
+
+        live_server_proc.stop()  # every socket is closed from the server's side
+        expect(by_testid(billing, "desk-connection")).to_have_text("Reconnecting…")
+        missed = f"It should be 12 Elm Street {uuid.uuid4().hex[:6]}"
+        env = {**live_server_proc.env, "CONVERSATION": conversation["id"], "TEXT": missed}
+        manage("shell", "-c", CUSTOMER_SAYS, env=env)
+        live_server_proc.start()
+
+        expect(by_testid(billing, "desk-connection")).to_have_text("Live", timeout=30_000)
+        expect(by_testid(billing, "desk-message").filter(has_text=missed)).to_have_count(1)
+        expect(row(billing, ticket_id)).to_contain_text(missed)
     finally:
         customer_context.close()
 

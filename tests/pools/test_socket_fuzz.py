@@ -9,6 +9,7 @@ Each frame is followed by a probe (tests/fakes/frames.py).
 """
 
 import os
+import re
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -277,3 +278,97 @@ async def test_a_socket_not_signed_in_is_refused_once_and_ignores_every_frame(de
         for frame in [*sequence, json_frame({"type": "ping"})]:
             await send(watch.ws, frame)
         assert await watch.ws.receive_nothing(timeout=0.1)
+
+
+# --- the desk page's socket (`?format=html`) -------------------------------------------------
+
+PAGE_KEYS = ["type", "ticket", "presence", "tab", "filter"]
+ERROR_PIECE = re.compile(r'id="desk-error"[^>]*data-code="([a-z_]+)"')
+
+
+def near_valid_page_frames(desk: Desk) -> st.SearchStrategy[dict[str, Any]]:
+    tickets = st.one_of(
+        st.sampled_from([desk.mine.pk, desk.other.pk, desk.other.pk + 1000, None]),
+        numbers,
+        strings,
+        st.booleans(),
+    )
+    tabs = st.one_of(
+        st.sampled_from(["mine", "all", "pool:billing", "pool:technical", "pool:<b>x</b>"]),
+        strings,
+        numbers,
+    )
+    filters = st.one_of(st.sampled_from(["open", "queued", "all", "resolved"]), strings)
+    views = st.fixed_dictionaries(
+        {"type": st.just("view"), "tab": tabs, "filter": filters, "ticket": tickets}
+    )
+    fields = {"ticket": tickets, "tab": tabs, "filter": filters, "presence": st.just("away")}
+    return st.one_of(near_valid(views, fields, PAGE_KEYS), near_valid_desk_frames(desk))
+
+
+def page_expected(value: Any, desk: Desk) -> bool:
+    """Whether the page socket accepts a decoded frame (docs/desk.md); a `view` changes which
+    ticket it follows."""
+    if not isinstance(value, dict) or value.get("type") != "view":
+        if isinstance(value, dict) and value.get("type") in ("subscribe", "unsubscribe"):
+            return False  # the JSON clients' frames
+        return expected(value, desk)[0]
+    tab, filter_, ticket = value.get("tab"), value.get("filter"), value.get("ticket", None)
+    if "tab" in value and not (isinstance(tab, str) and len(tab) <= 60):
+        return False
+    if "filter" in value and not (isinstance(filter_, str) and len(filter_) <= 40):
+        return False
+    if ticket is not None and not (is_json_integer(ticket) and ticket >= 1):
+        return False
+    desk.followed = {desk.mine.pk} if ticket == desk.mine.pk else set()
+    return True
+
+
+async def page_probe(ws: WebsocketCommunicator, number: int, forbidden: list[str]) -> list[str]:
+    """What arrived before the answer to probe `number` (an unknown type, refused with an
+    error piece naming it), each piece checked for `forbidden` text."""
+    name = f"probe-{number}"
+    await ws.send_json_to({"type": name})
+    pieces: list[str] = []
+    while True:
+        output = await ws.receive_output(timeout=WAIT)
+        assert output["type"] == "websocket.send", f"not a piece: {output}"
+        text = output["text"]
+        for secret in forbidden:
+            assert secret not in text, f"another pool's ticket reached the page: {text[:300]}"
+        if name in text and "unknown_type" in text:
+            return pieces
+        pieces.append(text)
+
+
+@LIMITS
+@FUZZ
+@given(data=st.data())
+async def test_any_frames_on_the_desk_page_get_one_rendered_error_each_and_nothing_of_other_pools(
+    desk, data
+):
+    sequence = data.draw(
+        st.lists(frames(near_valid_page_frames(desk), PAGE_KEYS), min_size=1, max_size=5),
+        label="frames",
+    )
+    desk.followed = set()
+    headers = [ORIGIN, desk.cookie]
+    ws = WebsocketCommunicator(application, "/ws/desk/?format=html", headers=headers)
+    connected, _ = await ws.connect()
+    assert connected
+    try:
+        assert 'id="desk-presence"' in (await ws.receive_output(timeout=WAIT))["text"]
+        for number, frame in enumerate(sequence):
+            accepted = page_expected(decoded(frame), desk)
+            await send(ws, frame)
+            pieces = await page_probe(ws, number, desk.forbidden)
+            errors = [code for piece in pieces for code in ERROR_PIECE.findall(piece)]
+            assert len(errors) <= 1, f"more than one error for {frame!r}: {errors}"
+            assert all(code in ERROR_CODES for code in errors), errors
+            assert bool(errors) != accepted, f"{frame!r}: accepted={accepted}, errors={errors}"
+        await secret_again(desk)
+        await ws.send_json_to({"type": "presence", "presence": "online"})
+        answer = await page_probe(ws, len(sequence), desk.forbidden)
+        assert any('data-presence="online"' in piece for piece in answer), answer
+    finally:
+        await ws.disconnect()
