@@ -26,14 +26,15 @@ def automatic_decision_list(
     """Final, confident automatic routes of real tickets (not dry runs), created in
     [since, until) (and routed to `pool` when given): the decisions audits sample from and
     accuracy is estimated for."""
-    decisions = RoutingDecision.objects.filter(
-        final=True,
-        dry_run=False,
-        action=RoutingDecision.Action.ROUTE,
-        tier__in=AUTOMATIC_TIERS,
-        confidence__isnull=False,
-        pool__isnull=False,
-        ticket__isnull=False,
+    decisions = (
+        RoutingDecision.objects.real()
+        .deciding()
+        .filter(
+            action=RoutingDecision.Action.ROUTE,
+            tier__in=AUTOMATIC_TIERS,
+            confidence__isnull=False,
+            pool__isnull=False,
+        )
     )
     if since is not None:
         decisions = decisions.filter(created_at__gte=since)

@@ -6,6 +6,7 @@ with the staff API. Delivery is apps/webhooks'."""
 from datetime import datetime
 from typing import Any
 
+from apps.core.users import StaffUser
 from apps.tickets.models import Ticket
 
 
@@ -25,7 +26,7 @@ def ticket_fields(ticket: Ticket) -> dict[str, Any]:
 
 
 def ticket_routed_payload(
-    *, ticket: Ticket, previous_pool: str | None, actor: Any, tier: str | None
+    *, ticket: Ticket, previous_pool: str | None, actor: StaffUser | None, tier: str | None
 ) -> dict[str, Any]:
     """`ticket.routed`: the pool a ticket was queued in, by whom, and the deciding tier."""
     return {
