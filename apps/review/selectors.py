@@ -3,18 +3,17 @@ verdicts, and what is waiting in the queue."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from math import sqrt
 
 from django.db.models import Count, F, Min, Q, QuerySet
 from django.utils import timezone
 
+from apps.core.stats import Z_95, wilson, wilson_interval
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.review.models import ReviewItem
 
 Tier = RoutingDecision.Tier
 # z for a two-sided 95% interval: the 0.975 quantile of the standard normal.
-Z_95 = 1.959963984540054
 # Tiers whose route is an automatic decision with a confidence: the population audits sample.
 # Handoff (a person was asked for), clarify and review are not automatic routes.
 AUTOMATIC_TIERS: tuple[str, ...] = (Tier.RULES, Tier.CACHE, Tier.LOCAL, Tier.LLM, Tier.ESCALATION)
@@ -43,30 +42,6 @@ def automatic_decision_list(
     if pool is not None:
         decisions = decisions.filter(pool=pool)
     return decisions.order_by()
-
-
-def _wilson(p: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson score interval for an observed proportion `p` over `n` (n may be an effective,
-    non-integer sample size)."""
-    if n <= 0:
-        return 0.0, 1.0
-    z2 = z * z
-    denominator = 1 + z2 / n
-    centre = (p + z2 / (2 * n)) / denominator
-    half = z * sqrt(max(p * (1 - p), 0.0) / n + z2 / (4 * n * n)) / denominator
-    # At p = 0 (or 1) the bound is exactly 0 (or 1); say so rather than leave rounding noise.
-    low = 0.0 if p <= 0 else max(0.0, centre - half)
-    high = 1.0 if p >= 1 else min(1.0, centre + half)
-    return low, high
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval (95% by default) for `successes` out of `n`; (0, 1) for n=0."""
-    if n < 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
-    if n == 0:
-        return 0.0, 1.0
-    return _wilson(successes / n, n, z)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,7 +175,7 @@ def _weighted(tiers: tuple[TierAccuracy, ...]) -> WeightedAccuracy:
     weights = [(row.volume / covered_volume, row) for row in covered]
     accuracy = sum(w * row.correct / row.n for w, row in weights)
     effective_n = 1 / sum(w * w / row.n for w, row in weights)
-    low, high = _wilson(accuracy, effective_n, Z_95)
+    low, high = wilson(accuracy, effective_n, Z_95)
     return WeightedAccuracy(
         accuracy=accuracy,
         low=low,

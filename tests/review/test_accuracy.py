@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
+from apps.core.stats import wilson_interval
 from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
@@ -18,7 +19,6 @@ from apps.review.selectors import (
     AccuracyEstimate,
     review_queue_stats,
     routing_accuracy,
-    wilson_interval,
 )
 from apps.review.services import review_item_open, review_item_resolve
 from apps.tickets.models import Ticket

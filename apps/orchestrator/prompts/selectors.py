@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.db.models import Count, F, Q, QuerySet
 
+from apps.core.stats import wilson_interval
 from apps.orchestrator.models import (
     PromptActivation,
     PromptExperiment,
@@ -25,7 +26,6 @@ from apps.orchestrator.prompts.stats import (
     two_proportion_z_test,
 )
 from apps.review.models import ReviewItem
-from apps.review.selectors import wilson_interval
 
 Tier = RoutingDecision.Tier
 # The tiers that ask a model with the prompt. Cache hits carry the prompt version too but cost
