@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -92,11 +93,20 @@ def test_ports_are_swapped_in_one_pass_so_a_default_port_may_be_reused_elsewhere
     assert "server 127.0.0.1:8002 max_fails=1" in site
 
 
+def identity_once_exec_done(pid: int, cmdline: tuple[str, ...]) -> ProcessIdentity:
+    """The process's identity once it runs `cmdline`: until its exec completes, a child shows
+    its parent's command line (CI once read that one, and the identity changed under it)."""
+    deadline = time.monotonic() + 5
+    while (identity := ProcessIdentity.of(pid)) is None or identity.cmdline != cmdline:
+        assert time.monotonic() < deadline, f"pid {pid} never ran {cmdline}: {identity}"
+        time.sleep(0.01)
+    return identity
+
+
 def test_a_pid_reused_by_another_process_is_never_signalled():
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        current = ProcessIdentity.of(sleeper.pid)
-        assert current is not None
+        current = identity_once_exec_done(sleeper.pid, ("sleep", "30"))
         assert current.alive()
         # The same pid started at another time: what a recycled pid looks like.
         earlier = ProcessIdentity(current.pid, current.started - 1, current.cmdline)
