@@ -15,26 +15,27 @@ from django.utils import timezone
 from apps.chat.models import ConversationEvent, Message
 from apps.chat.services import conversation_create
 from apps.core.errors import Conflict, EmptyText, NotFound, PermissionDenied
+from apps.desk.models import CannedReply, InternalNote
+from apps.desk.services import canned_reply_render, ticket_note_add, ticket_reroute
 from apps.flows.demo import DEFAULT_POOLS
 from apps.flows.messages import message_post
 from apps.orchestrator.models import RoutingDecision
-from apps.pools.models import AgentProfile, CannedReply, InternalNote, Pool
-from apps.pools.services import (
+from apps.pools.models import AgentProfile, Pool
+from apps.pools.presence import (
     agent_presence_connect,
     agent_presence_disconnect,
     agent_presence_heartbeat,
     agent_presence_set,
-    agent_queues_fill,
     agents_offline_release,
-    canned_reply_render,
+)
+from apps.pools.services import (
+    agent_queues_fill,
     pool_membership_set,
     pool_upsert,
     ticket_claim,
-    ticket_note_add,
     ticket_queue,
     ticket_reopen,
     ticket_reply,
-    ticket_reroute,
     ticket_resolve,
     ticket_unassign,
     tickets_sla_check,
