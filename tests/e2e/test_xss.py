@@ -578,7 +578,7 @@ def test_the_admin_changelists_show_every_payload_as_text(
     for path, link, shown in [
         ("/admin/orchestrator/routingrule/", RULE_NAME, [RULE_NAME, RULE_PATTERN, POOL_NAME]),
         ("/admin/pools/pool/", POOL_NAME, [POOL_NAME]),
-        ("/admin/pools/cannedreply/", CANNED_TITLE, [CANNED_TITLE, POOL_NAME]),
+        ("/admin/desk/cannedreply/", CANNED_TITLE, [CANNED_TITLE, POOL_NAME]),
         ("/admin/chat/customer/", MAIN_NAME, [MAIN_NAME, *NAMES, REVIEW_NAME]),
         ("/admin/auth/user/", "agent-billing", [AGENT_NAME]),
     ]:
