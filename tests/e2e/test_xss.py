@@ -126,7 +126,8 @@ import json, os
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from apps.orchestrator.services import rule_create
-from apps.pools.models import CannedReply, Pool
+from apps.desk.models import CannedReply
+from apps.pools.models import Pool
 from apps.pools.services import pool_membership_set, pool_upsert
 
 data = json.loads(os.environ["XSS_DATA"])
