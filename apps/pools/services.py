@@ -8,7 +8,6 @@ their capacity; when everyone is full it waits, oldest first, and is assigned as
 capacity frees (a resolve, an unassign, an agent coming online, a capacity change).
 """
 
-import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
@@ -28,8 +27,6 @@ from apps.tickets.payloads import ticket_resolved_payload, ticket_routed_payload
 from apps.tickets.realtime import desk_ticket_publish
 from apps.tickets.services import ticket_activity_add, ticket_message_post, ticket_status_set
 from apps.webhooks.services import webhook_event_emit
-
-logger = logging.getLogger(__name__)
 
 Status = Ticket.Status
 Kind = TicketActivity.Kind
@@ -133,9 +130,9 @@ def ticket_queue(
         ticket_activity_add(ticket, Kind.QUEUED, actor=actor, pool=pool.slug)
         pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
         agent_slots_fill(user_id=previous_assignee_id)
-        # The pool's canned replies and similar tickets are the agent's context: gathered on
-        # every arrival in a queue (routed, reviewed, moved, reopened). Robust: context is a
-        # help for the agent; failing to queue it must not fail the move.
+        # Listeners (the desk gathers the agent's context: the pool's canned replies, similar
+        # tickets) hear of every arrival in a queue (routed, reviewed, moved, reopened).
+        # Robust: what they do is a help for the agent; failing it must not fail the move.
         ticket_id = ticket.pk
         for listener in ticket_queued_listeners():
             transaction.on_commit(partial(listener, ticket_id), robust=True)

@@ -269,7 +269,7 @@ def test_an_ai_draft_fills_the_reply_box_and_a_failed_one_says_why(
 CUSTOMER_SAYS = """
 import os
 from apps.chat.models import Conversation, Message
-from apps.chat.services import message_post
+from apps.flows.messages import message_post
 message_post(conversation=Conversation.objects.get(pk=os.environ["CONVERSATION"]),
              text=os.environ["TEXT"], sender=Message.Sender.CUSTOMER)
 """

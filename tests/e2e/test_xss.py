@@ -151,7 +151,7 @@ AFTER = """
 import json, os
 from apps.chat.models import Conversation
 from apps.review.services import review_item_open
-from apps.chat.services import ticket_status_set
+from apps.tickets.services import ticket_status_set
 from apps.tickets.models import Ticket
 
 data = json.loads(os.environ["XSS_DATA"])
