@@ -3,7 +3,7 @@
 from django.urls import path
 
 from apps.chat.consumers import CustomerChatConsumer
-from apps.pools.consumers import DeskConsumer
+from apps.desk.consumers import DeskConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/", CustomerChatConsumer.as_asgi()),

@@ -12,8 +12,8 @@ from prometheus_client import Counter, Histogram
 from apps.orchestrator.providers.base import PROVIDER_ERROR_KINDS
 
 if TYPE_CHECKING:
+    from apps.desk.models import DraftReply
     from apps.orchestrator.models import RoutingDecision
-    from apps.pools.models import DraftReply
 
 LLM_TIERS = frozenset({"llm", "escalation"})
 # Tiers that decide in microseconds (rules, cache) up to an LLM call that hit its timeout.

@@ -1,4 +1,4 @@
-"""Admin for pools, their members and capacities, canned replies, and the desk's records."""
+"""Admin for pools, their members and capacities."""
 
 from typing import Any
 
@@ -8,15 +8,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
-from apps.core.admin import ReadOnlyAdmin
-from apps.pools.models import (
-    AgentProfile,
-    CannedReply,
-    DraftReply,
-    InternalNote,
-    Pool,
-    PoolMembership,
-)
+from apps.pools.models import AgentProfile, Pool, PoolMembership
 from apps.pools.services import agent_queues_fill, pool_assign_waiting
 
 
@@ -44,23 +36,6 @@ class PoolAdmin(admin.ModelAdmin[Pool]):
         super().save_related(request, form, formsets, change)
         # New members may have room for tickets waiting in the queue.
         pool_assign_waiting(pool=form.instance)
-
-
-@admin.register(CannedReply)
-class CannedReplyAdmin(admin.ModelAdmin[CannedReply]):
-    list_display = ["title", "pool", "active", "updated_at"]
-    list_filter = ["pool", "active"]
-    search_fields = ["title", "text"]
-    fieldsets = [
-        (
-            None,
-            {
-                "fields": ["pool", "title", "text", "active"],
-                "description": "Placeholders: {customer_name}, {agent_name}, {pool_name}, "
-                "{ticket_id}. The desk fills them in before the agent edits and sends.",
-            },
-        )
-    ]
 
 
 class AgentProfileInline(admin.StackedInline):  # type: ignore[type-arg]
@@ -96,23 +71,3 @@ class StaffUserAdmin(UserAdmin):  # type: ignore[type-arg]
     ) -> None:
         super().save_related(request, form, formsets, change)
         agent_queues_fill(user=form.instance)
-
-
-@admin.register(InternalNote)
-class InternalNoteAdmin(ReadOnlyAdmin):
-    list_display = ["ticket", "author", "created_at"]
-    search_fields = ["text"]
-
-
-@admin.register(DraftReply)
-class DraftReplyAdmin(ReadOnlyAdmin):
-    list_display = [
-        "ticket",
-        "status",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "created_at",
-    ]
-    list_filter = ["status", "model"]

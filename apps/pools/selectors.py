@@ -1,4 +1,4 @@
-"""Read-side queries for pools, the desk and who may see which ticket.
+"""Read-side queries for pools, their queues and who may see which ticket.
 
 Permissions live here and in the services, not in views: an agent sees the tickets of the pools
 they belong to; a supervisor (the `pools.supervise` permission, or a superuser) sees all.
@@ -13,15 +13,8 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from apps.chat.models import Attachment, Conversation, Message
 from apps.core.errors import NotFound
-from apps.pools.models import (
-    AgentProfile,
-    CannedReply,
-    DraftReply,
-    InternalNote,
-    Pool,
-    PoolMembership,
-)
-from apps.tickets.models import Ticket, TicketActivity
+from apps.pools.models import AgentProfile, Pool, PoolMembership
+from apps.tickets.models import Ticket
 
 StaffUser = AbstractBaseUser | AnonymousUser
 
@@ -246,29 +239,6 @@ def pool_agents(*, pool: Pool) -> QuerySet[AgentProfile]:
     return AgentProfile.objects.filter(
         user__pool_memberships__pool=pool, user__is_active=True, user__is_staff=True
     ).select_related("user")
-
-
-def canned_reply_list(*, pool: Pool | None) -> QuerySet[CannedReply]:
-    """Active canned replies for a pool: its own and those offered in every pool."""
-    replies = CannedReply.objects.filter(active=True)
-    if pool is None:
-        return replies.filter(pool__isnull=True)
-    return replies.filter(Q(pool=pool) | Q(pool__isnull=True))
-
-
-def note_list(*, ticket: Ticket) -> QuerySet[InternalNote]:
-    """The ticket's internal notes, oldest first (staff only)."""
-    return InternalNote.objects.filter(ticket=ticket).select_related("author")
-
-
-def activity_list(*, ticket: Ticket) -> QuerySet[TicketActivity]:
-    """What happened to the ticket on the desk, oldest first."""
-    return TicketActivity.objects.filter(ticket=ticket).select_related("actor")
-
-
-def draft_list(*, ticket: Ticket) -> QuerySet[DraftReply]:
-    """AI drafts for the ticket, newest first."""
-    return DraftReply.objects.filter(ticket=ticket).order_by("-created_at", "-id")
 
 
 def attachment_get_readable(

@@ -1,44 +1,37 @@
-"""Write-side operations for pools and the desk: membership, presence, assignment, and what
-agents do to tickets. Every action checks the actor's right to the ticket here, not in a view.
+"""Write-side operations for pools: membership, assignment, and what agents do to the tickets
+of their queues (claim, unassign, resolve, reopen, reply). Every action checks the actor's right
+to the ticket here, not in a view. Presence is in `apps/pools/presence.py`; the desk's own
+actions (notes, "wrong pool", canned replies) in `apps/desk/services.py`.
 
 Assignment: a queued ticket goes to the least-loaded online member of its pool with room under
 their capacity; when everyone is full it waits, oldest first, and is assigned as soon as
 capacity frees (a resolve, an unassign, an agent coming online, a capacity change).
 """
 
-import logging
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
 from apps.chat.models import Attachment, Message
-from apps.chat.services import staff_display_name
-from apps.core.errors import Conflict, EmptyText, NotFound, PermissionDenied, TextTooLong
-from apps.orchestrator.models import RoutingDecision
+from apps.core.errors import Conflict, NotFound, PermissionDenied
 from apps.pools import selectors
-from apps.pools.models import AgentProfile, CannedReply, InternalNote, Pool, PoolMembership
-from apps.pools.realtime import desk_presence_publish
-from apps.review.models import RoutingLabel
+from apps.pools.hooks import ticket_queued_listeners
+from apps.pools.models import AgentProfile, Pool, PoolMembership
 from apps.tickets.models import Ticket, TicketActivity
 from apps.tickets.payloads import ticket_resolved_payload, ticket_routed_payload
-from apps.tickets.realtime import desk_ticket_item_publish, desk_ticket_publish
+from apps.tickets.realtime import desk_ticket_publish
 from apps.tickets.services import ticket_activity_add, ticket_message_post, ticket_status_set
 from apps.webhooks.services import webhook_event_emit
-
-logger = logging.getLogger(__name__)
 
 Status = Ticket.Status
 Kind = TicketActivity.Kind
 Presence = AgentProfile.Presence
 OPEN_FOR_AGENTS = (Status.QUEUED, Status.ASSIGNED)
-DESK_NOTE_MAX_CHARS = 4000
-REASON_MAX_CHARS = 500
 
 
 @transaction.atomic
@@ -96,112 +89,8 @@ def agent_queues_fill(*, user: Any) -> list[int]:
             .exclude(pool_id__in=selectors.user_pool_ids(user=user))
         )
         for ticket in left:
-            _ticket_requeue(ticket, kind=Kind.UNASSIGNED, actor=None)
-    return _agent_queues_fill(user_id=user.pk)
-
-
-# --- presence -------------------------------------------------------------------------------
-
-
-def _profile_lock(user_id: int) -> AgentProfile:
-    AgentProfile.objects.get_or_create(user_id=user_id)
-    return AgentProfile.objects.select_for_update(no_key=True).get(user_id=user_id)
-
-
-def _presence_changed(profile: AgentProfile) -> None:
-    pool_ids = selectors.user_pool_ids(user=profile.user)
-    desk_presence_publish(user_id=profile.user_id, presence=profile.presence, pool_ids=pool_ids)
-    if profile.presence == Presence.ONLINE:
-        _agent_queues_fill(user_id=profile.user_id)
-
-
-@transaction.atomic
-def agent_presence_connect(*, user: Any) -> AgentProfile:
-    """A desk socket of `user` opened: they are online (unless they chose away)."""
-    profile = _profile_lock(user.pk)
-    was = profile.presence
-    profile.sockets += 1
-    profile.last_seen_at = timezone.now()
-    profile.offline_since = None
-    if profile.presence == Presence.OFFLINE:
-        profile.presence = Presence.ONLINE
-    profile.save()
-    if profile.presence != was:
-        _presence_changed(profile)
-    return profile
-
-
-@transaction.atomic
-def agent_presence_disconnect(*, user: Any) -> AgentProfile:
-    """A desk socket of `user` closed: with none left they are offline (tickets stay theirs for
-    the grace period)."""
-    profile = _profile_lock(user.pk)
-    profile.sockets = max(0, profile.sockets - 1)
-    if profile.sockets == 0 and profile.presence != Presence.OFFLINE:
-        profile.presence = Presence.OFFLINE
-        profile.offline_since = timezone.now()
-        profile.save()
-        _presence_changed(profile)
-    else:
-        profile.save()
-    return profile
-
-
-@transaction.atomic
-def agent_presence_set(*, user: Any, presence: str) -> AgentProfile:
-    """The agent chose online or away. Away keeps their tickets but takes no new ones."""
-    if presence not in (Presence.ONLINE, Presence.AWAY):
-        raise Conflict("Presence can be set to online or away.")
-    profile = _profile_lock(user.pk)
-    if profile.sockets == 0:
-        raise Conflict("Open the desk to go online.")
-    if profile.presence != presence:
-        profile.presence = presence
-        profile.last_seen_at = timezone.now()
-        profile.save()
-        _presence_changed(profile)
-    return profile
-
-
-def agent_presence_heartbeat(*, user: Any) -> None:
-    """A desk socket is alive. An agent the sweep had marked offline (missed heartbeats, e.g. a
-    stalled server) whose socket is still open counts as connected again."""
-    if AgentProfile.objects.filter(user_id=user.pk, sockets__gt=0).update(
-        last_seen_at=timezone.now()
-    ):
-        return
-    agent_presence_connect(user=user)
-
-
-def agents_offline_release(*, now: datetime | None = None) -> list[int]:
-    """Mark agents not heard from lately as offline, and return the tickets of agents offline
-    for longer than the grace period to their pools' queues. Returns the released ticket ids."""
-    now = now or timezone.now()
-    stale_before = now - timedelta(seconds=settings.AGENT_PRESENCE_TIMEOUT_SECONDS)
-    for profile in AgentProfile.objects.filter(sockets__gt=0, last_seen_at__lt=stale_before):
-        with transaction.atomic():
-            locked = _profile_lock(profile.user_id)
-            if locked.sockets and locked.last_seen_at and locked.last_seen_at < stale_before:
-                locked.sockets = 0
-                locked.presence = Presence.OFFLINE
-                locked.offline_since = locked.last_seen_at
-                locked.save()
-                _presence_changed(locked)
-    grace_before = now - timedelta(seconds=settings.AGENT_OFFLINE_GRACE_SECONDS)
-    away_users = AgentProfile.objects.filter(
-        presence=Presence.OFFLINE, offline_since__lt=grace_before
-    ).values_list("user_id", flat=True)
-    released = []
-    for ticket in Ticket.objects.filter(status=Status.ASSIGNED, assignee_id__in=list(away_users)):
-        with transaction.atomic():
-            locked_ticket = Ticket.objects.select_for_update(no_key=True).get(pk=ticket.pk)
-            if locked_ticket.status != Status.ASSIGNED or locked_ticket.assignee_id is None:
-                continue
-            _ticket_requeue(locked_ticket, kind=Kind.RETURNED, actor=None)
-            released.append(locked_ticket.pk)
-    if released:
-        logger.info("returned %d tickets of offline agents to their queues", len(released))
-    return released
+            ticket_requeue(ticket=ticket, kind=Kind.UNASSIGNED, actor=None)
+    return agent_slots_fill(user_id=user.pk)
 
 
 # --- queue and assignment -------------------------------------------------------------------
@@ -240,12 +129,13 @@ def ticket_queue(
         )
         ticket_activity_add(ticket, Kind.QUEUED, actor=actor, pool=pool.slug)
         pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
-        _agent_queues_fill(user_id=previous_assignee_id)
-        # The pool's canned replies and similar tickets are the agent's context: gathered on
-        # every arrival in a queue (routed, reviewed, moved, reopened). Robust: context is a
-        # help for the agent; failing to queue it must not fail the move.
+        agent_slots_fill(user_id=previous_assignee_id)
+        # Listeners (the desk gathers the agent's context: the pool's canned replies, similar
+        # tickets) hear of every arrival in a queue (routed, reviewed, moved, reopened).
+        # Robust: what they do is a help for the agent; failing it must not fail the move.
         ticket_id = ticket.pk
-        transaction.on_commit(lambda: _context_gather_enqueue(ticket_id), robust=True)
+        for listener in ticket_queued_listeners():
+            transaction.on_commit(partial(listener, ticket_id), robust=True)
     ticket.refresh_from_db()
     webhook_event_emit(
         event="ticket.routed",
@@ -269,7 +159,7 @@ def _ticket_assign(ticket: Ticket, agent: Any, *, kind: str, actor: Any = None) 
     ticket_activity_add(ticket, kind, actor=actor, assignee=agent.get_username())
 
 
-def _ticket_requeue(ticket: Ticket, *, kind: str, actor: Any) -> None:
+def ticket_requeue(*, ticket: Ticket, kind: str, actor: Any) -> None:
     """Back to the front of its pool's queue (its `queued_at` is kept), then reassign."""
     previous_assignee_id = ticket.assignee_id
     ticket.assignee = None
@@ -283,10 +173,10 @@ def _ticket_requeue(ticket: Ticket, *, kind: str, actor: Any) -> None:
     ticket_activity_add(ticket, kind, actor=actor)
     assert ticket.pool is not None
     pool_assign_waiting(pool=ticket.pool, exclude_user_id=previous_assignee_id)
-    _agent_queues_fill(user_id=previous_assignee_id)
+    agent_slots_fill(user_id=previous_assignee_id)
 
 
-def _agent_queues_fill(*, user_id: int | None, pool: Pool | None = None) -> list[int]:
+def agent_slots_fill(*, user_id: int | None, pool: Pool | None = None) -> list[int]:
     """Offer the free slots of `user_id` (who came online, or whose ticket left them) to the
     waiting tickets of all their active pools, the pool whose ticket has waited longest first;
     `pool`'s queue is filled too. Returns the ids assigned."""
@@ -364,17 +254,17 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
 # --- what agents do to tickets ----------------------------------------------------------------
 
 
-def _ticket_lock(ticket: Ticket) -> Ticket:
-    return (
+def ticket_lock_visible(*, ticket: Ticket, actor: Any) -> Ticket:
+    """`ticket` locked for a change (inside the caller's transaction), if `actor` may see it;
+    otherwise NotFound (its existence is not revealed)."""
+    locked = (
         Ticket.objects.select_for_update(of=("self",), no_key=True)
         .select_related("pool", "conversation", "assignee")
         .get(pk=ticket.pk)
     )
-
-
-def _check_access(actor: Any, ticket: Ticket) -> None:
-    if not selectors.ticket_can_access(user=actor, ticket=ticket):
+    if not selectors.ticket_can_access(user=actor, ticket=locked):
         raise NotFound("No such ticket.")
+    return locked
 
 
 def _is_member(actor: Any, pool_id: int | None) -> bool:
@@ -384,8 +274,7 @@ def _is_member(actor: Any, pool_id: int | None) -> bool:
 def ticket_claim(*, ticket: Ticket, actor: Any) -> Ticket:
     """The actor takes a queued ticket of their pool (capacity does not stop a deliberate claim)."""
     with transaction.atomic():
-        locked = _ticket_lock(ticket)
-        _check_access(actor, locked)
+        locked = ticket_lock_visible(ticket=ticket, actor=actor)
         if locked.status == Status.ASSIGNED and locked.assignee_id == actor.pk:
             return locked
         if locked.status != Status.QUEUED:
@@ -399,13 +288,12 @@ def ticket_claim(*, ticket: Ticket, actor: Any) -> Ticket:
 def ticket_unassign(*, ticket: Ticket, actor: Any) -> Ticket:
     """Give an assigned ticket back to its pool's queue (the assignee or a supervisor)."""
     with transaction.atomic():
-        locked = _ticket_lock(ticket)
-        _check_access(actor, locked)
+        locked = ticket_lock_visible(ticket=ticket, actor=actor)
         if locked.status != Status.ASSIGNED:
             raise Conflict("Only an assigned ticket can be unassigned.")
         if locked.assignee_id != actor.pk and not selectors.user_is_supervisor(actor):
             raise PermissionDenied("Only the assignee or a supervisor can unassign this ticket.")
-        _ticket_requeue(locked, kind=Kind.UNASSIGNED, actor=actor)
+        ticket_requeue(ticket=locked, kind=Kind.UNASSIGNED, actor=actor)
     locked.refresh_from_db()
     return locked
 
@@ -413,8 +301,7 @@ def ticket_unassign(*, ticket: Ticket, actor: Any) -> Ticket:
 def ticket_resolve(*, ticket: Ticket, actor: Any) -> Ticket:
     """Close a ticket; the customer is told, and the agent's freed slot takes the next in line."""
     with transaction.atomic():
-        locked = _ticket_lock(ticket)
-        _check_access(actor, locked)
+        locked = ticket_lock_visible(ticket=ticket, actor=actor)
         if locked.status == Status.RESOLVED:
             raise Conflict("The ticket is already resolved.")
         if locked.status not in OPEN_FOR_AGENTS and not selectors.user_is_supervisor(actor):
@@ -429,7 +316,7 @@ def ticket_resolve(*, ticket: Ticket, actor: Any) -> Ticket:
             previous_assignee_id=previous_assignee_id,
         )
         ticket_activity_add(locked, Kind.RESOLVED, actor=actor)
-        _agent_queues_fill(user_id=previous_assignee_id, pool=locked.pool)
+        agent_slots_fill(user_id=previous_assignee_id, pool=locked.pool)
         webhook_event_emit(event="ticket.resolved", payload=ticket_resolved_payload(ticket=locked))
     return locked
 
@@ -437,8 +324,7 @@ def ticket_resolve(*, ticket: Ticket, actor: Any) -> Ticket:
 def ticket_reopen(*, ticket: Ticket, actor: Any) -> Ticket:
     """Open a resolved ticket again: assigned to the actor if they work its pool, else queued."""
     with transaction.atomic():
-        locked = _ticket_lock(ticket)
-        _check_access(actor, locked)
+        locked = ticket_lock_visible(ticket=ticket, actor=actor)
         if locked.status != Status.RESOLVED:
             raise Conflict("Only a resolved ticket can be reopened.")
         others = Ticket.objects.filter(conversation_id=locked.conversation_id).exclude(
@@ -459,15 +345,6 @@ def ticket_reopen(*, ticket: Ticket, actor: Any) -> Ticket:
     return locked
 
 
-def _text_clean(text: str, *, limit: int) -> str:
-    cleaned = text.strip()
-    if not cleaned:
-        raise EmptyText("The text is empty.")
-    if len(cleaned) > limit:
-        raise TextTooLong(f"Limited to {limit:,} characters.", extra={"limit": limit})
-    return cleaned
-
-
 def ticket_reply(
     *, ticket: Ticket, actor: Any, text: str, attachments: Sequence[Attachment] = ()
 ) -> Message:
@@ -475,8 +352,7 @@ def ticket_reply(
     in their widget. Replying to a queued ticket claims it; the first reply stops the SLA
     clock."""
     with transaction.atomic():
-        locked = _ticket_lock(ticket)
-        _check_access(actor, locked)
+        locked = ticket_lock_visible(ticket=ticket, actor=actor)
         if locked.status == Status.RESOLVED:
             raise Conflict("The ticket is resolved; reopen it to reply.")
         if locked.status == Status.QUEUED and _is_member(actor, locked.pool_id):
@@ -491,76 +367,6 @@ def ticket_reply(
         if locked.first_response_at is None:
             Ticket.objects.filter(pk=locked.pk).update(first_response_at=posted.message.created_at)
     return posted.message
-
-
-def ticket_note_add(*, ticket: Ticket, actor: Any, text: str) -> InternalNote:
-    """Add a note for staff. It goes only to desks viewing the ticket, never to the customer."""
-    cleaned = _text_clean(text, limit=DESK_NOTE_MAX_CHARS)
-    with transaction.atomic():
-        locked = _ticket_lock(ticket)
-        _check_access(actor, locked)
-        note = InternalNote.objects.create(ticket=locked, author=actor, text=cleaned)
-        desk_ticket_item_publish(locked.pk, "note", note_payload(note))
-    return note
-
-
-def note_payload(note: InternalNote) -> dict[str, Any]:
-    """How a note is shown on the desk."""
-    return {
-        "id": note.pk,
-        "author": note.author.get_username() if note.author else None,
-        "text": note.text,
-        "created_at": note.created_at.isoformat(),
-    }
-
-
-def ticket_reroute(*, ticket: Ticket, actor: Any, pool: Pool, reason: str) -> Ticket:
-    """ "Wrong pool": move the ticket to `pool` and record the correction as a routing label."""
-    cleaned = _text_clean(reason, limit=REASON_MAX_CHARS)
-    with transaction.atomic():
-        locked = _ticket_lock(ticket)
-        _check_access(actor, locked)
-        if not pool.active:
-            raise Conflict(f"The {pool.name} pool is not active.")
-        if locked.status not in OPEN_FOR_AGENTS:
-            raise Conflict("Only a queued or assigned ticket can be moved to another pool.")
-        if locked.pool_id == pool.pk:
-            raise Conflict(f"The ticket is already in {pool.name}.")
-        decisions = RoutingDecision.objects.filter(ticket=locked, dry_run=False).order_by(
-            "-created_at", "-id"
-        )
-        decision = decisions.filter(final=True).first()
-        # The redacted text the router saw (a handoff's own decision may not carry it).
-        routed_text = (
-            decisions.exclude(input_minimised="").values_list("input_minimised", flat=True).first()
-        )
-        RoutingLabel.objects.create(
-            ticket=locked,
-            decision=decision,
-            source=RoutingLabel.Source.REROUTE,
-            previous_pool_id=locked.pool_id,
-            pool=pool,
-            text=(decision.input_minimised if decision else "") or routed_text or "",
-            reason=cleaned,
-            author=actor,
-        )
-        previous_pool = locked.pool
-        ticket_activity_add(
-            locked,
-            Kind.REROUTED,
-            actor=actor,
-            **{"from": previous_pool.slug if previous_pool else None, "to": pool.slug},
-            reason=cleaned,
-        )
-        ticket_queue(ticket=locked, pool=pool, actor=actor, exclude_user_id=actor.pk)
-    locked.refresh_from_db()
-    return locked
-
-
-def _context_gather_enqueue(ticket_id: int) -> None:
-    from apps.pools.tasks import ticket_context_gather_enqueue  # the tasks import this module
-
-    ticket_context_gather_enqueue(ticket_id)
 
 
 def tickets_sla_check(*, now: datetime | None = None) -> list[int]:
@@ -592,53 +398,3 @@ def tickets_sla_check(*, now: datetime | None = None) -> list[int]:
             desk_ticket_publish(ticket, change="sla_breached")
             breached.append(ticket.pk)
     return breached
-
-
-# --- canned replies -------------------------------------------------------------------------
-
-
-class _Placeholders(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"  # an unknown placeholder stays visible for the agent to fix
-
-
-PLACEHOLDERS = ("customer_name", "agent_name", "pool_name", "ticket_id")
-AGENT_NAME_FALLBACK = "your support agent"
-PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def placeholders_fill(*, text: str, ticket: Ticket, agent: Any) -> str:
-    """`text` with {customer_name}, {agent_name}, {pool_name} and {ticket_id} filled in.
-
-    Only plain {name} fields are replaced, as text: no attribute access or indexing from
-    admin-entered text, and a stray brace is just a brace (str.format would raise on it).
-    """
-    customer = ticket.conversation.customer
-    values = _Placeholders(
-        customer_name=customer.name or "there",
-        # Customers see first names, never logins.
-        agent_name=staff_display_name(agent) or AGENT_NAME_FALLBACK,
-        pool_name=ticket.pool.name if ticket.pool else "support",
-        ticket_id=str(ticket.pk),
-    )
-    return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-
-
-def canned_reply_render(*, reply: CannedReply, ticket: Ticket, agent: Any) -> str:
-    """The reply's text with its placeholders filled for this ticket and agent."""
-    return placeholders_fill(text=reply.text, ticket=ticket, agent=agent)
-
-
-def canned_reply_list_rendered(*, ticket: Ticket, agent: Any) -> list[dict[str, Any]]:
-    """The canned replies offered on `ticket` (its pool's and every pool's), each with its text
-    filled for this ticket and agent: the REST list and the desk's menu."""
-    replies = selectors.canned_reply_list(pool=ticket.pool).select_related("pool")
-    return [
-        {
-            "id": reply.pk,
-            "title": reply.title,
-            "pool": reply.pool.slug if reply.pool else None,
-            "text": canned_reply_render(reply=reply, ticket=ticket, agent=agent),
-        }
-        for reply in replies
-    ]

@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "apps.tickets",
     "apps.orchestrator",
     "apps.review",
+    "apps.desk",
     "apps.reports",
     "apps.webhooks",
 ]
@@ -288,7 +289,7 @@ CELERY_BEAT_SCHEDULE |= {
     # First-response SLA breaches raise an event on the desk.
     "check-sla": {"task": "apps.pools.tasks.tickets_sla_check_task", "schedule": 15.0},
     # AI drafts whose worker died are failed, so the agent may ask again.
-    "fail-stale-drafts": {"task": "apps.pools.tasks.drafts_stale_fail_task", "schedule": 60.0},
+    "fail-stale-drafts": {"task": "apps.desk.tasks.drafts_stale_fail_task", "schedule": 60.0},
 }
 # Without a broker there is no `celery beat`: the ASGI process runs the schedule in a thread.
 EMBEDDED_BEAT = env_bool("EMBEDDED_BEAT", default=not REDIS_URL)

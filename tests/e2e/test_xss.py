@@ -126,7 +126,8 @@ import json, os
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from apps.orchestrator.services import rule_create
-from apps.pools.models import CannedReply, Pool
+from apps.desk.models import CannedReply
+from apps.pools.models import Pool
 from apps.pools.services import pool_membership_set, pool_upsert
 
 data = json.loads(os.environ["XSS_DATA"])
@@ -578,7 +579,7 @@ def test_the_admin_changelists_show_every_payload_as_text(
     for path, link, shown in [
         ("/admin/orchestrator/routingrule/", RULE_NAME, [RULE_NAME, RULE_PATTERN, POOL_NAME]),
         ("/admin/pools/pool/", POOL_NAME, [POOL_NAME]),
-        ("/admin/pools/cannedreply/", CANNED_TITLE, [CANNED_TITLE, POOL_NAME]),
+        ("/admin/desk/cannedreply/", CANNED_TITLE, [CANNED_TITLE, POOL_NAME]),
         ("/admin/chat/customer/", MAIN_NAME, [MAIN_NAME, *NAMES, REVIEW_NAME]),
         ("/admin/auth/user/", "agent-billing", [AGENT_NAME]),
     ]:

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.core.errors import Conflict, PermissionDenied
+from apps.desk.services import ticket_reroute
 from apps.flows.messages import message_post
 from apps.flows.routing import ticket_route
 from apps.orchestrator import selectors
@@ -32,7 +33,7 @@ from apps.orchestrator.training.labels import DISTILLED, label_held_out, trainin
 from apps.orchestrator.training.retrain import _gate, model_version_retrain
 from apps.orchestrator.training.versions import model_version_activate, model_version_train
 from apps.pools.models import Pool
-from apps.pools.services import pool_upsert, ticket_reroute
+from apps.pools.services import pool_upsert
 from apps.review.models import ReviewItem, RoutingLabel, TrainingExample
 from apps.review.services import review_item_resolve
 from apps.review.tasks import router_retrain_task

@@ -8,12 +8,14 @@ from django.contrib.auth.models import Group, Permission, User
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.core.errors import NotFound
+from apps.desk.models import CannedReply
+from apps.desk.selectors import canned_reply_list
 from apps.flows.demo import DEFAULT_POOLS
 from apps.flows.messages import message_post
-from apps.pools.models import CannedReply, Pool
+from apps.pools.models import Pool
+from apps.pools.presence import agent_presence_connect
 from apps.pools.selectors import (
     agent_load,
-    canned_reply_list,
     pool_agents,
     pool_list_for_user,
     queue_counts,
@@ -24,7 +26,6 @@ from apps.pools.selectors import (
     user_pool_ids,
 )
 from apps.pools.services import (
-    agent_presence_connect,
     pool_membership_set,
     pool_upsert,
     ticket_claim,

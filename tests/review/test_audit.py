@@ -15,7 +15,8 @@ from apps.flows.messages import message_post
 from apps.flows.routing import ticket_human_request, ticket_route
 from apps.orchestrator.models import RoutingDecision, RoutingRule
 from apps.pools.models import Pool
-from apps.pools.services import agent_presence_connect, pool_membership_set
+from apps.pools.presence import agent_presence_connect
+from apps.pools.services import pool_membership_set
 from apps.review.audit import audit_item_maybe_open
 from apps.review.models import ReviewItem
 from apps.review.services import review_item_resolve

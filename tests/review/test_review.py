@@ -10,7 +10,8 @@ from apps.chat.models import ConversationEvent, Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
 from apps.flows.routing import ticket_human_request, ticket_route
-from apps.pools.services import agent_presence_connect, pool_membership_set
+from apps.pools.presence import agent_presence_connect
+from apps.pools.services import pool_membership_set
 from apps.review.models import ReviewItem, RoutingLabel
 from apps.review.services import review_item_resolve
 from apps.tickets.models import Ticket

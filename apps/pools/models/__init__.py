@@ -1,9 +1,7 @@
-"""Pools and the desk: teams, their members, canned replies, and what agents do to tickets."""
+"""Pools: teams, their members, and each agent's capacity and presence."""
 
-from apps.pools.models.desk import DraftReply, InternalNote, TicketContext
 from apps.pools.models.pool import (
     AgentProfile,
-    CannedReply,
     Pool,
     PoolMembership,
     validate_required_fields,
@@ -11,11 +9,7 @@ from apps.pools.models.pool import (
 
 __all__ = [
     "AgentProfile",
-    "CannedReply",
-    "DraftReply",
-    "InternalNote",
     "Pool",
     "PoolMembership",
-    "TicketContext",
     "validate_required_fields",
 ]

@@ -1,5 +1,5 @@
-"""Agent pools (the teams a ticket can be routed to; the set is data, not code), their members
-and the canned replies they share."""
+"""Agent pools (the teams a ticket can be routed to; the set is data, not code), their members,
+their capacity and presence."""
 
 import re
 from typing import Any
@@ -105,26 +105,3 @@ class AgentProfile(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.presence})"
-
-
-class CannedReply(TimeStampedModel):
-    """A saved answer. Placeholders: {customer_name}, {agent_name}, {pool_name}, {ticket_id}."""
-
-    pool = models.ForeignKey(
-        Pool,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="canned_replies",
-        help_text="Leave empty to offer it in every pool.",
-    )
-    title = models.CharField(max_length=120)
-    text = models.TextField()
-    active = models.BooleanField(default=True)
-
-    class Meta:
-        ordering = ["title"]
-        verbose_name_plural = "canned replies"
-
-    def __str__(self) -> str:
-        return self.title

@@ -15,7 +15,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from apps.core.outages import DATABASE_ERRORS, outage_log
-from apps.pools import partials
+from apps.desk import partials
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.pools import views
+from apps.desk import views
 
 urlpatterns = [
     path("", views.desk_page, name="desk"),

@@ -14,8 +14,8 @@ from apps.chat.models import Message
 from apps.core.consumers import ClientBoundsMixin, OutageAwareConsumer
 from apps.core.errors import ApplicationError, NotFound, ServiceUnavailable
 from apps.core.logging import FrameRequestIdMixin
-from apps.pools import partials, selectors, services
-from apps.pools.frames import (
+from apps.desk import partials
+from apps.desk.frames import (
     DeskTypingFrame,
     PingFrame,
     PresenceFrame,
@@ -24,7 +24,9 @@ from apps.pools.frames import (
     ViewFrame,
     desk_frame_parse,
 )
-from apps.pools.page_socket import DeskPageRelay
+from apps.desk.page_socket import DeskPageRelay
+from apps.pools import presence
+from apps.pools import selectors as pool_selectors
 from apps.tickets.realtime import DESK_ALL, desk_pool_group, desk_ticket_group, desk_user_group
 
 CLOSE_AUTH_FAILED = 4401
@@ -81,7 +83,7 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             await self.close(code=CLOSE_ORIGIN_NOT_ALLOWED)
             return
         user = self.scope.get("user")
-        if user is None or not selectors.user_is_staff(user):
+        if user is None or not pool_selectors.user_is_staff(user):
             await self.send_error("auth_failed", "Sign in with a staff account to use the desk.")
             await self.close(code=CLOSE_AUTH_FAILED)
             return
@@ -95,7 +97,7 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
             groups.append(DESK_ALL)
         for group in groups:
             await self.join(group)
-        profile = await database_sync_to_async(services.agent_presence_connect)(user=user)
+        profile = await database_sync_to_async(presence.agent_presence_connect)(user=user)
         self.present = True
         if self.page is not None:
             await self.page.presence(profile.presence)  # the page sends its view next
@@ -115,21 +117,23 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         )
 
     def _scope_of_user(self) -> tuple[list[int], bool]:
-        return selectors.user_pool_ids(user=self.user), selectors.user_is_supervisor(self.user)
+        return pool_selectors.user_pool_ids(user=self.user), pool_selectors.user_is_supervisor(
+            self.user
+        )
 
     async def disconnect(self, code: int) -> None:
         if self.page is not None:
             self.page.close()
         if self.present:
             self.present = False
-            await database_sync_to_async(services.agent_presence_disconnect)(user=self.user)
+            await database_sync_to_async(presence.agent_presence_disconnect)(user=self.user)
         for group in list(getattr(self, "joined", ())):
             await self.leave(group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.present:
             return  # refused at connect; the close is on its way
-        if not await database_sync_to_async(selectors.user_id_is_staff)(user_id=self.user.pk):
+        if not await database_sync_to_async(pool_selectors.user_id_is_staff)(user_id=self.user.pk):
             await self.revoke()  # deactivated, or no longer staff, since the socket opened
             return
         try:
@@ -149,12 +153,12 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
                 case DeskTypingFrame():
                     await self.on_typing(frame.ticket)
                 case PresenceFrame():
-                    profile = await database_sync_to_async(services.agent_presence_set)(
+                    profile = await database_sync_to_async(presence.agent_presence_set)(
                         user=self.user, presence=frame.presence
                     )
                     await self.send_presence(self.user.pk, profile.presence)
                 case PingFrame():
-                    await database_sync_to_async(services.agent_presence_heartbeat)(user=self.user)
+                    await database_sync_to_async(presence.agent_presence_heartbeat)(user=self.user)
                     if self.page is None:  # the page needs no answer: a reply would swap nothing
                         await self.send_json({"type": "pong"})
         except ApplicationError as exc:
@@ -179,7 +183,7 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
         await self.page.show(view, visible=visible)
 
     async def on_subscribe(self, ticket_id: int, *, answer: bool = True) -> None:
-        ticket = await database_sync_to_async(selectors.ticket_get_visible)(
+        ticket = await database_sync_to_async(pool_selectors.ticket_get_visible)(
             user=self.user, ticket_id=ticket_id
         )
         await self.follow(ticket.pk, ticket.conversation_id)
@@ -303,7 +307,7 @@ class DeskConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareConsumer):
 
     async def can_access(self, ticket_id: int) -> bool:
         try:
-            await database_sync_to_async(selectors.ticket_get_visible)(
+            await database_sync_to_async(pool_selectors.ticket_get_visible)(
                 user=self.user, ticket_id=ticket_id
             )
         except NotFound:

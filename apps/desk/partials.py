@@ -23,15 +23,18 @@ from django.utils.dateparse import parse_datetime
 from apps.chat.services import staff_display_name
 from apps.core.api import ID_MAX
 from apps.core.errors import NotFound
-from apps.pools import selectors, services
-from apps.pools.api import (
+from apps.desk import selectors, services
+from apps.desk.api import (
     ActivitySerializer,
     DeskMessageSerializer,
     NoteSerializer,
     TicketDetailSerializer,
     TicketSummarySerializer,
 )
-from apps.pools.models import DraftReply, InternalNote, Pool
+from apps.desk.models import DraftReply, InternalNote
+from apps.pools import selectors as pool_selectors
+from apps.pools import services as pool_services
+from apps.pools.models import Pool
 from apps.tickets.models import Ticket, TicketActivity
 
 Status = Ticket.Status
@@ -213,11 +216,11 @@ def _context(context: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def desk_overview(*, user: Any) -> dict[str, Any]:
     """Who the viewer is, their presence and their queues' counts (what `GET desk/` answers)."""
-    profile = services.agent_profile_get(user=user)
-    counts = selectors.queue_counts(user=user)
+    profile = pool_services.agent_profile_get(user=user)
+    counts = pool_selectors.queue_counts(user=user)
     return {
         "user": {"id": user.pk, "username": user.get_username(), "name": staff_display_name(user)},
-        "supervisor": selectors.user_is_supervisor(user),
+        "supervisor": pool_selectors.user_is_supervisor(user),
         "presence": profile.presence,
         "pools": counts["pools"],
         "mine": counts["mine"],
@@ -266,7 +269,7 @@ def queue_rows(*, user: Any, view: DeskView) -> list[dict[str, Any]]:
     )
     rows: list[dict[str, Any]] = []
     for status in statuses:
-        tickets = selectors.ticket_list_visible(
+        tickets = pool_selectors.ticket_list_visible(
             user=user,
             pool=pool,
             status=status,
@@ -335,7 +338,7 @@ def _actions(ticket: dict[str, Any], *, user: Any, supervisor: bool) -> dict[str
 def ticket_panel(*, user: Any, ticket_id: int) -> TicketPanel | None:
     """The ticket as `user` may see it now, or None if they may not (moved, unknown)."""
     try:
-        ticket = selectors.ticket_get_visible(user=user, ticket_id=ticket_id)
+        ticket = pool_selectors.ticket_get_visible(user=user, ticket_id=ticket_id)
     except NotFound:
         return None
     detail = TicketDetailSerializer(ticket, context={"user": user}).data
@@ -353,10 +356,10 @@ def ticket_panel(*, user: Any, ticket_id: int) -> TicketPanel | None:
         elsewhere=list(detail["elsewhere"]),
         canned=services.canned_reply_list_rendered(ticket=ticket, agent=user),
         draft=_draft(newest_draft) if newest_draft else None,
-        actions=_actions(summary, user=user, supervisor=selectors.user_is_supervisor(user)),
+        actions=_actions(summary, user=user, supervisor=pool_selectors.user_is_supervisor(user)),
         reroute_pools=[
             dict(pool)
-            for pool in selectors.pool_list().values("slug", "name")
+            for pool in pool_selectors.pool_list().values("slug", "name")
             if pool["slug"] != ((summary.get("pool") or {}).get("slug"))
         ],
         drafts_enabled=bool(settings.ANTHROPIC_API_KEY),
@@ -408,10 +411,10 @@ def context_render(*, panel: TicketPanel, view: DeskView) -> str:
 def message_render(*, user: Any, ticket_id: int, message_id: int) -> str:
     """One message of the ticket to append, if the viewer may see it; else nothing."""
     try:
-        ticket = selectors.ticket_get_visible(user=user, ticket_id=ticket_id)
+        ticket = pool_selectors.ticket_get_visible(user=user, ticket_id=ticket_id)
     except NotFound:
         return ""
-    seen = selectors.ticket_conversation_visible(user=user, ticket=ticket)
+    seen = pool_selectors.ticket_conversation_visible(user=user, ticket=ticket)
     message = (
         seen.messages.filter(pk=message_id)
         .select_related("author")

@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_save
 
-from apps.pools.realtime import desk_access_revoked_publish
+from apps.desk.realtime import desk_access_revoked_publish
 
 
 def _user_saved(sender: Any, instance: Any, created: bool, **_: Any) -> None:

@@ -8,15 +8,12 @@ from rest_framework.test import APIClient
 
 from apps.chat.models import ConversationEvent, Message
 from apps.chat.services import conversation_create
+from apps.desk.models import CannedReply, InternalNote
 from apps.flows.demo import DEFAULT_POOLS
 from apps.flows.messages import message_post
-from apps.pools.models import AgentProfile, CannedReply, InternalNote
-from apps.pools.services import (
-    agent_presence_connect,
-    pool_membership_set,
-    pool_upsert,
-    ticket_queue,
-)
+from apps.pools.models import AgentProfile
+from apps.pools.presence import agent_presence_connect
+from apps.pools.services import pool_membership_set, pool_upsert, ticket_queue
 from apps.review.models import RoutingLabel
 from apps.tickets.models import Ticket, TicketActivity
 

@@ -1,4 +1,5 @@
-"""What the desk keeps beside a ticket: internal notes, AI drafts, gathered context."""
+"""What the desk keeps beside a ticket: internal notes, AI drafts, gathered context, and the
+canned replies agents share. The tables keep the names they had in the pools app."""
 
 from django.conf import settings
 from django.db import models
@@ -18,6 +19,7 @@ class InternalNote(TimeStampedModel):
     text = models.TextField()
 
     class Meta:
+        db_table = "pools_internalnote"
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
@@ -50,6 +52,7 @@ class DraftReply(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        db_table = "pools_draftreply"
         ordering = ["created_at", "id"]
         constraints = [
             models.CheckConstraint(condition=Q(cost_usd__gte=0), name="draft_cost_not_negative")
@@ -73,5 +76,32 @@ class TicketContext(models.Model):
     missing = models.JSONField(default=list, blank=True)
     gathered_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        db_table = "pools_ticketcontext"
+
     def __str__(self) -> str:
         return f"context of ticket {self.ticket_id}"
+
+
+class CannedReply(TimeStampedModel):
+    """A saved answer. Placeholders: {customer_name}, {agent_name}, {pool_name}, {ticket_id}."""
+
+    pool = models.ForeignKey(
+        "pools.Pool",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="canned_replies",
+        help_text="Leave empty to offer it in every pool.",
+    )
+    title = models.CharField(max_length=120)
+    text = models.TextField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        db_table = "pools_cannedreply"
+        ordering = ["title"]
+        verbose_name_plural = "canned replies"
+
+    def __str__(self) -> str:
+        return self.title

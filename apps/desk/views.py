@@ -7,7 +7,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.vary import vary_on_headers
 
-from apps.pools import partials, selectors
+from apps.desk import partials
+from apps.pools import selectors as pool_selectors
 
 
 @login_required
@@ -16,7 +17,7 @@ from apps.pools import partials, selectors
 def desk_page(request: HttpRequest) -> HttpResponse:
     """The agent desk: queues and one ticket. `?tab=&filter=&ticket=` say which; htmx asks for
     the main area only (HX-Request) when the agent moves between queues and tickets."""
-    if not selectors.user_is_staff(request.user):
+    if not pool_selectors.user_is_staff(request.user):
         raise PermissionDenied("The desk is for staff.")
     query = request.GET
     view = partials.desk_view_parse(

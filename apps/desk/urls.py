@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.pools import api
+from apps.desk import api
 
 urlpatterns = [
     path("desk/", api.DeskOverviewApi.as_view(), name="desk-overview"),

@@ -14,15 +14,10 @@ from django.test import Client
 
 from apps.chat.models import Message
 from apps.chat.services import ConversationCreated, conversation_create
+from apps.desk.services import ticket_note_add, ticket_reroute
 from apps.flows.messages import message_post
 from apps.pools.models import AgentProfile, Pool
-from apps.pools.services import (
-    pool_membership_set,
-    pool_upsert,
-    ticket_note_add,
-    ticket_queue,
-    ticket_reroute,
-)
+from apps.pools.services import pool_membership_set, pool_upsert, ticket_queue
 from apps.tickets.models import Ticket
 from supportdesk.asgi import application
 

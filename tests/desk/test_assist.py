@@ -18,10 +18,7 @@ from rest_framework.test import APIClient
 from apps.chat.models import ConversationEvent, Customer, Message
 from apps.chat.services import conversation_create, conversation_group
 from apps.core.errors import RateLimited
-from apps.flows.demo import DEFAULT_POOLS
-from apps.flows.messages import message_post
-from apps.orchestrator.models import RoutingRule
-from apps.pools.assist import (
+from apps.desk.assist import (
     CONTEXT_SOURCES,
     DRAFT_PROMPT_VERSION,
     ContextInput,
@@ -31,14 +28,16 @@ from apps.pools.assist import (
     ticket_draft_create,
     ticket_draft_write,
 )
-from apps.pools.models import CannedReply, DraftReply, TicketContext
+from apps.desk.models import CannedReply, DraftReply, TicketContext
+from apps.desk.services import ticket_note_add, ticket_reroute
+from apps.flows.demo import DEFAULT_POOLS
+from apps.flows.messages import message_post
+from apps.orchestrator.models import RoutingRule
 from apps.pools.services import (
     pool_membership_set,
     pool_upsert,
-    ticket_note_add,
     ticket_queue,
     ticket_reply,
-    ticket_reroute,
     ticket_resolve,
 )
 from apps.tickets.models import Ticket

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from apps.pools.assist_api import TicketDraftCreateApi
+from apps.desk.assist_api import TicketDraftCreateApi
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path(

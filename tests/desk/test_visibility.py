@@ -10,14 +10,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.chat.models import Attachment, Message
 from apps.chat.services import conversation_create
+from apps.desk.assist import ticket_context_gather
 from apps.flows.messages import attachment_post, message_post
-from apps.pools.assist import ticket_context_gather
 from apps.pools.services import ticket_queue
 from apps.tickets.models import Ticket
 from apps.tickets.services import ticket_status_set
+from tests.desk.test_api import api_as, pools, staff  # noqa: F401  (pools is a fixture)
+from tests.desk.test_consumers import desk_ready, receive_until_quiet
 from tests.fakes.files import png_bytes
-from tests.pools.test_api import api_as, pools, staff  # noqa: F401  (pools is a fixture)
-from tests.pools.test_consumers import desk_ready, receive_until_quiet
 
 SECRET = "Refund order #A-777, card ending 4242"
 

@@ -28,15 +28,17 @@ from sklearn.metrics.pairwise import linear_kernel
 from apps.chat.models import Message
 from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.core.ratelimit import rate_limit_hit
+from apps.desk import selectors
+from apps.desk.models import DraftReply, TicketContext
+from apps.desk.services import placeholders_fill
 from apps.orchestrator.metrics import draft_record
 from apps.orchestrator.pricing import Usage, cost_usd, price_for
 from apps.orchestrator.providers.base import DraftProvider, ProviderError
 from apps.orchestrator.selectors import ticket_routing_text
 from apps.orchestrator.services import draft_provider
 from apps.orchestrator.validation import pii_redact
-from apps.pools import selectors
-from apps.pools.models import DraftReply, Pool, TicketContext
-from apps.pools.services import placeholders_fill
+from apps.pools import selectors as pool_selectors
+from apps.pools.models import Pool
 from apps.tickets.models import Ticket
 from apps.tickets.realtime import desk_ticket_item_publish
 
@@ -155,12 +157,12 @@ def draft_payload(draft: DraftReply) -> dict[str, Any]:
 def ticket_draft_create(*, ticket: Ticket, actor: Any) -> DraftReply:
     """Ask for a reply the agent can edit: check that one may be drafted now, and store it as
     `pending`. The model is never called inside the request: `ticket_draft_write`, run in the
-    background (pools.tasks.ticket_draft_write_enqueue), writes it and tells the ticket's desk
+    background (desk.tasks.ticket_draft_write_enqueue), writes it and tells the ticket's desk
     viewers, never the customer."""
     current = (
         Ticket.objects.select_related("pool", "conversation__customer").filter(pk=ticket.pk).first()
     )
-    if current is None or not selectors.ticket_can_access(user=actor, ticket=current):
+    if current is None or not pool_selectors.ticket_can_access(user=actor, ticket=current):
         raise NotFound("No such ticket.")
     ticket = current
     if ticket.status == Ticket.Status.RESOLVED:
@@ -310,7 +312,7 @@ def _pool_ref(pool: Pool | None) -> dict[str, Any] | None:
 def context_earlier_tickets(given: ContextInput) -> list[dict[str, Any]]:
     """The same customer's other tickets. Only the same Customer: an email typed into the
     widget is nobody's proof of identity, so it never joins two customers (docs/security.md).
-    Each viewer sees the previews of the tickets they may see (selectors.earlier_tickets_for).
+    Each viewer sees the previews of the tickets they may see (pools' earlier_tickets_for).
     """
     customer = given.ticket.conversation.customer
     same = Q(conversation__customer_id=customer.pk)

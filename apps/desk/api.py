@@ -1,5 +1,5 @@
 """Staff REST API of the desk (docs/desk.md). Views parse, call one service or selector, and
-serialise; who may see or do what is decided in apps/pools/selectors.py and services.py."""
+serialise; who may see or do what is decided in apps/pools/selectors.py and the services."""
 
 from typing import Any
 
@@ -17,9 +17,12 @@ from apps.chat.models import Attachment, Message
 from apps.chat.services import staff_display_name
 from apps.core.api import ID_MAX, PaginatedApi, errors, query_param
 from apps.core.errors import NotFound
+from apps.desk import selectors, services
 from apps.orchestrator.api import DecisionSerializer
 from apps.orchestrator.models import RoutingDecision
-from apps.pools import selectors, services
+from apps.pools import presence
+from apps.pools import selectors as pool_selectors
+from apps.pools import services as pool_services
 from apps.pools.models import AgentProfile, Pool
 from apps.review.models import RoutingLabel
 from apps.tickets.models import Ticket
@@ -196,11 +199,13 @@ class TicketDetailSerializer(TicketSummarySerializer):
         given: dict[str, Any] = super().context
         return given
 
-    def _seen(self, ticket: Ticket) -> selectors.ConversationSeen:
+    def _seen(self, ticket: Ticket) -> pool_selectors.ConversationSeen:
         given = self._given()
         if "seen" not in given:
-            given["seen"] = selectors.ticket_conversation_visible(user=given["user"], ticket=ticket)
-        seen: selectors.ConversationSeen = given["seen"]
+            given["seen"] = pool_selectors.ticket_conversation_visible(
+                user=given["user"], ticket=ticket
+            )
+        seen: pool_selectors.ConversationSeen = given["seen"]
         return seen
 
     @extend_schema_field(DeskMessageSerializer(many=True))
@@ -244,7 +249,7 @@ class TicketDetailSerializer(TicketSummarySerializer):
             return None
         data = ContextSerializer(context).data
         # Gathered once for every viewer: what this one may not see of other tickets goes.
-        data["earlier_tickets"] = selectors.earlier_tickets_for(
+        data["earlier_tickets"] = pool_selectors.earlier_tickets_for(
             user=self._given()["user"], rows=data["earlier_tickets"]
         )
         return data
@@ -262,10 +267,10 @@ class TicketApi(StaffApi):
     """Base for one ticket's endpoints: the ticket is found only if the user may see it."""
 
     def get_ticket(self, request: Request, ticket_id: int) -> Ticket:
-        return selectors.ticket_get_visible(user=request.user, ticket_id=ticket_id)
+        return pool_selectors.ticket_get_visible(user=request.user, ticket_id=ticket_id)
 
     def summary(self, request: Request, ticket: Ticket) -> Response:
-        fresh = selectors.ticket_get_visible(user=request.user, ticket_id=ticket.pk)
+        fresh = pool_selectors.ticket_get_visible(user=request.user, ticket_id=ticket.pk)
         return Response(TicketSummarySerializer(fresh).data)
 
 
@@ -299,7 +304,7 @@ class TicketListApi(StaffApi, PaginatedApi):
             assignee_id = query_param(
                 request, "assignee", serializers.IntegerField(min_value=1, max_value=ID_MAX)
             )
-        tickets = selectors.ticket_list_visible(
+        tickets = pool_selectors.ticket_list_visible(
             user=request.user,
             pool=pool,
             status=status_filter,
@@ -331,7 +336,7 @@ class TicketReplyApi(TicketApi):
         """Send a reply to the customer (claims a queued ticket)."""
         serializer = TextInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        message = services.ticket_reply(
+        message = pool_services.ticket_reply(
             ticket=self.get_ticket(request, ticket_id),
             actor=request.user,
             text=serializer.validated_data["text"],
@@ -357,7 +362,7 @@ class TicketClaimApi(TicketApi):
     @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Take a queued ticket of one of your pools."""
-        ticket = services.ticket_claim(
+        ticket = pool_services.ticket_claim(
             ticket=self.get_ticket(request, ticket_id), actor=request.user
         )
         return self.summary(request, ticket)
@@ -367,7 +372,7 @@ class TicketUnassignApi(TicketApi):
     @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Give the ticket back to its pool's queue."""
-        ticket = services.ticket_unassign(
+        ticket = pool_services.ticket_unassign(
             ticket=self.get_ticket(request, ticket_id), actor=request.user
         )
         return self.summary(request, ticket)
@@ -377,7 +382,7 @@ class TicketResolveApi(TicketApi):
     @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Close the ticket; the customer sees it resolved."""
-        ticket = services.ticket_resolve(
+        ticket = pool_services.ticket_resolve(
             ticket=self.get_ticket(request, ticket_id), actor=request.user
         )
         return self.summary(request, ticket)
@@ -387,7 +392,7 @@ class TicketReopenApi(TicketApi):
     @extend_schema(request=None, responses={200: TicketSummarySerializer, **errors(409)})
     def post(self, request: Request, ticket_id: int) -> Response:
         """Open a resolved ticket again."""
-        ticket = services.ticket_reopen(
+        ticket = pool_services.ticket_reopen(
             ticket=self.get_ticket(request, ticket_id), actor=request.user
         )
         return self.summary(request, ticket)
@@ -445,15 +450,15 @@ class DeskOverviewApi(StaffApi):
     @extend_schema(responses=OutputSerializer)
     def get(self, request: Request) -> Response:
         """Your queues with their counts, your presence, and the pools a ticket can move to."""
-        profile = services.agent_profile_get(user=request.user)
-        counts = selectors.queue_counts(user=request.user)
+        profile = pool_services.agent_profile_get(user=request.user)
+        counts = pool_selectors.queue_counts(user=request.user)
         data = {
             "user": _user(request.user),
-            "supervisor": selectors.user_is_supervisor(request.user),
+            "supervisor": pool_selectors.user_is_supervisor(request.user),
             "presence": profile.presence,
             "capacity": profile.capacity,
             "pools": counts["pools"],
-            "all_pools": selectors.pool_list(),
+            "all_pools": pool_selectors.pool_list(),
             "mine": counts["mine"],
             "drafts_enabled": bool(settings.ANTHROPIC_API_KEY),
         }
@@ -471,7 +476,7 @@ class DeskPresenceApi(StaffApi):
         """Choose online or away (needs an open desk)."""
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        profile = services.agent_presence_set(
+        profile = presence.agent_presence_set(
             user=request.user, presence=serializer.validated_data["presence"]
         )
         return Response({"presence": profile.presence})

@@ -9,12 +9,11 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from apps.pools.assist import ticket_draft_create, ticket_draft_write
-from apps.pools.services import pool_membership_set, pool_upsert, ticket_note_add, ticket_reroute
+from apps.desk.assist import ticket_draft_create, ticket_draft_write
+from apps.desk.services import ticket_note_add, ticket_reroute
+from apps.pools.services import pool_membership_set, pool_upsert
 from supportdesk.asgi import application
-from tests.fakes import messages_api as api
-from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
-from tests.pools.test_consumers import (
+from tests.desk.test_consumers import (
     ORIGIN,
     customer_says,
     customer_socket,
@@ -22,6 +21,8 @@ from tests.pools.test_consumers import (
     queued_ticket,
     session_cookie,
 )
+from tests.fakes import messages_api as api
+from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

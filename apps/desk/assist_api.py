@@ -7,10 +7,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.pools.api import DraftSerializer
-from apps.pools.assist import ticket_draft_create
+from apps.desk.api import DraftSerializer
+from apps.desk.assist import ticket_draft_create
+from apps.desk.tasks import ticket_draft_write_enqueue
 from apps.pools.selectors import ticket_get_visible
-from apps.pools.tasks import ticket_draft_write_enqueue
 
 
 class TicketDraftCreateApi(APIView):
