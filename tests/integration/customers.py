@@ -26,6 +26,8 @@ from websockets.typing import Origin
 
 # Statuses after which a ticket waits for a person (or the customer): routing is over.
 SETTLED = frozenset({"queued", "assigned", "awaiting_customer", "in_review"})
+# The widget's WELCOME_TIMEOUT_MS: a hello unanswered this long is a failed attempt.
+WELCOME_TIMEOUT_SECONDS = 10.0
 
 
 def http_json(
@@ -165,10 +167,15 @@ class Customer:
                 )
             )
             welcomed = False
+            opened = time.monotonic()
             try:
                 while not (until(self) and not self.outbox):
                     if time.monotonic() > deadline:
                         return
+                    if not welcomed and time.monotonic() - opened > WELCOME_TIMEOUT_SECONDS:
+                        # As the widget: a socket that never says welcome (its hello met the
+                        # database down, say) counts as a failed attempt: connect again.
+                        raise TimeoutError("no welcome")
                     try:
                         raw = await asyncio.wait_for(ws.recv(), 1.0)
                     except TimeoutError:
