@@ -79,12 +79,12 @@ from apps.desk.services import ticket_reroute  # noqa: E402
 from apps.flows.messages import message_post  # noqa: E402
 from apps.orchestrator.local_model import OTHER  # noqa: E402
 from apps.orchestrator.models import ModelVersion, RoutingDecision  # noqa: E402
-from apps.orchestrator.training.retrain import RetrainResult, model_version_retrain  # noqa: E402
-from apps.orchestrator.training.versions import model_version_train  # noqa: E402
 from apps.pools.models import Pool  # noqa: E402
 from apps.pools.services import pool_upsert  # noqa: E402
 from apps.review.models import ReviewItem, RoutingLabel  # noqa: E402
 from apps.review.services import review_item_resolve  # noqa: E402
+from apps.review.training.retrain import RetrainResult, model_version_retrain  # noqa: E402
+from apps.review.training.versions import model_version_train  # noqa: E402
 from apps.tickets.models import Ticket  # noqa: E402
 from tests.fakes.messages_api import MessagesApiStandIn, Reply, tool_use  # noqa: E402
 

@@ -10,9 +10,9 @@ from django.db import transaction
 from apps.desk.models import CannedReply
 from apps.orchestrator.local_model import seed_examples
 from apps.orchestrator.models import ModelVersion
-from apps.orchestrator.training.versions import model_version_train
 from apps.pools.models import Pool
 from apps.pools.services import pool_membership_set, pool_upsert
+from apps.review.training.versions import model_version_train
 
 DEFAULT_POOLS: list[dict[str, Any]] = [
     {

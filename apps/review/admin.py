@@ -20,9 +20,11 @@ from django.utils.timesince import timesince
 
 from apps.core.admin import ReadOnlyAdmin
 from apps.pools.models import Pool
+from apps.review import prompt_admin  # noqa: F401  (registers the prompt A/B tests)
 from apps.review.models import ReviewItem, RoutingLabel
 from apps.review.selectors import review_queue_stats, routing_accuracy
 from apps.review.services import review_items_resolve
+from apps.review.training import admin as training_admin  # noqa: F401  (registers the model-version admins)
 
 TEXT_PREVIEW_CHARS = 160
 ACCURACY_WINDOW = timedelta(days=30)

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from apps.orchestrator.training.retrain import model_version_retrain
+from apps.review.training.retrain import model_version_retrain
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,7 @@ from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
 from apps.flows.routing import ticket_route
 from apps.orchestrator.models import PromptExperiment, PromptVersion, RoutingDecision
-from apps.orchestrator.prompts.admin import results_table
-from apps.orchestrator.prompts.selectors import (
-    MIN_LABELS_FOR_ACCURACY,
-    prompt_experiment_result,
-    prompt_for_ticket,
-)
+from apps.orchestrator.prompts.selectors import prompt_for_ticket
 from apps.orchestrator.prompts.services import prompt_experiment_start, prompt_version_append
 from apps.orchestrator.prompts.stats import (
     arm_is_variant,
@@ -26,6 +21,8 @@ from apps.orchestrator.prompts.stats import (
 )
 from apps.orchestrator.services import text_route_dry_run
 from apps.review.models import ReviewItem
+from apps.review.prompt_admin import results_table
+from apps.review.prompt_results import MIN_LABELS_FOR_ACCURACY, prompt_experiment_result
 from apps.review.services import review_item_resolve
 from apps.tickets.models import Ticket
 from tests.orchestrator.conftest import route_reply

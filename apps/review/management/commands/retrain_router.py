@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.core.errors import ValidationFailed
-from apps.orchestrator.training.retrain import RetrainResult, model_version_retrain
+from apps.review.training.retrain import RetrainResult, model_version_retrain
 
 
 class Command(BaseCommand):

@@ -28,15 +28,15 @@ from apps.orchestrator.local_model import (
     threshold_for_misroute_rate,
 )
 from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
-from apps.orchestrator.training.examples import training_base
-from apps.orchestrator.training.labels import DISTILLED, label_held_out, training_labels
-from apps.orchestrator.training.retrain import _gate, model_version_retrain
-from apps.orchestrator.training.versions import model_version_activate, model_version_train
 from apps.pools.models import Pool
 from apps.pools.services import pool_upsert
 from apps.review.models import ReviewItem, RoutingLabel, TrainingExample
 from apps.review.services import review_item_resolve
 from apps.review.tasks import router_retrain_task
+from apps.review.training.examples import training_base
+from apps.review.training.labels import DISTILLED, label_held_out, training_labels
+from apps.review.training.retrain import _gate, model_version_retrain
+from apps.review.training.versions import model_version_activate, model_version_train
 from apps.tickets.models import Ticket
 from tests.orchestrator.conftest import route_reply
 

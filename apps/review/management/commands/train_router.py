@@ -8,9 +8,9 @@ from django.utils.text import slugify
 from apps.core.errors import ValidationFailed
 from apps.orchestrator.datasets import labelled_csv_read
 from apps.orchestrator.local_model import OTHER, seed_examples
-from apps.orchestrator.training.versions import model_version_train
 from apps.pools.models import Pool
 from apps.pools.services import pool_upsert
+from apps.review.training.versions import model_version_train
 
 
 class Command(BaseCommand):

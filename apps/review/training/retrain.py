@@ -60,16 +60,16 @@ from apps.orchestrator.local_model import (
     threshold_for_misroute_rate,
 )
 from apps.orchestrator.models import ModelVersion
-from apps.orchestrator.training.examples import training_base
-from apps.orchestrator.training.labels import (
+from apps.pools.selectors import pool_list
+from apps.review.models import RoutingLabel
+from apps.review.training.examples import training_base
+from apps.review.training.labels import (
     DISTILLED,
     TrainingLabel,
     label_held_out,
     training_labels,
 )
-from apps.orchestrator.training.versions import model_version_activate
-from apps.pools.selectors import pool_list
-from apps.review.models import RoutingLabel
+from apps.review.training.versions import model_version_activate
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from apps.orchestrator.local_model import (
     threshold_for_precision,
 )
 from apps.orchestrator.models import ModelVersion, ModelVersionActivation
-from apps.orchestrator.training.examples import training_examples_store
+from apps.review.training.examples import training_examples_store
 
 logger = logging.getLogger(__name__)
 
