@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.exceptions
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -39,6 +40,7 @@ from apps.core.outages import (
     outage_log,
 )
 from apps.core.ratelimit import rate_limit_hit
+from apps.core.realtime import publisher_bind
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +133,28 @@ class OutageAwareConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         _open_sockets.add(self)
         layer_watch_ensure()
+        publisher_bind()
         try:
             await super().websocket_connect(message)
         except DATABASE_ERRORS as exc:
             # Nothing is known of the socket yet: let the client come back in a moment.
             outage_log(exc, where=f"{type(self).__name__} connect")
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Run the handler of `message` (a frame, a group event) on the event loop.
+
+        Channels (4.2+) first closes old database connections on every message, through the
+        process's one database thread: each frame and each event relayed to each socket then
+        waits in line behind the writes of every other socket (it was most of a chat message's
+        round trip under load). Our handlers reach the database only through
+        `database_sync_to_async`, which closes old connections around each call in that thread,
+        so the extra trip guards nothing here.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         try:

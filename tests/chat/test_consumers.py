@@ -1,5 +1,7 @@
+import asyncio
 import json
 import logging
+import threading
 import uuid
 from contextlib import asynccontextmanager
 
@@ -315,6 +317,34 @@ async def test_agent_typing_is_shown_to_the_customer(created):
             {"type": "conversation.typing", "sender": "agent", "origin": "desk"},
         )
         assert await customer.receive_json_from() == {"type": "typing", "sender": "agent"}
+
+
+async def test_an_event_reaches_the_socket_while_the_database_thread_is_busy(created):
+    """Relaying a group event needs no database: it must not wait in line for the one database
+    thread that every socket's writes share (a busy hour would delay every event)."""
+    busy = threading.Event()
+    release = threading.Event()
+
+    def hold_the_database_thread():
+        busy.set()
+        release.wait(10)
+
+    async with socket() as customer:
+        await hello(customer, created)
+        holder = asyncio.create_task(database_sync_to_async(hold_the_database_thread)())
+        await asyncio.to_thread(busy.wait, 5)
+        try:
+            await get_channel_layer().group_send(
+                conversation_group(created.conversation.id),
+                {"type": "conversation.typing", "sender": "agent", "origin": "desk"},
+            )
+            assert await customer.receive_json_from(timeout=2) == {
+                "type": "typing",
+                "sender": "agent",
+            }
+        finally:
+            release.set()
+            await holder
 
 
 def _store_without_publishing(conversation_id) -> int:
