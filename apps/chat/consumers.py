@@ -18,6 +18,7 @@ from apps.chat.frames import (
     frame_parse,
 )
 from apps.chat.models import Conversation, Message
+from apps.core.batching import Batcher
 from apps.core.consumers import CLOSE_TRY_AGAIN_LATER, ClientBoundsMixin, OutageAwareConsumer
 from apps.core.errors import ApplicationError
 from apps.core.logging import FrameRequestIdMixin
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 CLOSE_AUTH_FAILED = 4401
 CLOSE_ORIGIN_NOT_ALLOWED = 4403
 REPLAY_BATCH = 500
+
+# The messages of every socket of this process, written in group commits (apps/core/batching.py).
+customer_messages: Batcher[flows.NewMessage, flows.MessagePosted] = Batcher(flows.messages_post)
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:
@@ -158,11 +162,13 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
 
     async def on_message(self, frame: MessageFrame) -> None:
         assert self.conversation is not None
-        await database_sync_to_async(flows.message_post)(
-            conversation=self.conversation,
-            text=frame.text,
-            sender=Message.Sender.CUSTOMER,
-            client_id=frame.client_id,
+        await customer_messages.submit(
+            flows.NewMessage(
+                conversation=self.conversation,
+                text=frame.text,
+                sender=Message.Sender.CUSTOMER,
+                client_id=frame.client_id,
+            )
         )
         # The stored message comes back to every socket, this one included, as an event.
 

@@ -4,7 +4,7 @@ message, which opens or wakes a ticket and starts routing, is a flow (apps/flows
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,53 +67,82 @@ def message_text_clean(text: str) -> str:
 
 
 def conversation_lock(conversation_id: uuid.UUID) -> Conversation:
-    # Row lock on PostgreSQL; SQLite runs IMMEDIATE transactions, which serialise writers.
-    # Every row lock in the project is NO KEY UPDATE: it still serialises writers of the row but
-    # does not block the KEY SHARE lock a foreign-key insert takes (a message referencing a
-    # ticket another transaction has locked), which is how a lock-order deadlock arises.
-    return (
+    """Lock one conversation for its writer (see `conversations_lock`)."""
+    return conversations_lock([conversation_id])[conversation_id]
+
+
+def conversations_lock(conversation_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Conversation]:
+    """Lock conversations for their writer, in the order of their ids (two writers that lock
+    several never wait for each other in a circle).
+
+    Row locks on PostgreSQL; SQLite runs IMMEDIATE transactions, which serialise writers. Every
+    row lock in the project is NO KEY UPDATE: it still serialises writers of the row but does
+    not block the KEY SHARE lock a foreign-key insert takes (a message referencing a ticket
+    another transaction has locked), which is how a lock-order deadlock arises.
+    """
+    locked = (
         Conversation.objects.select_for_update(no_key=True)
-        .only("id", "last_seq")
-        .get(pk=conversation_id)
+        .only("id", "last_seq", "wants_human")
+        .filter(pk__in=conversation_ids)
+        .order_by("pk")
     )
+    conversations = {conversation.pk: conversation for conversation in locked}
+    missing = set(conversation_ids) - conversations.keys()
+    if missing:
+        raise Conversation.DoesNotExist(f"No conversation {sorted(missing)[0]}.")
+    return conversations
 
 
 EventSpec = tuple[ConversationEvent.Type, dict[str, Any]]
 
 
-def conversation_events_append(
-    conversation: Conversation, specs: list[EventSpec], *, ticket_id: int | None
+def events_append(
+    appends: Sequence[tuple[Conversation, Sequence[EventSpec], int | None]],
 ) -> list[Publication]:
-    """Append events to a conversation locked by the caller; return what to publish about
-    them after commit (the caller adds its own and publishes all in one trip).
+    """Append events to conversations locked by the caller, in the order given, with two
+    statements whatever their number; return what to publish about them after commit (the
+    caller adds its own and publishes all in one trip).
 
-    The publications name the ticket the events belong to (not the customer's frame): a desk
-    following the conversation relays only events of tickets its user may see.
+    Each append is (conversation, events, the ticket they belong to). The publications name the
+    ticket (not the customer's frame): a desk following the conversation relays only events of
+    tickets its user may see.
     """
-    events = [
-        ConversationEvent(
-            conversation=conversation, seq=conversation.last_seq + n, type=kind, payload=payload
-        )
-        for n, (kind, payload) in enumerate(specs, start=1)
-    ]
-    ConversationEvent.objects.bulk_create(events)
-    conversation.last_seq += len(events)
-    Conversation.objects.filter(pk=conversation.pk).update(
-        last_seq=conversation.last_seq, updated_at=timezone.now()
-    )
-    group = conversation_group(conversation.pk)
+    events: list[tuple[ConversationEvent, int | None]] = []
+    touched: dict[uuid.UUID, Conversation] = {}
+    for conversation, specs, ticket_id in appends:
+        for kind, payload in specs:
+            conversation.last_seq += 1
+            event = ConversationEvent(
+                conversation=conversation, seq=conversation.last_seq, type=kind, payload=payload
+            )
+            events.append((event, ticket_id))
+        touched[conversation.pk] = conversation
+    if not events:
+        return []
+    ConversationEvent.objects.bulk_create([event for event, _ticket_id in events])
+    now = timezone.now()
+    for conversation in touched.values():
+        conversation.updated_at = now
+    Conversation.objects.bulk_update(touched.values(), ["last_seq", "updated_at"])
     return [
         (
-            group,
+            conversation_group(event.conversation_id),
             {
                 "type": "conversation.event",
-                "conversation": conversation.pk.hex,
+                "conversation": event.conversation_id.hex,
                 "ticket": ticket_id,
                 "frame": event.frame(),
             },
         )
-        for event in events
+        for event, ticket_id in events
     ]
+
+
+def conversation_events_append(
+    conversation: Conversation, specs: list[EventSpec], *, ticket_id: int | None
+) -> list[Publication]:
+    """Append events to one conversation locked by the caller (see `events_append`)."""
+    return events_append([(conversation, specs, ticket_id)])
 
 
 def staff_display_name(user: Any) -> str | None:
@@ -150,40 +179,19 @@ def message_payload(message: Message, attachments: Sequence[Attachment] = ()) ->
     return payload
 
 
-def message_write(
-    *,
-    conversation: Conversation,
-    ticket_id: int | None,
-    text: str,
-    sender: Message.Sender,
-    client_id: uuid.UUID | None = None,
-    author: Any = None,
-    attachments: Sequence[Attachment] = (),
-) -> tuple[Message, list[Publication]]:
-    """Store a message (with its attachments) and its `message` event in a conversation the
-    caller has locked (`conversation_lock`); return it and what to publish after commit.
+def messages_store(messages: Sequence[tuple[Message, Sequence[Attachment]]]) -> None:
+    """Insert unsaved messages, each with its attachments, in conversations the caller has
+    locked (`conversations_lock`): one statement for the messages, whatever their number.
 
-    `text` is already clean (`message_text_clean`); `author` is the staff user behind an agent
-    message; `attachments` are unsaved rows whose files are in storage (apps/chat/attachments.py).
+    Texts are already clean (`message_text_clean`); attachments are unsaved rows whose files
+    are in storage (apps/chat/attachments.py). The caller appends their `message` events.
     """
-    message = Message.objects.create(
-        conversation=conversation,
-        ticket_id=ticket_id,
-        sender=sender,
-        text=text,
-        client_id=client_id,
-        author=author,
-    )
-    for attachment in attachments:
-        attachment.conversation = conversation
-        attachment.message = message
-        attachment.save()
-    publications = conversation_events_append(
-        conversation,
-        [(ConversationEvent.Type.MESSAGE, message_payload(message, attachments))],
-        ticket_id=ticket_id,
-    )
-    return message, publications
+    Message.objects.bulk_create([message for message, _attachments in messages])
+    for message, attachments in messages:
+        for attachment in attachments:
+            attachment.conversation_id = message.conversation_id
+            attachment.message = message
+            attachment.save()
 
 
 def conversation_wants_human_set(*, conversation: Conversation) -> None:

@@ -2,6 +2,7 @@
 starts routing; an agent's file is a reply; asking for a person hands the ticket over."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -10,15 +11,16 @@ from django.db import transaction
 
 from apps.chat.attachments import attachment_store, caption_clean, file_removed_on_error
 from apps.chat.models import Attachment, Conversation, Message
-from apps.chat.services import MessagePosted
-from apps.core.errors import Conflict, NotFound
+from apps.chat.services import MessagePosted as MessagePosted  # re-exported for the edges
+from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.core.ratelimit import rate_limit_hit
 from apps.flows.routing import ticket_human_request
 from apps.orchestrator.tasks import ticket_route_enqueue
 from apps.pools.selectors import ticket_can_access
 from apps.pools.services import ticket_reply
 from apps.tickets.models import Ticket
-from apps.tickets.services import ticket_message_post
+from apps.tickets.services import NewMessage as NewMessage  # re-exported for the edges
+from apps.tickets.services import ticket_messages_post
 
 
 def message_post(
@@ -30,22 +32,40 @@ def message_post(
     author: Any = None,
     attachments: list[Attachment] | None = None,
 ) -> MessagePosted:
-    """Store a message in the conversation's ticket (opening one on the customer's first
-    message) and, once committed, route the ticket when the customer opened it or answered
-    the question it waited on."""
-    posted = ticket_message_post(
-        conversation=conversation,
-        text=text,
-        sender=sender,
-        client_id=client_id,
-        author=author,
-        attachments=attachments or (),
-    )
-    if posted.routing_due:
-        assert posted.ticket is not None
-        ticket_id = posted.ticket.pk
-        transaction.on_commit(lambda: ticket_route_enqueue(ticket_id))
-    return MessagePosted(message=posted.message, created=posted.created)
+    """Store a message in the conversation's ticket (see `messages_post`); raise what refused
+    it."""
+    new = NewMessage(conversation, text, sender, client_id, author, attachments or ())
+    (result,) = messages_post([new])
+    if isinstance(result, ApplicationError):
+        raise result
+    return result
+
+
+def messages_post(posts: Sequence[NewMessage]) -> list[MessagePosted | ApplicationError]:
+    """Store messages, from one socket or many, in one transaction (each in its conversation's
+    ticket, opening one on the customer's first message) and, once committed, route each
+    ticket whose customer opened it or answered the question it waited on.
+
+    Each result is the stored message or the error that refused that message alone.
+    """
+    results: list[MessagePosted | ApplicationError] = []
+    due: list[int] = []
+    for posted in ticket_messages_post(posts):
+        if isinstance(posted, ApplicationError):
+            results.append(posted)
+            continue
+        if posted.routing_due:
+            assert posted.ticket is not None
+            due.append(posted.ticket.pk)
+        results.append(MessagePosted(message=posted.message, created=posted.created))
+    if due:
+        transaction.on_commit(lambda: _routes_enqueue(due))
+    return results
+
+
+def _routes_enqueue(ticket_ids: list[int]) -> None:
+    for ticket_id in ticket_ids:
+        ticket_route_enqueue(ticket_id)
 
 
 def attachment_post(

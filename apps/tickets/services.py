@@ -9,7 +9,7 @@ after commit. Who may do what to a ticket is checked by the callers (pools, revi
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -17,19 +17,40 @@ from django.utils import timezone
 
 from apps.chat.models import Attachment, Conversation, ConversationEvent, Message
 from apps.chat.services import (
+    EventSpec,
     conversation_events_append,
     conversation_lock,
+    conversations_lock,
+    events_append,
+    message_payload,
     message_text_clean,
-    message_write,
+    messages_store,
     staff_display_name,
 )
+from apps.core.errors import ApplicationError, RateLimited
 from apps.core.ratelimit import rate_limit_hit
-from apps.core.realtime import publish_many_on_commit
+from apps.core.realtime import Publication, publish_many_on_commit
 from apps.tickets.models import Ticket, TicketActivity
 from apps.tickets.realtime import desk_ticket_item_publish, desk_ticket_publications
 
 if TYPE_CHECKING:  # a ticket's pool is named by the foreign key; pools build on tickets
     from apps.pools.models import Pool
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to post to a conversation's ticket (`ticket_messages_post`).
+
+    `author` is the staff user behind an agent message; `attachments` are unsaved rows whose
+    files are in storage; a resend with the same `client_id` stores nothing new.
+    """
+
+    conversation: Conversation
+    text: str
+    sender: Message.Sender
+    client_id: uuid.UUID | None = None
+    author: Any = None
+    attachments: Sequence[Attachment] = ()
 
 
 @dataclass(frozen=True)
@@ -63,65 +84,138 @@ def ticket_message_post(
     author: Any = None,
     attachments: Sequence[Attachment] = (),
 ) -> TicketMessage:
-    """Store a message in the conversation's open ticket, opening one on the customer's first
-    message, and publish both (apps/flows/messages.py starts routing when it is due).
+    """Store one message in the conversation's open ticket (see `ticket_messages_post`);
+    raise what refused it."""
+    new = NewMessage(conversation, text, sender, client_id, author, attachments)
+    (result,) = ticket_messages_post([new])
+    if isinstance(result, ApplicationError):
+        raise result
+    return result
 
-    A caption is optional next to a file, but when there is one it is checked like any text.
-    Idempotent on `client_id`: a resend returns the stored message, publishes nothing and does
-    not count against the conversation's rate limit; new customer messages do.
+
+def ticket_messages_post(posts: Sequence[NewMessage]) -> list[TicketMessage | ApplicationError]:
+    """Store messages, in one or many conversations, in one transaction (a group commit), each
+    in its conversation's open ticket, opening one on a customer's first message; publish them
+    after commit (apps/flows/messages.py starts routing where it is due).
+
+    The statements do not grow with the number of messages: a busy server writes what many
+    sockets sent meanwhile in one trip to the database. Each result is the stored message or
+    the error that refused that message alone (empty or too long text, the conversation's rate
+    limit); the others are stored all the same, in the order given. A caption is optional next
+    to a file, but when there is one it is checked like any text. Idempotent on `client_id`: a
+    resend returns the stored message, publishes nothing and does not count against the rate
+    limit; new customer messages do.
     """
-    cleaned = message_text_clean(text) if text.strip() or not attachments else ""
-    customer = sender == Message.Sender.CUSTOMER
-    with transaction.atomic():
-        # Under the conversation's lock, so two racing resends store one message.
-        locked = conversation_lock(conversation.pk)
-        if client_id is not None:
-            existing = Message.objects.filter(conversation=locked, client_id=client_id).first()
-            if existing is not None:
-                return TicketMessage(message=existing, created=False, ticket=existing.ticket)
-        if customer:
-            rate_limit_hit(scope="chat_message", key=str(locked.pk), rate=settings.CHAT_RATE_LIMIT)
-        ticket = (
-            Ticket.objects.filter(conversation=locked)
-            .exclude(status=Ticket.Status.RESOLVED)
-            .first()
+    results: list[TicketMessage | ApplicationError | None] = [None] * len(posts)
+    texts: dict[int, str] = {}
+    for index, post in enumerate(posts):
+        try:
+            texts[index] = (
+                message_text_clean(post.text) if post.text.strip() or not post.attachments else ""
+            )
+        except ApplicationError as exc:
+            results[index] = exc
+    if texts:
+        with transaction.atomic():
+            conversations = _messages_store(posts, texts, results)
+        for post in posts:  # the caller's object learns the seq its conversation reached
+            locked = conversations.get(post.conversation.pk)
+            if locked is not None:
+                post.conversation.last_seq = locked.last_seq
+    assert all(result is not None for result in results)
+    return cast(list[TicketMessage | ApplicationError], results)
+
+
+def _messages_store(
+    posts: Sequence[NewMessage],
+    texts: dict[int, str],
+    results: list[TicketMessage | ApplicationError | None],
+) -> dict[uuid.UUID, Conversation]:
+    """The transaction of `ticket_messages_post`: under the conversations' locks, so that two
+    racing resends store one message. Returns the locked conversations."""
+    conversations = conversations_lock({posts[index].conversation.pk for index in texts})
+    client_ids = [posts[index].client_id for index in texts if posts[index].client_id]
+    stored: dict[tuple[uuid.UUID, uuid.UUID | None], Message] = {}
+    if client_ids:
+        stored = {
+            (message.conversation_id, message.client_id): message
+            for message in Message.objects.filter(
+                conversation__in=conversations.keys(), client_id__in=client_ids
+            ).select_related("ticket")
+        }
+    open_tickets = {
+        ticket.conversation_id: ticket
+        for ticket in Ticket.objects.filter(conversation__in=conversations.keys()).exclude(
+            status=Ticket.Status.RESOLVED
         )
+    }
+    new: list[tuple[int, Message, bool]] = []  # (index, message, opened its ticket)
+    for index, text in texts.items():
+        post = posts[index]
+        conversation = conversations[post.conversation.pk]
+        key = (conversation.pk, post.client_id)
+        if post.client_id is not None and key in stored:
+            existing = stored[key]
+            results[index] = TicketMessage(message=existing, created=False, ticket=existing.ticket)
+            continue
+        customer = post.sender == Message.Sender.CUSTOMER
+        if customer:
+            try:
+                rate_limit_hit(
+                    scope="chat_message", key=str(conversation.pk), rate=settings.CHAT_RATE_LIMIT
+                )
+            except RateLimited as exc:
+                results[index] = exc
+                continue
+        ticket = open_tickets.get(conversation.pk)
         opened = ticket is None and customer
         if opened:
-            wants_human = Conversation.objects.filter(pk=locked.pk, wants_human=True).exists()
             ticket = Ticket.objects.create(
-                conversation=locked, status=Ticket.Status.ROUTING, human_requested=wants_human
+                conversation=conversation,
+                status=Ticket.Status.ROUTING,
+                human_requested=conversation.wants_human,
             )
-            if wants_human:
-                Conversation.objects.filter(pk=locked.pk).update(wants_human=False)
-        ticket_id = ticket.pk if ticket is not None else None
-        message, publications = message_write(
-            conversation=locked,
-            ticket_id=ticket_id,
-            text=cleaned,
-            sender=sender,
-            client_id=client_id,
-            author=author,
-            attachments=attachments,
+            open_tickets[conversation.pk] = ticket
+            if conversation.wants_human:
+                conversation.wants_human = False
+                Conversation.objects.filter(pk=conversation.pk).update(wants_human=False)
+        message = Message(
+            conversation=conversation,
+            ticket=ticket,
+            sender=post.sender,
+            text=text,
+            client_id=post.client_id,
+            author=post.author,
         )
+        if post.client_id is not None:
+            stored[key] = message  # a resend later in this batch
+        new.append((index, message, opened))
+        routing_due = (
+            ticket is not None
+            and customer
+            and (opened or ticket.status == Ticket.Status.AWAITING_CUSTOMER)
+        )
+        results[index] = TicketMessage(
+            message=message, created=True, ticket=ticket, routing_due=routing_due
+        )
+    if not new:
+        return conversations
+    messages_store([(message, posts[index].attachments) for index, message, _opened in new])
+    appends: list[tuple[Conversation, list[EventSpec], int | None]] = []
+    desk: list[Publication] = []
+    for index, message, opened in new:
+        ticket = message.ticket
+        specs: list[EventSpec] = [
+            (ConversationEvent.Type.MESSAGE, message_payload(message, posts[index].attachments))
+        ]
+        if opened:
+            assert ticket is not None
+            specs.append((ConversationEvent.Type.STATUS, status_payload(ticket)))
+        appends.append((message.conversation, specs, ticket.pk if ticket else None))
         if ticket is not None:
-            if opened:
-                publications += conversation_events_append(
-                    locked,
-                    [(ConversationEvent.Type.STATUS, status_payload(ticket))],
-                    ticket_id=ticket_id,
-                )
-            publications += desk_ticket_publications(
-                ticket, change="opened" if opened else "message"
-            )
-        publish_many_on_commit(publications)
-    conversation.last_seq = locked.last_seq
-    routing_due = (
-        ticket is not None
-        and customer
-        and (opened or ticket.status == Ticket.Status.AWAITING_CUSTOMER)
-    )
-    return TicketMessage(message=message, created=True, ticket=ticket, routing_due=routing_due)
+            desk += desk_ticket_publications(ticket, change="opened" if opened else "message")
+    publish_many_on_commit(events_append(appends) + desk)
+    return conversations
 
 
 def ticket_status_set(
