@@ -275,7 +275,7 @@ def ticket_run(
     assert posted.message.ticket_id is not None  # a customer's first message opens a ticket
     ticket = Ticket.objects.select_related("pool").get(pk=posted.message.ticket_id)
     decisions = list(RoutingDecision.objects.filter(ticket=ticket).order_by("id"))
-    final = next(d for d in reversed(decisions) if d.final)
+    final = next(d for d in reversed(decisions) if d.ends_run)
     tally = Tally(tickets=1, cost=sum((d.cost_usd for d in decisions), Decimal(0)))
     tally.llm = int(any(d.tier in LLM_TIERS for d in decisions))
     tally.escalation = int(any(d.tier == Tier.ESCALATION for d in decisions))

@@ -67,18 +67,16 @@ def ticket_reroute(*, ticket: Ticket, actor: Any, pool: Pool, reason: str) -> Ti
         decisions = RoutingDecision.objects.filter(ticket=locked, dry_run=False).order_by(
             "-created_at", "-id"
         )
-        decision = decisions.filter(final=True).first()
+        decision = decisions.filter(ends_run=True).first()
         # The redacted text the router saw (a handoff's own decision may not carry it).
-        routed_text = (
-            decisions.exclude(input_minimised="").values_list("input_minimised", flat=True).first()
-        )
+        routed_text = decisions.exclude(redacted="").values_list("redacted", flat=True).first()
         RoutingLabel.objects.create(
             ticket=locked,
             decision=decision,
             source=RoutingLabel.Source.REROUTE,
             previous_pool_id=locked.pool_id,
             pool=pool,
-            text=(decision.input_minimised if decision else "") or routed_text or "",
+            text=(decision.redacted if decision else "") or routed_text or "",
             reason=cleaned,
             author=actor,
         )

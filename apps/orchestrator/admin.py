@@ -47,9 +47,9 @@ class RoutingDecisionAdmin(ReadOnlyAdmin):
         "latency_ms",
         "cost_usd",
         "valid",
-        "final",
+        "ends_run",
         "dry_run",
     ]
-    list_filter = ["tier", "action", "final", "valid", "dry_run", "pool", "model"]
+    list_filter = ["tier", "action", "ends_run", "valid", "dry_run", "pool", "model"]
     search_fields = ["request_id", "ticket__id", "reason", "error"]
     date_hierarchy = "created_at"

@@ -18,6 +18,8 @@ class DecisionSerializer(serializers.ModelSerializer[RoutingDecision]):
     pool: serializers.SlugRelatedField[Pool] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, allow_null=True
     )
+    # The column's public name (DECISION_COLUMN_FIELDS).
+    final = serializers.BooleanField(source="ends_run", required=False)
 
     class Meta:
         model = RoutingDecision

@@ -273,6 +273,11 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "rule",
 )
 
+# Columns named otherwise than their field: the names above are the public contract (API fields,
+# CSV headers, the `final=1` drill-down) and stayed when the fields got names that say what they
+# hold.
+DECISION_COLUMN_FIELDS: dict[str, str] = {"final": "ends_run", "input_minimised": "redacted"}
+
 
 def decision_columns(*, without: tuple[str, ...] = ()) -> list[str]:
     """The receipt's columns in their one order, less `without` (which must all be columns)."""
@@ -286,7 +291,7 @@ class RoutingDecisionQuerySet(models.QuerySet["RoutingDecision"]):
     """The filters reports, alerts, training and webhooks share.
 
     Words: a *real* decision belongs to a ticket and is no dry run; a *deciding* decision is
-    the attempt that ended its pipeline run (the `final` column); a ticket's *outcome* is its
+    the attempt that ended its pipeline run (`ends_run`); a ticket's *outcome* is its
     latest deciding decision; a *window* is half-open, [since, until).
     """
 
@@ -296,14 +301,14 @@ class RoutingDecisionQuerySet(models.QuerySet["RoutingDecision"]):
 
     def deciding(self) -> Self:
         """The attempts that ended their pipeline run (one per run)."""
-        return self.filter(final=True)
+        return self.filter(ends_run=True)
 
     def ticket_outcomes(self) -> Self:
         """Each ticket's latest deciding decision (among those still in this queryset), when no
         later deciding decision of a real run exists for the ticket."""
         # Decisions are append-only, so a larger id is a later decision.
         later = RoutingDecision.objects.filter(
-            ticket=OuterRef("ticket"), final=True, dry_run=False, id__gt=OuterRef("id")
+            ticket=OuterRef("ticket"), ends_run=True, dry_run=False, id__gt=OuterRef("id")
         )
         return self.real().deciding().filter(~Exists(later))
 
@@ -347,8 +352,9 @@ class RoutingDecision(models.Model):
         ModelVersion, on_delete=models.SET_NULL, null=True, blank=True
     )
     rule = models.ForeignKey(RoutingRule, on_delete=models.SET_NULL, null=True, blank=True)
-    # The customer text as the router saw it: PII redacted by input validation (`redacted`).
-    input_minimised = models.TextField(blank=True)
+    # The customer text as the router saw it: PII redacted by input validation. The column is
+    # `input_minimised` in the APIs and the CSV (DECISION_COLUMN_FIELDS).
+    redacted = models.TextField(blank=True)
     raw_output = models.TextField(blank=True)
     action = models.CharField(max_length=16, choices=Action.choices)
     pool = models.ForeignKey(Pool, on_delete=models.SET_NULL, null=True, blank=True)
@@ -365,8 +371,9 @@ class RoutingDecision(models.Model):
     cache_creation_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     # The attempt that ended its pipeline run (the run's outcome; `deciding()`), which is not
-    # always a ticket's last decision (`ticket_outcomes()`). `final` in the APIs and the CSV.
-    final = models.BooleanField(default=False)
+    # always a ticket's last decision (`ticket_outcomes()`). The column is `final` in the APIs,
+    # the CSV and the `final=1` drill-down (DECISION_COLUMN_FIELDS).
+    ends_run = models.BooleanField(default=False)
     dry_run = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -384,7 +391,7 @@ class RoutingDecision(models.Model):
         ]
         indexes = [
             models.Index(fields=["tier", "created_at"]),
-            models.Index(fields=["final", "created_at"]),
+            models.Index(fields=["ends_run", "created_at"]),
             models.Index(fields=["pool", "created_at"]),
         ]
 

@@ -45,7 +45,7 @@ class DecisionDraft:
     attempts: int = 0  # HTTP requests of a provider call (retries included)
     usage: Usage = field(default_factory=Usage)
     cost: Decimal = Decimal(0)
-    # This attempt ended the run: it is the outcome (stored as RoutingDecision.final).
+    # This attempt ended the run: it is the outcome (stored as RoutingDecision.ends_run).
     ends_run: bool = False
 
 

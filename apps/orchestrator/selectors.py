@@ -93,7 +93,7 @@ def decision_list(
     if ticket is not None:
         decisions = decisions.filter(ticket=ticket)
     if deciding is not None:
-        decisions = decisions.filter(final=deciding)
+        decisions = decisions.filter(ends_run=deciding)
     return decisions
 
 

@@ -121,7 +121,7 @@ def _decision_from_draft(
         prompt_version=draft.prompt_version,
         model_version=draft.model_version,
         rule=draft.rule,
-        input_minimised=outcome.redacted,
+        redacted=outcome.redacted,
         raw_output=draft.raw_output,
         action=draft.action,
         pool=draft.pool,
@@ -136,7 +136,7 @@ def _decision_from_draft(
         cache_read_tokens=draft.usage.cache_read_tokens,
         cache_creation_tokens=draft.usage.cache_creation_tokens,
         cost_usd=draft.cost,
-        final=draft.ends_run,
+        ends_run=draft.ends_run,
         dry_run=dry_run,
     )
 

@@ -115,6 +115,9 @@ class DecisionListApi(PaginatedApi):
         ticket_pool = serializers.CharField(
             source="ticket.pool.slug", default=None, allow_null=True
         )
+        # The columns' public names (DECISION_COLUMN_FIELDS).
+        final = serializers.BooleanField(source="ends_run", required=False)
+        input_minimised = serializers.CharField(source="redacted", required=False, allow_blank=True)
 
         class Meta:
             model = RoutingDecision

@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from apps.orchestrator.models import RoutingDecision, decision_columns
+from apps.orchestrator.models import DECISION_COLUMN_FIELDS, RoutingDecision, decision_columns
 from apps.reports.selectors import decision_trails
 from apps.tickets.models import Ticket
 
@@ -120,7 +120,10 @@ def _decision_csv_cells(d: RoutingDecision, trail: list[RoutingDecision]) -> dic
 
 def _decision_csv_row(d: RoutingDecision, trail: list[RoutingDecision]) -> list[Any]:
     cells = _decision_csv_cells(d, trail)
-    return [cells[c] if c in cells else getattr(d, c) for c in DECISION_COLUMNS]
+    return [
+        cells[c] if c in cells else getattr(d, DECISION_COLUMN_FIELDS.get(c, c))
+        for c in DECISION_COLUMNS
+    ]
 
 
 def decision_rows(decisions: QuerySet[RoutingDecision]) -> Iterator[list[Any]]:

@@ -90,7 +90,7 @@ class ReviewItemAdmin(admin.ModelAdmin[ReviewItem]):
         "status",
     ]
     list_filter = ["status", "kind", "reason", "suggested_pool", AgeFilter, "tier"]
-    search_fields = ["decision__input_minimised", "=ticket__id", "note"]
+    search_fields = ["decision__redacted", "=ticket__id", "note"]
     ordering = ["created_at", "id"]
     list_select_related = ["ticket", "suggested_pool", "decision"]
     actions = ["confirm_suggested", "route_to_pool", "mark_no_pool"]
@@ -135,7 +135,7 @@ class ReviewItemAdmin(admin.ModelAdmin[ReviewItem]):
 
     @admin.display(description="customer's text")
     def customer_text(self, item: ReviewItem) -> str:
-        text = item.decision.input_minimised if item.decision else ""
+        text = item.decision.redacted if item.decision else ""
         if len(text) > TEXT_PREVIEW_CHARS:
             text = text[:TEXT_PREVIEW_CHARS] + "…"
         # format_html escapes the customer's text: it is shown, never interpreted.

@@ -33,7 +33,7 @@ class ReviewItemSerializer(serializers.Serializer[Any]):
         source="suggested_pool.slug", allow_null=True, default=None
     )
     candidates = serializers.JSONField()
-    text = serializers.CharField(source="decision.input_minimised", default="")
+    text = serializers.CharField(source="decision.redacted", default="")
     status = serializers.CharField()
     verdict = serializers.CharField()
     verdict_pool = serializers.CharField(source="verdict_pool.slug", allow_null=True, default=None)

@@ -103,11 +103,13 @@ class ExperimentResult:
 
 
 def _arm_decisions(experiment: PromptExperiment, version: PromptVersion) -> RoutingDecisionQuerySet:
-    decisions = RoutingDecision.objects.real().filter(
-        prompt_version=version, tier__in=PROMPT_TIERS, created_at__gte=experiment.started_at
-    )
-    if experiment.ended_at is not None:
-        decisions = decisions.filter(created_at__lte=experiment.ended_at)
+    decisions = RoutingDecision.objects.real().filter(prompt_version=version, tier__in=PROMPT_TIERS)
+    if experiment.ended_at is None:
+        decisions = decisions.filter(created_at__gte=experiment.started_at)
+    else:
+        # Half-open, like every window: a decision at the very moment the test ended is not
+        # the test's.
+        decisions = decisions.in_window(since=experiment.started_at, until=experiment.ended_at)
     return decisions.order_by()
 
 

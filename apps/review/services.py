@@ -83,10 +83,10 @@ def review_item_open(
 
 def _labelled_text(item: ReviewItem) -> str:
     decisions = RoutingDecision.objects.filter(ticket=item.ticket, dry_run=False).exclude(
-        input_minimised=""
+        redacted=""
     )
-    text = decisions.order_by("-created_at", "-id").values_list("input_minimised", flat=True)
-    return (item.decision.input_minimised if item.decision else "") or text.first() or ""
+    text = decisions.order_by("-created_at", "-id").values_list("redacted", flat=True)
+    return (item.decision.redacted if item.decision else "") or text.first() or ""
 
 
 def review_item_resolve(

@@ -5,16 +5,11 @@ from django.db import IntegrityError
 from django.test import override_settings
 
 from apps.chat.models import Conversation, ConversationEvent, Message
-from apps.chat.selectors import (
-    conversation_authenticate,
-    conversation_get_by_token,
-    event_list_after,
-)
+from apps.chat.selectors import conversation_authenticate, conversation_get_by_token
 from apps.chat.services import conversation_create
 from apps.core.errors import EmptyText, InvalidText, RateLimited, TextTooLong
 from apps.flows.messages import message_post
 from apps.tickets.models import Ticket
-from apps.tickets.services import ticket_status_set
 
 pytestmark = pytest.mark.django_db
 
@@ -34,44 +29,6 @@ def test_wrong_token_or_other_conversation_does_not_authenticate(conversation):
     assert conversation_authenticate(conversation_id=conv_id, token=conversation.token)
     assert conversation_authenticate(conversation_id=conv_id, token="nope") is None
     assert conversation_authenticate(conversation_id=conv_id, token=other.token) is None
-
-
-def test_first_customer_message_opens_a_routing_ticket_and_emits_events(conversation):
-    conv = conversation.conversation
-    posted = message_post(conversation=conv, text="  I was charged twice  ", sender=CUSTOMER)
-    assert posted.created
-    assert posted.message.text == "I was charged twice"
-    ticket = Ticket.objects.get(conversation=conv)
-    assert ticket.status == Ticket.Status.ROUTING
-    assert ticket.pool is None
-    assert posted.message.ticket == ticket
-    frames = [e.frame() for e in event_list_after(conversation_id=conv.id, after=0)]
-    assert [(f["type"], f["seq"]) for f in frames] == [("message", 1), ("status", 2)]
-    assert frames[1] == {
-        "type": "status",
-        "seq": 2,
-        "status": "routing",
-        "pool": None,
-        "pool_name": None,
-    }
-
-
-def test_later_messages_join_the_open_ticket(conversation):
-    conv = conversation.conversation
-    first = message_post(conversation=conv, text="hello", sender=CUSTOMER).message
-    second = message_post(conversation=conv, text="more detail", sender=CUSTOMER).message
-    assert first.ticket_id == second.ticket_id
-    assert Ticket.objects.filter(conversation=conv).count() == 1
-    assert conv.last_seq == 3
-
-
-def test_message_after_resolution_opens_a_new_ticket(conversation):
-    conv = conversation.conversation
-    first = message_post(conversation=conv, text="hello", sender=CUSTOMER).message
-    ticket_status_set(ticket=Ticket.objects.get(conversation=conv), status=Ticket.Status.RESOLVED)
-    again = message_post(conversation=conv, text="one more thing", sender=CUSTOMER).message
-    assert again.ticket_id != first.ticket_id
-    assert Ticket.objects.filter(conversation=conv, status=Ticket.Status.ROUTING).count() == 1
 
 
 def test_duplicate_client_id_stores_one_message_and_no_new_event(conversation):
@@ -139,21 +96,3 @@ def test_rate_limit_is_per_conversation_and_names_the_wait(conversation):
     assert Message.objects.filter(conversation=conv).count() == 3
     other = conversation_create().conversation
     assert message_post(conversation=other, text="unaffected", sender=CUSTOMER).created
-
-
-def test_status_change_emits_a_status_event_with_the_pool(conversation, billing_pool):
-    conv = conversation.conversation
-    message_post(conversation=conv, text="invoice question", sender=CUSTOMER)
-    ticket = Ticket.objects.get(conversation=conv)
-    ticket_status_set(ticket=ticket, status=Ticket.Status.QUEUED, pool=billing_pool)
-    last = event_list_after(conversation_id=conv.id, after=2)
-    assert [e.frame() for e in last] == [
-        {"type": "status", "seq": 3, "status": "queued", "pool": "billing", "pool_name": "Billing"}
-    ]
-
-
-def test_a_queued_ticket_must_have_a_pool(conversation):
-    conv = conversation.conversation
-    message_post(conversation=conv, text="hi", sender=CUSTOMER)
-    with pytest.raises(IntegrityError):
-        Ticket.objects.filter(conversation=conv).update(status=Ticket.Status.QUEUED)

@@ -8,7 +8,6 @@ after every example). Each frame is followed by a probe (tests/fakes/frames.py),
 frame caused is what arrives before the probe's answer.
 """
 
-import os
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,8 +16,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import override_settings
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from apps.chat.models import Message
@@ -43,6 +41,7 @@ from tests.fakes.frames import (
     text_acceptable,
     uuid_like,
 )
+from tests.fuzz import FUZZ, LIMITS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,26 +68,6 @@ CLOSING_CODES = {"auth_failed": 4401, "hello_timeout": 4401, "origin_not_allowed
 EVENTS = {"message", "status", "typing"}  # what a conversation may push at any moment
 KEYS = ["type", "conversation", "token", "last_seq", "client_id", "text"]
 NO_REPLAY = 2**31  # a hello's last_seq past every event: the welcome replays nothing
-
-FUZZ = settings(
-    # Sized for CI (each test well under 30 s); FUZZ_EXAMPLES=2000 for a longer hunt.
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
-    deadline=None,
-    database=None,  # nothing written into the checkout; a failure prints its reproduction
-    print_blob=True,
-    suppress_health_check=[
-        # The conversations are made once per test and shared by its examples on purpose.
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-)
-# The fuzz sends many messages, typing frames and sockets a minute: no rate limit may answer.
-LIMITS = override_settings(
-    CHAT_RATE_LIMIT="100000/minute",
-    CHAT_TYPING_RATE_LIMIT="100000/minute",
-    SOCKET_CONNECT_RATE="100000/minute",
-)
 
 
 @dataclass

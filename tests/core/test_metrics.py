@@ -262,7 +262,7 @@ django.setup()
 from apps.orchestrator.metrics import routing_decisions_record
 from apps.orchestrator.models import RoutingDecision
 routing_decisions_record([
-    RoutingDecision(tier=tier, action="route", latency_ms=5, final=True, model="m",
+    RoutingDecision(tier=tier, action="route", latency_ms=5, ends_run=True, model="m",
                     input_tokens=100, output_tokens=10)
     for tier in sys.argv[1:]
 ])

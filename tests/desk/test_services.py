@@ -36,16 +36,16 @@ def test_a_note_is_stored_for_staff_and_never_reaches_the_customer(desk):
         ticket_note_add(ticket=ticket, actor=desk["bea"], text="  ")
 
 
-def _decision(ticket: Ticket, pool: Pool, *, final: bool, dry_run: bool = False, text: str = ""):
+def _decision(ticket: Ticket, pool: Pool, *, ends_run: bool, dry_run: bool = False, text: str = ""):
     return RoutingDecision.objects.create(
         ticket=ticket,
         tier=RoutingDecision.Tier.LOCAL,
         action=RoutingDecision.Action.ROUTE,
         pool=pool,
         confidence=0.9,
-        final=final,
+        ends_run=ends_run,
         dry_run=dry_run,
-        input_minimised=text,
+        redacted=text,
     )
 
 
@@ -53,9 +53,9 @@ def test_reroute_moves_the_ticket_and_records_the_correction(desk):
     bea, theo, pools = desk["bea"], desk["theo"], desk["pools"]
     ticket = queued(pools["billing"], "I cannot log in since the update")
     ticket_claim(ticket=ticket, actor=bea)
-    _decision(ticket, pools["billing"], final=False, text="earlier")
-    final = _decision(ticket, pools["billing"], final=True, text="I cannot log in")
-    _decision(ticket, pools["billing"], final=False, text="later attempt")
+    _decision(ticket, pools["billing"], ends_run=False, text="earlier")
+    deciding = _decision(ticket, pools["billing"], ends_run=True, text="I cannot log in")
+    _decision(ticket, pools["billing"], ends_run=False, text="later attempt")
     sla_due_at = fresh(ticket).sla_due_at
     moved = ticket_reroute(
         ticket=ticket, actor=bea, pool=pools["technical"], reason="  A login problem "
@@ -67,7 +67,7 @@ def test_reroute_moves_the_ticket_and_records_the_correction(desk):
         RoutingLabel.Source.REROUTE,
         pools["billing"],
         pools["technical"],
-        final,
+        deciding,
     )
     assert (label.text, label.reason, label.author) == ("I cannot log in", "A login problem", bea)
     activity = ticket.activities.get(kind=Kind.REROUTED)

@@ -8,7 +8,6 @@ every example) ever reaches it. An anonymous socket is refused once and ignores 
 Each frame is followed by a probe (tests/fakes/frames.py).
 """
 
-import os
 import re
 import uuid
 from contextlib import asynccontextmanager
@@ -18,10 +17,10 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.test import Client, override_settings
-from hypothesis import HealthCheck, given, settings
+from django.test import Client
+from hypothesis import given
 from hypothesis import strategies as st
 
 from apps.chat.models import Message
@@ -46,6 +45,7 @@ from tests.fakes.frames import (
     send,
     strings,
 )
+from tests.fuzz import FUZZ, LIMITS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,25 +65,6 @@ ERROR_CODES = {
 PUSHED = {"ticket", "presence", "conversation", "typing", "note", "activity", "draft", "context"}
 ANSWERS = {"subscribed", "unsubscribed", "presence", "pong"}  # to subscribe, ..., ping
 KEYS = ["type", "ticket", "presence"]
-
-FUZZ = settings(
-    # Sized for CI (each test well under 30 s); FUZZ_EXAMPLES=2000 for a longer hunt.
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),
-    deadline=None,
-    database=None,  # nothing written into the checkout; a failure prints its reproduction
-    print_blob=True,
-    suppress_health_check=[
-        # The pools, agent and tickets are made once per test and shared by its examples.
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-    ],
-)
-LIMITS = override_settings(
-    CHAT_RATE_LIMIT="100000/minute",
-    CHAT_TYPING_RATE_LIMIT="100000/minute",
-    SOCKET_CONNECT_RATE="100000/minute",
-)
 
 
 @dataclass
@@ -118,7 +99,7 @@ def desk(db) -> Desk:
     pool_membership_set(user=agent, pools=[billing])
     client = Client()
     client.force_login(agent)
-    name = django_settings.SESSION_COOKIE_NAME
+    name = settings.SESSION_COOKIE_NAME
     cookie = (b"cookie", f"{name}={client.cookies[name].value}".encode())
     secret = f"secret-{uuid.uuid4().hex}"
     return Desk(

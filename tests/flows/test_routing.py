@@ -41,7 +41,7 @@ def test_the_outcome_is_applied_while_the_run_holds_the_ticket(pools):  # noqa: 
     def apply(routed: RoutedTicket) -> None:
         seen.append(routed)
         # Inside the run's transaction: its decisions are already written, its lease cleared.
-        assert RoutingDecision.objects.filter(ticket=routed.ticket, final=True).count() == 1
+        assert RoutingDecision.objects.filter(ticket=routed.ticket, ends_run=True).count() == 1
         assert routed.ticket.routing_lease_owner == ""
 
     decision = routing.ticket_route(ticket=ticket, apply=apply)
@@ -69,4 +69,4 @@ def test_an_outcome_that_cannot_be_applied_leaves_nothing_and_the_next_run_route
     ticket_route(ticket=ticket)
     ticket.refresh_from_db()
     assert (ticket.status, ticket.pool) == (Ticket.Status.QUEUED, pools["billing"])
-    assert RoutingDecision.objects.filter(ticket=ticket, final=True).count() == 1
+    assert RoutingDecision.objects.filter(ticket=ticket, ends_run=True).count() == 1

@@ -68,7 +68,7 @@ def test_dry_runs_are_throttled_per_user_with_retry_after(pools, staff_client, s
     assert error["code"] == "rate_limited"
     assert 1 <= error["retry_after"] <= 60
     assert int(refused["Retry-After"]) == error["retry_after"]
-    assert RoutingDecision.objects.filter(dry_run=True, final=True).count() == 2
+    assert RoutingDecision.objects.filter(dry_run=True, ends_run=True).count() == 2
     # The limit is per user: another staff user is not held back.
     other = get_user_model().objects.create_user("other", password="pw", is_staff=True)
     client = APIClient()

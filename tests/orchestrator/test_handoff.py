@@ -36,7 +36,7 @@ def bot_texts(conversation: Conversation) -> list[str]:
 
 
 def final_decisions(ticket: Ticket) -> list[RoutingDecision]:
-    return list(ticket.decisions.filter(final=True).order_by("id"))
+    return list(ticket.decisions.filter(ends_run=True).order_by("id"))
 
 
 def test_asking_before_any_message_is_remembered_and_acknowledged(pools, llm):
@@ -189,7 +189,7 @@ def test_asking_while_awaiting_a_fact_queues_in_that_pool_without_asking_again(p
     assert final_decisions(returned)[-1].tier == Tier.HANDOFF
     assert final_decisions(returned)[-1].pool == pools["refund"]
     # The handoff's decision keeps the (redacted) text, the truth a later correction labels.
-    assert final_decisions(returned)[-1].input_minimised == "I want my money back for the lamp"
+    assert final_decisions(returned)[-1].redacted == "I want my money back for the lamp"
 
 
 def test_a_handoff_from_awaiting_a_fact_keeps_the_injection_flag(pools, llm):

@@ -20,11 +20,13 @@ def a_ticket() -> Ticket:
     return Ticket.objects.create(conversation=conversation_create().conversation)
 
 
-def decide(ticket: Ticket | None, *, final: bool, at: datetime = NOON, **fields) -> RoutingDecision:
+def decide(
+    ticket: Ticket | None, *, ends_run: bool, at: datetime = NOON, **fields
+) -> RoutingDecision:
     fields.setdefault("tier", T.LOCAL)
-    fields.setdefault("action", A.ROUTE if final else A.PASS)
+    fields.setdefault("action", A.ROUTE if ends_run else A.PASS)
     decision = RoutingDecision.objects.create(
-        ticket=ticket, request_id=uuid.uuid4(), final=final, **fields
+        ticket=ticket, request_id=uuid.uuid4(), ends_run=ends_run, **fields
     )
     RoutingDecision.objects.filter(pk=decision.pk).update(created_at=at)
     return decision
@@ -36,18 +38,18 @@ def ids(decisions) -> set[int]:
 
 def test_real_decisions_leave_out_dry_runs_and_decisions_without_a_ticket():
     ticket = a_ticket()
-    real = decide(ticket, final=True)
-    decide(ticket, final=True, dry_run=True)
-    decide(None, final=True, dry_run=True)
-    decide(None, final=True)
+    real = decide(ticket, ends_run=True)
+    decide(ticket, ends_run=True, dry_run=True)
+    decide(None, ends_run=True, dry_run=True)
+    decide(None, ends_run=True)
 
     assert ids(RoutingDecision.objects.real()) == {real.pk}
 
 
 def test_deciding_decisions_are_the_attempts_that_ended_their_run():
     ticket = a_ticket()
-    passed = decide(ticket, final=False)
-    ended = decide(ticket, final=True)
+    passed = decide(ticket, ends_run=False)
+    ended = decide(ticket, ends_run=True)
 
     assert ids(RoutingDecision.objects.deciding()) == {ended.pk}
     assert passed.pk not in ids(RoutingDecision.objects.deciding())
@@ -55,21 +57,21 @@ def test_deciding_decisions_are_the_attempts_that_ended_their_run():
 
 def test_a_tickets_outcome_is_its_latest_deciding_decision_of_a_real_run():
     first, second = a_ticket(), a_ticket()
-    decide(first, final=True, at=NOON)  # routed, then routed again (a customer's answer)
-    decide(first, final=False, at=NOON + timedelta(minutes=1))
-    again = decide(first, final=True, at=NOON + timedelta(minutes=2))
-    decide(first, final=False, at=NOON + timedelta(minutes=3))  # a later pass ends nothing
-    only = decide(second, final=True)
-    decide(second, final=True, dry_run=True)  # a dry run is no later outcome
-    decide(None, final=True)
+    decide(first, ends_run=True, at=NOON)  # routed, then routed again (a customer's answer)
+    decide(first, ends_run=False, at=NOON + timedelta(minutes=1))
+    again = decide(first, ends_run=True, at=NOON + timedelta(minutes=2))
+    decide(first, ends_run=False, at=NOON + timedelta(minutes=3))  # a later pass ends nothing
+    only = decide(second, ends_run=True)
+    decide(second, ends_run=True, dry_run=True)  # a dry run is no later outcome
+    decide(None, ends_run=True)
 
     assert ids(RoutingDecision.objects.ticket_outcomes()) == {again.pk, only.pk}
 
 
 def test_an_outcome_outside_the_queryset_hides_the_earlier_one():
     ticket = a_ticket()
-    early = decide(ticket, final=True, at=NOON)
-    decide(ticket, final=True, at=NOON + timedelta(days=2))
+    early = decide(ticket, ends_run=True, at=NOON)
+    decide(ticket, ends_run=True, at=NOON + timedelta(days=2))
     window = RoutingDecision.objects.in_window(since=NOON, until=NOON + timedelta(days=1))
 
     # The ticket's routing counts once, by its latest outcome, which falls in another window.
@@ -80,10 +82,10 @@ def test_an_outcome_outside_the_queryset_hides_the_earlier_one():
 def test_a_window_includes_its_start_and_leaves_its_end_to_the_next_one():
     ticket = a_ticket()
     since, until = NOON, NOON + timedelta(hours=1)
-    at_start = decide(ticket, final=False, at=since)
-    decide(ticket, final=False, at=since - timedelta(microseconds=1))
-    last_inside = decide(ticket, final=False, at=until - timedelta(microseconds=1))
-    at_end = decide(ticket, final=True, at=until)
+    at_start = decide(ticket, ends_run=False, at=since)
+    decide(ticket, ends_run=False, at=since - timedelta(microseconds=1))
+    last_inside = decide(ticket, ends_run=False, at=until - timedelta(microseconds=1))
+    at_end = decide(ticket, ends_run=True, at=until)
 
     assert ids(RoutingDecision.objects.in_window(since=since, until=until)) == {
         at_start.pk,

@@ -53,7 +53,7 @@ def test_happy_path_llm_routes_and_records_tokens_cost_and_prompt(pools, llm):
     assert ticket.status == Ticket.Status.QUEUED
     assert ticket.pool == pools["billing"]
     final = decisions[-1]
-    assert (final.tier, final.action, final.final) == (Tier.LLM, "route", True)
+    assert (final.tier, final.action, final.ends_run) == (Tier.LLM, "route", True)
     assert final.model == "claude-haiku-4-5"
     assert final.prompt_version is not None
     assert (final.input_tokens, final.output_tokens) == (350, 40)
@@ -196,7 +196,7 @@ def test_invalid_output_is_retried_with_the_errors_then_accepted(pools, llm, bad
     assert not first.valid
     assert first.error
     assert second.valid
-    assert second.final
+    assert second.ends_run
     retry = llm.requests[1].json["messages"]
     assert retry[1]["role"] == "assistant"
     assert retry[2]["content"][0]["type"] == "tool_result"
@@ -467,7 +467,7 @@ def test_the_model_never_sees_the_customers_personal_data(pools, llm):
     sent = json.dumps(llm.requests[0].json)
     for secret in ["4111 1111 1111 1111", "jane.doe@example.com", "7946 0958", "GB82", "WEST 1234"]:
         assert secret not in sent
-    assert "jane.doe" not in decisions[-1].input_minimised
+    assert "jane.doe" not in decisions[-1].redacted
 
 
 def test_routing_works_with_150_pools(db, llm):

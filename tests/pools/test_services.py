@@ -1,6 +1,7 @@
 """The pools' services against the database: assignment, presence, permissions, ticket actions,
-SLA and the events they publish after commit (the desk's own actions are in the permission
-matrix too; their tests are in tests/desk/test_services.py)."""
+SLA and the presence events they publish after commit (the desk's own actions are in the
+permission matrix too; their tests are in tests/desk/test_services.py; how a ticket's changes
+are announced to the desks is in tests/tickets/test_realtime.py)."""
 
 import asyncio
 import json
@@ -42,7 +43,7 @@ from apps.pools.services import (
 )
 from apps.review.models import RoutingLabel
 from apps.tickets.models import Ticket, TicketActivity
-from apps.tickets.realtime import DESK_ALL, desk_pool_group
+from apps.tickets.realtime import desk_pool_group
 
 pytestmark = pytest.mark.django_db
 
@@ -676,56 +677,6 @@ def layer():
     async_to_sync(layer.flush)()
     yield layer
     async_to_sync(layer.flush)()
-
-
-def test_a_queued_ticket_is_announced_to_its_pool_after_commit_without_customer_text(
-    layer, pools, django_capture_on_commit_callbacks
-):
-    billing = pools["billing"]
-    conversation = conversation_create(name="Grace").conversation
-    message_post(
-        conversation=conversation, text="My secret invoice IBAN", sender=Message.Sender.CUSTOMER
-    )
-    ticket = Ticket.objects.get(conversation=conversation)
-    early, late = _listen(desk_pool_group(billing.pk)), _listen(desk_pool_group(billing.pk))
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        ticket_queue(ticket=ticket, pool=billing)
-        assert _received(early) == []  # nothing before the transaction commits
-    assert callbacks
-    events = _stable(_received(late))
-    assert {"type": "desk.ticket", "ticket": ticket.pk, "change": "queued", "status": "queued",
-            "pool": billing.pk, "assignee": None} in events  # fmt: skip
-    assert "IBAN" not in json.dumps(events)
-    assert "Grace" not in json.dumps(events)
-
-
-def test_an_assignment_is_announced_to_the_pool_and_the_supervisors(
-    layer, pools, django_capture_on_commit_callbacks
-):
-    # The agent works the pool: its group reaches them (and every other desk listing it).
-    billing = pools["billing"]
-    ann = staff("ann", pools=(billing,))
-    agent_presence_connect(user=ann)
-    agent_channel = _listen(DESK_ALL)
-    pool_channel = _listen(desk_pool_group(billing.pk))
-    other_pool = _listen(desk_pool_group(pools["technical"].pk))
-    with django_capture_on_commit_callbacks(execute=True):
-        ticket = queued(billing, "Charged twice, card 4242")
-    for channel in (agent_channel, pool_channel):
-        events = _stable(_received(channel))
-        assigned = [e for e in events if e["type"] == "desk.ticket" and e["change"] == "assigned"]
-        assert assigned == [
-            {
-                "type": "desk.ticket",
-                "ticket": ticket.pk,
-                "change": "assigned",
-                "status": "assigned",
-                "pool": billing.pk,
-                "assignee": ann.pk,
-            }
-        ]
-        assert "4242" not in json.dumps(events)
-    assert _received(other_pool) == []
 
 
 def test_a_presence_change_is_announced_to_the_agents_pools(

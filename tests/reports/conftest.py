@@ -30,7 +30,7 @@ DAYS = [START + timedelta(days=i) for i in range((END - START).days + 1)]
 class Step:
     tier: str
     action: str
-    final: bool = False
+    ends_run: bool = False
     confidence: float | None = None
     model: str = ""
     routes: bool = False  # this step carries the ticket's pool
@@ -134,9 +134,9 @@ def _decision(
         output_tokens=tokens[1],
         cache_read_tokens=rng.randrange(0, 200) if calls_model else 0,
         cost_usd=cost,
-        final=step.final,
+        ends_run=step.ends_run,
         dry_run=dry_run,
-        input_minimised=text,
+        redacted=text,
     )
     RoutingDecision.objects.filter(pk=decision.pk).update(created_at=when)
     decision.created_at = when

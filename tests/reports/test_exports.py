@@ -52,9 +52,9 @@ def test_decision_export_round_trips_every_decision_of_the_period(manager_api, h
         assert row["confidence"] == (
             "" if decision.confidence is None else str(decision.confidence)
         )
-        assert row["final"] == ("true" if decision.final else "false")
+        assert row["final"] == ("true" if decision.ends_run else "false")
         assert row["request_id"] == str(decision.request_id)
-        assert row["input_minimised"] == decision.input_minimised
+        assert row["input_minimised"] == decision.redacted
     # Each receipt carries the tier trail of its routing run.
     escalated = next(r for r in rows if r["tier"] == "escalation" and r["final"] == "true")
     assert escalated["trail"].endswith("escalation:route")
@@ -84,7 +84,7 @@ def test_decision_export_reads_rows_in_chunks_not_one_query_per_row(manager_api,
 
 def test_customer_text_that_looks_like_a_formula_is_defused(manager_api, history):
     decision = next(d for d in history.decisions if in_period(d.created_at))
-    RoutingDecision.objects.filter(pk=decision.pk).update(input_minimised='=HYPERLINK("x","y")')
+    RoutingDecision.objects.filter(pk=decision.pk).update(redacted='=HYPERLINK("x","y")')
     rows = read_csv(
         manager_api.get("/api/v1/decisions/export/", {**PERIOD, "ticket": decision.ticket_id})
     )
@@ -101,7 +101,7 @@ def test_ticket_export_round_trips_the_tickets_created_in_the_period(manager_api
     assert list(rows[0]) == exports.TICKET_COLUMNS
     for row, spec in zip(rows, specs, strict=True):
         ticket = Ticket.objects.get(pk=spec.ticket.pk)
-        final = [d for d in spec.decisions if d.final][-1]
+        final = [d for d in spec.decisions if d.ends_run][-1]
         assert row["status"] == ticket.status
         assert row["pool"] == (spec.pool or "")
         assert row["final_tier"] == final.tier

@@ -125,7 +125,7 @@ def test_drilldown_page_lists_the_receipts_and_escapes_customer_text(manager_cli
         if s.template == "llm" and START <= s.created.date() <= END
     )
     RoutingDecision.objects.filter(pk=decision.pk).update(
-        input_minimised='<script>alert("x")</script> my invoice'
+        redacted='<script>alert("x")</script> my invoice'
     )
     page = manager_client.get("/reports/decisions/", {**PERIOD, "ticket": decision.ticket_id})
     html = page.content.decode()

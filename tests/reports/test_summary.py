@@ -49,7 +49,7 @@ class Expected:
         # A ticket's routing counts by its latest final decision, when that is in the period.
         self.routed: list[tuple[TicketSpec, RoutingDecision]] = []
         for spec in self.specs:
-            final = [d for d in spec.decisions if d.final][-1]
+            final = [d for d in spec.decisions if d.ends_run][-1]
             if in_period(final.created_at):
                 self.routed.append((spec, final))
 
@@ -336,7 +336,7 @@ def test_ticket_review_accuracy_confusion_and_sla_drilldowns(manager_api, histor
     for row in body["tickets"]["per_day"]:
         ids = drill_ids(manager_api, row["drill"])
         assert ids == {
-            [d for d in s.decisions if d.final][-1].pk
+            [d for d in s.decisions if d.ends_run][-1].pk
             for s in expected.specs
             if s.created.date().isoformat() == row["day"] and s.pool == row["pool"]
         }
@@ -350,7 +350,7 @@ def test_ticket_review_accuracy_confusion_and_sla_drilldowns(manager_api, histor
         ids = drill_ids(manager_api, cell["drill"])
         assert len(ids) == cell["count"], cell
     breached = {
-        [d for d in s.decisions if d.final][-1].pk
+        [d for d in s.decisions if d.ends_run][-1].pk
         for s in expected.specs
         if s.sla_breached_at and in_period(s.sla_breached_at)
     }

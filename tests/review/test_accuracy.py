@@ -81,7 +81,7 @@ def open_ticket(text: str = "Where is my invoice?") -> Ticket:
 
 def route(tier: str, pool: Pool, **fields) -> RoutingDecision:
     """A ticket's final routing decision as routing records it."""
-    fields = {"action": RoutingDecision.Action.ROUTE, "confidence": 0.9, "final": True} | fields
+    fields = {"action": RoutingDecision.Action.ROUTE, "confidence": 0.9, "ends_run": True} | fields
     return RoutingDecision.objects.create(ticket=open_ticket(), tier=tier, pool=pool, **fields)
 
 
@@ -148,7 +148,7 @@ def sample(pools, reviewer) -> None:
     # Not automatic routes: neither volume nor audits.
     route(Tier.HANDOFF, billing, confidence=None)
     route(Tier.CLARIFY, refund, action=RoutingDecision.Action.CLARIFY)
-    route(Tier.LLM, billing, final=False)
+    route(Tier.LLM, billing, ends_run=False)
     route(Tier.LLM, billing, dry_run=True)
     # Ten days ago: outside a one-week report.
     audited(reviewer, Tier.LOCAL, billing, Verdict.ROUTED, to=refund, when=timedelta(days=10))

@@ -49,7 +49,7 @@ def decision(
     action: str = Action.ROUTE,
     pool: Pool | None = None,
     confidence: float | None = 0.9,
-    final: bool = True,
+    ends_run: bool = True,
     dry_run: bool = False,
 ) -> RoutingDecision:
     """A recorded routing decision (decisions are only ever written by routing itself)."""
@@ -59,7 +59,7 @@ def decision(
         action=action,
         pool=pool,
         confidence=confidence,
-        final=final,
+        ends_run=ends_run,
         dry_run=dry_run,
     )
 
@@ -98,7 +98,7 @@ def synthetic_routes(
             action=Action.ROUTE,
             pool=pool,
             confidence=1.0 if tier == Tier.RULES else 0.9,
-            final=True,
+            ends_run=True,
         )
         for ticket, tier in zip(tickets, tiers, strict=True)
     )
@@ -155,12 +155,12 @@ def test_share_one_audits_every_confident_automatic_route_with_its_tier(pools, t
         {"tier": Tier.HANDOFF, "confidence": None},
         {"tier": Tier.CLARIFY, "action": Action.CLARIFY},
         {"tier": Tier.REVIEW, "action": Action.REVIEW, "confidence": None, "pool": False},
-        {"tier": Tier.LLM, "final": False},
+        {"tier": Tier.LLM, "ends_run": False},
         {"tier": Tier.LLM, "action": Action.ESCALATE, "pool": False},
         {"tier": Tier.LLM, "confidence": None},
         {"tier": Tier.LLM, "dry_run": True},
     ],
-    ids=["handoff", "clarify", "review", "not-final", "escalate", "no-confidence", "dry-run"],
+    ids=["handoff", "clarify", "review", "run-not-ended", "escalate", "no-confidence", "dry-run"],
 )
 def test_decisions_that_are_not_confident_automatic_routes_are_never_sampled(pools, spec):
     spec = dict(spec)
@@ -346,5 +346,5 @@ def test_a_human_handoff_is_not_audited_even_when_a_rule_found_the_pool(pools, s
     ticket_human_request(conversation=ticket.conversation)
     ticket.refresh_from_db()
     assert (ticket.status, ticket.pool) == (Ticket.Status.QUEUED, pools["billing"])
-    assert ticket.decisions.get(final=True).tier == Tier.HANDOFF
+    assert ticket.decisions.get(ends_run=True).tier == Tier.HANDOFF
     assert audits() == []

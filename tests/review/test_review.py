@@ -62,7 +62,7 @@ def test_low_confidence_produces_an_item_with_its_candidates(pools, llm):
     assert item.candidates == [{"pool": "technical", "score": 0.45}]
     assert item.suggested_pool == pools["technical"]
     assert item.decision is not None
-    assert item.decision.final
+    assert item.decision.ends_run
 
 
 @pytest.mark.parametrize(

@@ -71,10 +71,10 @@ def _distilled_labels(*, since: datetime | None, weight: float) -> list[Training
             pool__isnull=False,
             confidence__gte=settings.ROUTER_DISTILL_MIN_CONFIDENCE,
         )
-        .exclude(input_minimised="")
+        .exclude(redacted="")
         .exclude(ticket_id__in=RoutingLabel.objects.values("ticket_id"))
         .order_by("ticket_id", "-created_at", "-id")
-        .values_list("ticket_id", "pool__slug", "input_minimised")
+        .values_list("ticket_id", "pool__slug", "redacted")
     )
     if since is not None:
         decisions = decisions.filter(created_at__gte=since)
