@@ -100,6 +100,46 @@ def test_evaluate_router_json_reports_the_figures(pools, local_model, tmp_path):
     assert sum(sum(row.values()) for row in result["confusion"].values()) == 3
 
 
+def test_evaluate_router_json_gives_local_full_coverage_accuracy_and_precision_at_threshold(
+    pools, local_model, tmp_path
+):
+    # The seed model is sure (>= 0.999) of the first three texts and less sure of the invoice.
+    ModelVersion.objects.filter(pk=local_model.pk).update(threshold=0.999)
+    rows = [
+        ("I forgot my password and cannot log in", "technical"),
+        ("The app crashes every time I upload a file", "billing"),  # labelled against the model
+        ("Please send me the invoice for March", "billing"),
+        ("Are you hiring in Berlin?", "other"),
+    ]
+    data = write_csv(tmp_path / "eval.csv", rows)
+    out = StringIO()
+    call_command("evaluate_router", "--data", str(data), "--json", stdout=out, stderr=StringIO())
+    result = json.loads(out.getvalue())
+    # The pipeline sends the invoice to review (below the threshold, no LLM): 2 of 4 right; the
+    # local model alone names billing for it: 3 of 4.
+    assert result["accuracy"] == 0.5
+    assert result["full_coverage_accuracy"] == 0.75
+    assert result["local_threshold"] == 0.999
+    assert result["local_precision_at_threshold"] == {
+        "billing": {"precision": None, "n": 0},
+        "other": {"precision": 1.0, "n": 1},
+        "technical": {"precision": 0.5, "n": 2},
+    }
+    text = StringIO()
+    call_command("evaluate_router", "--data", str(data), stdout=text, stderr=StringIO())
+    assert "accuracy at full coverage 0.7500" in text.getvalue()
+    assert "technical 0.500 (2)" in text.getvalue()
+
+
+def test_evaluate_router_without_a_local_model_has_no_local_figures(pools, tmp_path):
+    data = write_csv(tmp_path / "eval.csv", [("Please send me the invoice", "billing")])
+    out = StringIO()
+    call_command("evaluate_router", "--data", str(data), "--json", stdout=out, stderr=StringIO())
+    result = json.loads(out.getvalue())
+    assert result["full_coverage_accuracy"] is None
+    assert result["local_precision_at_threshold"] == {}
+
+
 def test_classify_batch_sends_doubtful_texts_in_one_batch_at_half_price(pools, llm, tmp_path):
     llm.default = lambda body: route_reply("technical", 0.9)
     source = write_csv(
