@@ -7,23 +7,35 @@ to pick the threshold. The data is read where it lies (../shared/data beside the
 copied.
 
     .venv/bin/python bench/router_accuracy.py [--data-dir DIR] [--seed 0] [--latency-messages 2000]
+    .venv/bin/python bench/router_accuracy.py --pools-vs-intents [--clinc-domains FILE]
 
 Figures: in-scope accuracy and macro-F1 at full coverage (argmax over the in-scope labels only);
 out-of-scope recall (oos items predicted "other" or below the threshold); at the threshold, the
 accuracy and share of auto-routed messages (confidence >= threshold, "other" included: the tier
 decided) and the review share (below it); expected calibration error over every test message;
 train time; predict() latency per message.
+
+`--pools-vs-intents` compares, in one run and on the same splits, a model trained on pools with
+one trained on the intents under them (routing to the pool by the summed probability of its
+intents): pool accuracy at full coverage, the threshold that holds 98% pool precision on the
+validation texts and the share it auto-routes on test. Bitext: 80/20 split stratified on
+`intent` (1/8 of the 80% for validation), pools `category` (11) and `pool` (4). CLINC150
+(in-scope `train` / `val` / `test`): pools are the 10 domains, read from the `domains.json` of
+clinc/oos-eval (`--clinc-domains`, default `domains.json` in the data directory; `../shared/data`
+has none, so the run is skipped without it).
 """
 
 import argparse
 import csv
 import json
+import math
 import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from scipy.stats import binomtest
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
@@ -240,6 +252,160 @@ def bitext_run(data_dir: Path, *, seed: int, latency_messages: int) -> Figures:
     )
 
 
+@dataclass(frozen=True)
+class PoolsVsIntents:
+    name: str
+    pools: int
+    intents: int
+    n_test: int
+    accuracy: dict[str, float]  # kind ("pools", "intents") -> pool accuracy at full coverage
+    threshold: dict[str, float]
+    auto_share: dict[str, float]
+    auto_accuracy: dict[str, float]
+    train_seconds: dict[str, float]
+    intent_accuracy: float  # the model of intents, on intents
+    only_pools_right: int  # test texts the pools model gets right and the intents model wrong
+    only_intents_right: int
+
+
+def pools_vs_intents(
+    name: str,
+    *,
+    train: list[tuple[str, str]],
+    val: list[tuple[str, str]],
+    test: list[tuple[str, str]],
+    pool_of: dict[str, str],
+    seed: int,
+) -> PoolsVsIntents:
+    """Rows are (text, intent); train on pools and on intents, compare pools on `test`."""
+    print(f"\n[{name}] {len(train):,} training texts ...", flush=True)
+    figures: dict[str, dict[str, float]] = {
+        key: {} for key in ("accuracy", "threshold", "auto_share", "auto_accuracy", "seconds")
+    }
+    right: dict[str, list[bool]] = {}
+    intent_accuracy = float("nan")
+    for kind in ("pools", "intents"):
+        started = time.perf_counter()
+        classifier = LocalClassifier.train(
+            texts=[text for text, _ in train],
+            labels=[pool_of[i] if kind == "pools" else i for _, i in train],
+            groups=pool_of if kind == "intents" else None,
+            seed=seed,
+            show_progress=sys.stderr.isatty(),
+        )
+        figures["seconds"][kind] = time.perf_counter() - started
+        val_predictions = classifier.predict_many([text for text, _ in val])
+        threshold = threshold_for_precision(
+            val_predictions, [pool_of[i] for _, i in val], target_precision=TARGET_PRECISION
+        )
+        predictions = classifier.predict_many([text for text, _ in test])
+        right[kind] = [p.label == pool_of[i] for p, (_, i) in zip(predictions, test, strict=True)]
+        accepted = [
+            hit
+            for hit, p in zip(right[kind], predictions, strict=True)
+            if p.confidence >= threshold
+        ]
+        figures["accuracy"][kind] = sum(right[kind]) / len(test)
+        figures["threshold"][kind] = threshold
+        figures["auto_share"][kind] = len(accepted) / len(test)
+        figures["auto_accuracy"][kind] = sum(accepted) / len(accepted) if accepted else math.nan
+        if kind == "intents":
+            intent_accuracy = sum(
+                p.intent == i for p, (_, i) in zip(predictions, test, strict=True)
+            ) / len(test)
+    pairs = list(zip(right["pools"], right["intents"], strict=True))
+    return PoolsVsIntents(
+        name=name,
+        pools=len({pool_of[i] for _, i in train}),
+        intents=len({i for _, i in train}),
+        n_test=len(test),
+        accuracy=figures["accuracy"],
+        threshold=figures["threshold"],
+        auto_share=figures["auto_share"],
+        auto_accuracy=figures["auto_accuracy"],
+        train_seconds=figures["seconds"],
+        intent_accuracy=intent_accuracy,
+        only_pools_right=sum(p and not i for p, i in pairs),
+        only_intents_right=sum(i and not p for p, i in pairs),
+    )
+
+
+def pools_vs_intents_runs(
+    data_dir: Path, *, seed: int, clinc_domains: Path | None
+) -> list[PoolsVsIntents]:
+    with (data_dir / "bitext_support.csv").open(newline="", encoding="utf-8") as handle:
+        bitext = list(csv.DictReader(handle))
+    rows = [(row["text"], row["intent"]) for row in bitext]
+    train_val, test = train_test_split(
+        rows, test_size=0.2, stratify=[i for _, i in rows], random_state=seed
+    )
+    train, val = train_test_split(
+        train_val, test_size=0.125, stratify=[i for _, i in train_val], random_state=seed
+    )
+    runs = [
+        pools_vs_intents(
+            f"Bitext, {column} as pool",
+            train=train,
+            val=val,
+            test=test,
+            pool_of={row["intent"]: row[column] for row in bitext},
+            seed=seed,
+        )
+        for column in ("category", "pool")
+    ]
+    domains_path = clinc_domains or data_dir / "domains.json"
+    if not domains_path.exists():
+        print(f"\n[CLINC150] skipped: no {domains_path} (clinc/oos-eval data/domains.json)")
+        return runs
+    with domains_path.open(encoding="utf-8") as handle:
+        domains = json.load(handle)
+    with (data_dir / "clinc150_data_full.json").open(encoding="utf-8") as handle:
+        clinc = json.load(handle)
+    runs.append(
+        pools_vs_intents(
+            "CLINC150, domain as pool",
+            train=[(text, intent) for text, intent in clinc["train"]],
+            val=[(text, intent) for text, intent in clinc["val"]],
+            test=[(text, intent) for text, intent in clinc["test"]],
+            pool_of={intent: domain for domain, intents in domains.items() for intent in intents},
+            seed=seed,
+        )
+    )
+    return runs
+
+
+def print_pools_vs_intents(runs: list[PoolsVsIntents]) -> None:
+    width = max(len(f"{run.name}, trained on intents") for run in runs)
+    print(
+        f"\n{'':{width}} | {'pools/intents':>13} | {'accuracy, full coverage':>23} | "
+        f"{'threshold (98% on val)':>22} | {'auto-routed share (its accuracy)':>32} | "
+        f"{'only-right texts':>16} | {'intent acc.':>11} | train s"
+    )
+    for run in runs:
+        for kind in ("pools", "intents"):
+            label = f"{run.name}, trained on {kind}"
+            only = run.only_pools_right if kind == "pools" else run.only_intents_right
+            auto = f"{percent(run.auto_share[kind])} ({percent(run.auto_accuracy[kind])})"
+            print(
+                f"{label:{width}} | {run.pools:>6}/{run.intents:<6} | "
+                f"{percent(run.accuracy[kind]):>23} | {run.threshold[kind]:>22.3f} | "
+                f"{auto:>32}"
+                f" | {only:>16} | "
+                f"{percent(run.intent_accuracy) if kind == 'intents' else '':>11} | "
+                f"{run.train_seconds[kind]:.1f}"
+            )
+    print(f"(test texts: {', '.join(f'{r.name} {r.n_test:,}' for r in runs)})")
+    for run in runs:
+        discordant = run.only_pools_right + run.only_intents_right
+        p = binomtest(run.only_intents_right, discordant).pvalue if discordant else 1.0
+        gain = 100 * (run.accuracy["intents"] - run.accuracy["pools"])
+        print(
+            f"{run.name}: intents - pools {gain:+.2f}"
+            f" points at full coverage; texts only one model gets right: pools "
+            f"{run.only_pools_right}, intents {run.only_intents_right} (exact McNemar p = {p:.2g})"
+        )
+
+
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
@@ -317,7 +483,19 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency-messages", type=int, default=2000)
+    parser.add_argument(
+        "--pools-vs-intents",
+        action="store_true",
+        help="only compare models trained on pools and on intents (see the docstring)",
+    )
+    parser.add_argument("--clinc-domains", type=Path, help="clinc/oos-eval data/domains.json")
     args = parser.parse_args()
+    if args.pools_vs_intents:
+        runs = pools_vs_intents_runs(
+            args.data_dir, seed=args.seed, clinc_domains=args.clinc_domains
+        )
+        print_pools_vs_intents(runs)
+        return
 
     clinc = clinc_runs(args.data_dir, seed=args.seed, latency_messages=args.latency_messages)
     bitext = bitext_run(args.data_dir, seed=args.seed, latency_messages=args.latency_messages)

@@ -231,7 +231,7 @@ class TicketDetailSerializer(TicketSummarySerializer):
     @extend_schema_field(DecisionSerializer(many=True))
     def get_decisions(self, ticket: Ticket) -> Any:
         decisions = RoutingDecision.objects.filter(ticket=ticket, dry_run=False).select_related(
-            "pool"
+            "pool", "intent"
         )
         return DecisionSerializer(decisions, many=True).data
 

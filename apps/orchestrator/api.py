@@ -11,11 +11,14 @@ from rest_framework.views import APIView
 
 from apps.orchestrator.models import RoutingDecision, decision_columns
 from apps.orchestrator.services import text_route_dry_run
-from apps.pools.models import Pool
+from apps.pools.models import Intent, Pool
 
 
 class DecisionSerializer(serializers.ModelSerializer[RoutingDecision]):
     pool: serializers.SlugRelatedField[Pool] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
+    intent: serializers.SlugRelatedField[Intent] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, allow_null=True
     )
     # The column's public name (DECISION_COLUMN_FIELDS).

@@ -3,10 +3,10 @@
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
-from apps.orchestrator.local_model import OTHER
+from apps.orchestrator.local_model import OTHER, Prediction
 from apps.orchestrator.models import RoutingDecision
 from apps.orchestrator.pipeline import RoutingPipeline
 
@@ -27,6 +27,15 @@ class PipelineEvaluation:
     cost_per_1000_usd: float
     latency_p50_ms: float
     latency_p95_ms: float
+    # The local model alone, whatever tier decided: its top pool on every text, no threshold
+    # (None without an active local model) ...
+    full_coverage_accuracy: float | None = None
+    # ... its threshold, and per predicted pool the precision of the texts it would route at
+    # the threshold (confidence >= it) and how many those are (`n`; precision None when 0).
+    local_threshold: float | None = None
+    local_precision_at_threshold: dict[str, dict[str, float | int | None]] = field(
+        default_factory=dict
+    )
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -43,13 +52,22 @@ def pipeline_evaluate(
     *,
     progress: Callable[[Sequence[tuple[str, str]]], Iterable[tuple[str, str]]] = lambda rows: rows,
 ) -> PipelineEvaluation:
-    """Run every text through the pipeline. A text labelled `other` is right when sent to review."""
+    """Run every text through the pipeline. A text labelled `other` is right when sent to review.
+
+    With an active local model, it also labels every text on its own (the text it would see:
+    redacted), for its accuracy at full coverage and its precision per pool at its threshold.
+    """
     truths, predictions, tiers = [], [], Counter[str]()
     latencies, llm_calls, cost = [], 0, Decimal(0)
+    local_labels: list[tuple[str, Prediction]] = []
     for text, label in progress(rows):
         started = time.perf_counter()
         outcome = pipeline.run(text)
         latencies.append((time.perf_counter() - started) * 1000)
+        if pipeline.local is not None:
+            local_labels.append(
+                (label, pipeline.local.classifier.predict(outcome.redacted or text))
+            )
         predicted = (
             outcome.pool.slug if outcome.action in ("route", "clarify") and outcome.pool else REVIEW
         )
@@ -88,6 +106,7 @@ def pipeline_evaluate(
         confusion.setdefault(t, {}).setdefault(p, 0)
         confusion[t][p] += 1
     supported = [v["f1"] for v in per_pool.values() if v["support"]]
+    full_coverage_accuracy, local_precision = _local_figures(local_labels, pipeline)
     return PipelineEvaluation(
         n=n,
         accuracy=sum(t == p for t, p in zip(truths, predictions, strict=True)) / n if n else 0.0,
@@ -100,7 +119,27 @@ def pipeline_evaluate(
         cost_per_1000_usd=float(cost / n * 1000) if n else 0.0,
         latency_p50_ms=_percentile(latencies, 0.5),
         latency_p95_ms=_percentile(latencies, 0.95),
+        full_coverage_accuracy=full_coverage_accuracy,
+        local_threshold=pipeline.local.threshold if local_labels and pipeline.local else None,
+        local_precision_at_threshold=local_precision,
     )
+
+
+def _local_figures(
+    labelled: Sequence[tuple[str, Prediction]], pipeline: RoutingPipeline
+) -> tuple[float | None, dict[str, dict[str, float | int | None]]]:
+    """The local model alone: accuracy at full coverage, precision per pool at its threshold."""
+    if pipeline.local is None or not labelled:
+        return None, {}
+    threshold = pipeline.local.threshold
+    per_pool: dict[str, dict[str, float | int | None]] = {}
+    for pool in sorted({truth for truth, _ in labelled} | {p.label for _, p in labelled}):
+        routed = [truth for truth, p in labelled if p.label == pool and p.confidence >= threshold]
+        per_pool[pool] = {
+            "precision": routed.count(pool) / len(routed) if routed else None,
+            "n": len(routed),
+        }
+    return sum(truth == p.label for truth, p in labelled) / len(labelled), per_pool
 
 
 # Rows of the side-by-side comparison: label, field, format.

@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q
 from apps.core.errors import Conflict
 from apps.core.models import TimeStampedModel
 from apps.orchestrator.rule_engine import RulePatternError, rule_pattern_compile
-from apps.pools.models import Pool
+from apps.pools.models import Intent, Pool
 from apps.tickets.models import Ticket
 
 APPEND_ONLY = "Prompt versions are append-only: create a new version from this one instead."
@@ -189,8 +189,14 @@ class RoutingRule(TimeStampedModel):
 class ModelVersion(models.Model):
     """A trained local classifier, stored signed, with the metrics it was evaluated on."""
 
+    class Kind(models.TextChoices):
+        POOL = "pool", "Pools (a label per pool)"
+        INTENT = "intent", "Intents (a pool by the summed probability of its intents)"
+
     created_at = models.DateTimeField(auto_now_add=True)
+    # What it predicts: pool slugs (and `other`), whatever its kind.
     labels = models.JSONField(default=list)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.POOL)
     artifact = models.BinaryField()
     signature = models.CharField(max_length=64, help_text="HMAC-SHA256 of the artifact.")
     metrics = models.JSONField(default=dict, blank=True)
@@ -271,6 +277,7 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "attempts",
     "model_version",
     "rule",
+    "intent",
 )
 
 # Columns named otherwise than their field: the names above are the public contract (API fields,
@@ -358,6 +365,8 @@ class RoutingDecision(models.Model):
     raw_output = models.TextField(blank=True)
     action = models.CharField(max_length=16, choices=Action.choices)
     pool = models.ForeignKey(Pool, on_delete=models.SET_NULL, null=True, blank=True)
+    # The intent of `pool` a local model of intents routed on (its most likely intent there).
+    intent = models.ForeignKey(Intent, on_delete=models.SET_NULL, null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True)
     valid = models.BooleanField(default=True)

@@ -8,7 +8,7 @@ from typing import Literal
 from apps.orchestrator.local_model import LocalClassifier
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
 from apps.orchestrator.pricing import Usage
-from apps.pools.models import Pool
+from apps.pools.models import Intent, Pool
 
 
 class ReviewReason:
@@ -32,6 +32,7 @@ class DecisionDraft:
     tier: RoutingDecision.Tier
     action: RoutingDecision.Action
     pool: Pool | None = None
+    intent: Intent | None = None  # the intent of `pool` a local model of intents routed on
     confidence: float | None = None
     reason: str = ""
     model: str = ""
@@ -73,3 +74,5 @@ class LocalTier:
     version: ModelVersion
     classifier: LocalClassifier
     threshold: float
+    # A model of intents: the intents it knows that are stored (`Intent`), by slug.
+    intents: dict[str, Intent] = field(default_factory=dict)

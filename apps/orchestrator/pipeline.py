@@ -190,7 +190,16 @@ class RoutingPipeline:
             confidence=prediction.confidence,
             model=f"local-v{self.local.version.pk}",
             model_version=self.local.version,
-            raw_output=json.dumps({"label": prediction.label, "scores": prediction.scores}),
+            raw_output=json.dumps(
+                {"label": prediction.label, "scores": prediction.scores}
+                if prediction.intent is None
+                else {
+                    "label": prediction.label,
+                    "scores": prediction.scores,
+                    "intent": prediction.intent,
+                    "intent_confidence": prediction.intent_confidence,
+                }
+            ),
             latency_ms=_ms(started),
         )
         trail.append(draft)
@@ -214,6 +223,10 @@ class RoutingPipeline:
             draft.reason = f"label {prediction.label!r} is not an active pool"
             return None
         draft.action, draft.pool = Action.ROUTE, self.pools[prediction.label]
+        intent = self.local.intents.get(prediction.intent or "")
+        if intent is not None and intent.pool_id == draft.pool.pk:
+            # Recorded only while the intent is still the pool's (an admin may move it).
+            draft.intent = intent
         return RoutingOutcome("route", draft.pool, trail, text, candidates=candidates)
 
     def _llm(self, text: str, trail: list[DecisionDraft]) -> RoutingOutcome:

@@ -13,12 +13,13 @@ from apps.chat.models import Message
 from apps.orchestrator.local_model import LocalClassifier
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
 from apps.orchestrator.outcomes import LocalTier
-from apps.pools.models import Pool
+from apps.pools.models import Intent, Pool
 from apps.tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
 
-_classifiers: dict[int, LocalClassifier] = {}
+# By (version id, signature): a database restored or rebuilt may reuse an id for another model.
+_classifiers: dict[tuple[int, str], LocalClassifier] = {}
 _classifiers_lock = threading.Lock()
 
 
@@ -40,10 +41,11 @@ def local_tier_active() -> LocalTier | None:
     version = ModelVersion.objects.filter(active=True).defer("artifact").first()
     if version is None:
         return None
-    classifier = _classifiers.get(version.pk)
+    key = (version.pk, version.signature)
+    classifier = _classifiers.get(key)
     if classifier is None:
         with _classifiers_lock:
-            classifier = _classifiers.get(version.pk)
+            classifier = _classifiers.get(key)
             if classifier is None:
                 artifact = bytes(
                     ModelVersion.objects.values_list("artifact", flat=True).get(pk=version.pk)
@@ -55,8 +57,15 @@ def local_tier_active() -> LocalTier | None:
                     return None
                 classifier = LocalClassifier.from_bytes(artifact)
                 _classifiers.clear()  # keep one model in memory
-                _classifiers[version.pk] = classifier
-    return LocalTier(version=version, classifier=classifier, threshold=version.threshold)
+                _classifiers[key] = classifier
+    intents: dict[str, Intent] = {}
+    if classifier.intents:
+        intents = Intent.objects.select_related("pool").in_bulk(
+            list(classifier.intents), field_name="slug"
+        )
+    return LocalTier(
+        version=version, classifier=classifier, threshold=version.threshold, intents=intents
+    )
 
 
 def ticket_routing_text(*, ticket: Ticket) -> str:
@@ -79,7 +88,7 @@ def decision_list(
     deciding: bool | None = None,
 ) -> QuerySet[RoutingDecision]:
     """Routing decisions, newest first, filtered (`deciding`: whether the attempt ended its run)."""
-    decisions = RoutingDecision.objects.select_related("pool", "prompt_version").order_by(
+    decisions = RoutingDecision.objects.select_related("pool", "prompt_version", "intent").order_by(
         "-created_at", "-id"
     )
     if since is not None:

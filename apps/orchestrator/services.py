@@ -125,6 +125,7 @@ def _decision_from_draft(
         raw_output=draft.raw_output,
         action=draft.action,
         pool=draft.pool,
+        intent=draft.intent,
         confidence=draft.confidence,
         reason=draft.reason[:500],
         valid=draft.valid,

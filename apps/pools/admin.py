@@ -8,7 +8,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
-from apps.pools.models import AgentProfile, Pool, PoolMembership
+from apps.pools.models import AgentProfile, Intent, Pool, PoolMembership
 from apps.pools.services import agent_queues_fill, pool_assign_waiting
 
 
@@ -16,6 +16,17 @@ class PoolMembershipInline(admin.TabularInline):  # type: ignore[type-arg]
     model = PoolMembership
     extra = 1
     autocomplete_fields = ["user"]
+
+
+@admin.register(Intent)
+class IntentAdmin(admin.ModelAdmin[Intent]):
+    """Intents as data: an intent belongs to one pool; moving it to another pool takes effect
+    in the local model trained next (a model version keeps the intents it was trained with)."""
+
+    list_display = ["slug", "pool", "description"]
+    list_filter = ["pool"]
+    search_fields = ["slug", "description"]
+    list_select_related = ["pool"]
 
 
 @admin.register(Pool)

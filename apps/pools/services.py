@@ -21,7 +21,7 @@ from apps.chat.models import Attachment, Message
 from apps.core.errors import Conflict, NotFound, PermissionDenied
 from apps.pools import selectors
 from apps.pools.hooks import ticket_queued_listeners
-from apps.pools.models import AgentProfile, Pool, PoolMembership
+from apps.pools.models import AgentProfile, Intent, Pool, PoolMembership
 from apps.tickets.models import Ticket, TicketActivity
 from apps.tickets.payloads import ticket_resolved_payload, ticket_routed_payload
 from apps.tickets.realtime import desk_ticket_publish
@@ -54,6 +54,18 @@ def pool_upsert(
     pool, _created = Pool.objects.update_or_create(slug=slug, defaults=defaults)
     pool.full_clean()
     return pool
+
+
+def intent_ensure(*, slug: str, pool: Pool) -> Intent:
+    """The intent `slug` of `pool`, created if new. An intent belongs to one pool: one already
+    in another pool is a Conflict (moving it is an admin's decision, not a training run's)."""
+    intent, _created = Intent.objects.select_related("pool").get_or_create(
+        slug=slug, defaults={"pool": pool}
+    )
+    if intent.pool_id != pool.pk:
+        raise Conflict(f"Intent {slug!r} is in pool {intent.pool.slug!r}, not {pool.slug!r}.")
+    intent.full_clean()
+    return intent
 
 
 def agent_profile_get(*, user: Any) -> AgentProfile:

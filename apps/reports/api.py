@@ -112,6 +112,9 @@ class DecisionListApi(PaginatedApi):
         pool: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
             slug_field="slug", read_only=True, allow_null=True
         )
+        intent: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+            slug_field="slug", read_only=True, allow_null=True
+        )
         ticket_pool = serializers.CharField(
             source="ticket.pool.slug", default=None, allow_null=True
         )

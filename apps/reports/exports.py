@@ -114,6 +114,7 @@ def _decision_csv_cells(d: RoutingDecision, trail: list[RoutingDecision]) -> dic
         "ticket_pool": d.ticket.pool.slug if d.ticket and d.ticket.pool else None,
         "trail": _trail_text(trail),
         "pool": d.pool.slug if d.pool else None,
+        "intent": d.intent.slug if d.intent else None,
         "prompt_version": d.prompt_version_id,
     }
 

@@ -237,7 +237,7 @@ def report_decision_list(
         decisions = decisions.filter(_pool_condition("ticket__pool__slug", drill.ticket_pool))
     if drill.ticket is not None:
         decisions = decisions.filter(ticket_id=drill.ticket)
-    return decisions.select_related("pool", "prompt_version", "ticket__pool").order_by(
+    return decisions.select_related("pool", "prompt_version", "ticket__pool", "intent").order_by(
         "-created_at", "-id"
     )
 

@@ -3,10 +3,10 @@ from functools import cache
 import pytest
 
 from apps.flows.demo import DEFAULT_POOLS
-from apps.orchestrator.local_model import LocalClassifier, seed_examples
+from apps.orchestrator.local_model import OTHER, LocalClassifier, seed_examples
 from apps.orchestrator.models import ModelVersion
 from apps.orchestrator.selectors import artifact_signature
-from apps.pools.services import pool_upsert
+from apps.pools.services import intent_ensure, pool_upsert
 from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
 
 
@@ -39,6 +39,41 @@ def local_model(db, pools) -> ModelVersion:
     artifact, labels = _seed_artifact()
     return ModelVersion.objects.create(
         labels=labels,
+        artifact=artifact,
+        signature=artifact_signature(artifact),
+        threshold=0.6,
+        training_examples=len(seed_examples()),
+        active=True,
+    )
+
+
+def seed_intents() -> list[tuple[str, str, str]]:
+    """The seed examples as (text, intent, pool): each pool's examples dealt in turn to two
+    intents, `<pool>_a` and `<pool>_b` (made-up intents, for the mechanics)."""
+    return [(text, f"{pool}_{'ab'[i % 2]}", pool) for i, (text, pool) in enumerate(seed_examples())]
+
+
+@cache
+def _intent_artifact() -> bytes:
+    rows = seed_intents()
+    classifier = LocalClassifier.train(
+        texts=[t for t, _, _ in rows],
+        labels=[intent for _, intent, _ in rows],
+        groups={intent: pool for _, intent, pool in rows},
+    )
+    return classifier.to_bytes()
+
+
+@pytest.fixture
+def intent_model(db, pools) -> ModelVersion:
+    """A local model of intents trained on `seed_intents`, active, its intents stored."""
+    for _, intent, pool in seed_intents():
+        if pool != OTHER:
+            intent_ensure(slug=intent, pool=pools[pool])
+    artifact = _intent_artifact()
+    return ModelVersion.objects.create(
+        labels=LocalClassifier.from_bytes(artifact).labels,
+        kind=ModelVersion.Kind.INTENT,
         artifact=artifact,
         signature=artifact_signature(artifact),
         threshold=0.6,

@@ -36,6 +36,17 @@ def test_dry_run_returns_the_decision_and_trail_without_a_ticket_or_cache(pools,
     assert RoutingDecision.objects.filter(dry_run=True, ticket=None).count() == 2
 
 
+def test_dry_run_shows_the_intent_a_model_of_intents_routed_on(pools, intent_model, staff_client):
+    body = staff_client.post(
+        "/api/v1/route/", {"text": "I forgot my password and cannot log in"}, format="json"
+    ).json()
+    assert body["pool"] == "technical"
+    assert body["decision"]["tier"] == "local"
+    assert body["decision"]["intent"] in {"technical_a", "technical_b"}
+    # Added after the columns that were there before it.
+    assert list(body["decision"])[-1] == "intent"
+
+
 def test_dry_run_needs_a_staff_token(pools, db):
     client = APIClient()
     assert client.post("/api/v1/route/", {"text": "hi"}, format="json").status_code == 401

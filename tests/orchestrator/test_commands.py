@@ -8,11 +8,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from apps.orchestrator.local_model import seed_examples
+from apps.orchestrator.local_model import OTHER, LocalClassifier, seed_examples
 from apps.orchestrator.models import ModelVersion
-from apps.pools.models import Pool
+from apps.orchestrator.services import text_route_dry_run
+from apps.pools.models import Intent, Pool
 from apps.review.models import TrainingExample
-from tests.orchestrator.conftest import route_reply
+from tests.orchestrator.conftest import route_reply, seed_intents
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +99,168 @@ def test_evaluate_router_json_reports_the_figures(pools, local_model, tmp_path):
     assert result["n"] == 3
     assert result["llm_call_share"] == 0  # no API key in tests
     assert sum(sum(row.values()) for row in result["confusion"].values()) == 3
+
+
+def test_evaluate_router_json_gives_local_full_coverage_accuracy_and_precision_at_threshold(
+    pools, local_model, tmp_path
+):
+    # The seed model is sure (>= 0.999) of the first three texts and less sure of the invoice.
+    ModelVersion.objects.filter(pk=local_model.pk).update(threshold=0.999)
+    rows = [
+        ("I forgot my password and cannot log in", "technical"),
+        ("The app crashes every time I upload a file", "billing"),  # labelled against the model
+        ("Please send me the invoice for March", "billing"),
+        ("Are you hiring in Berlin?", "other"),
+    ]
+    data = write_csv(tmp_path / "eval.csv", rows)
+    out = StringIO()
+    call_command("evaluate_router", "--data", str(data), "--json", stdout=out, stderr=StringIO())
+    result = json.loads(out.getvalue())
+    # The pipeline sends the invoice to review (below the threshold, no LLM): 2 of 4 right; the
+    # local model alone names billing for it: 3 of 4.
+    assert result["accuracy"] == 0.5
+    assert result["full_coverage_accuracy"] == 0.75
+    assert result["local_threshold"] == 0.999
+    assert result["local_precision_at_threshold"] == {
+        "billing": {"precision": None, "n": 0},
+        "other": {"precision": 1.0, "n": 1},
+        "technical": {"precision": 0.5, "n": 2},
+    }
+    text = StringIO()
+    call_command("evaluate_router", "--data", str(data), stdout=text, stderr=StringIO())
+    assert "accuracy at full coverage 0.7500" in text.getvalue()
+    assert "technical 0.500 (2)" in text.getvalue()
+
+
+def test_evaluate_router_without_a_local_model_has_no_local_figures(pools, tmp_path):
+    data = write_csv(tmp_path / "eval.csv", [("Please send me the invoice", "billing")])
+    out = StringIO()
+    call_command("evaluate_router", "--data", str(data), "--json", stdout=out, stderr=StringIO())
+    result = json.loads(out.getvalue())
+    assert result["full_coverage_accuracy"] is None
+    assert result["local_precision_at_threshold"] == {}
+
+
+def train_on_intents(path, *extra):
+    out = StringIO()
+    call_command(
+        "train_router",
+        "--data",
+        str(path),
+        "--label-column",
+        "intent",
+        "--pool-column",
+        "pool",
+        *extra,
+        stdout=out,
+        stderr=StringIO(),
+    )
+    return out.getvalue()
+
+
+def test_train_router_on_intents_stores_a_model_of_intents_routing_to_pools(pools, tmp_path):
+    data = write_csv(tmp_path / "intents.csv", seed_intents(), header=("text", "intent", "pool"))
+    output = train_on_intents(data, "--no-seed")
+    version = ModelVersion.objects.get(active=True)
+    assert version.kind == ModelVersion.Kind.INTENT
+    assert set(version.labels) == {"billing", "technical", "refund", OTHER}
+    assert version.metrics["accuracy"] > 0.7
+    assert 0 <= version.metrics["intent_accuracy"] <= 1
+    assert "8 intents" in output
+    assert "intent accuracy" in output
+    classifier = LocalClassifier.from_bytes(bytes(version.artifact))
+    assert classifier.intents["refund_b"] == "refund"
+    # The intents of real pools are stored, each in its pool; `other` is no pool.
+    assert sorted(Intent.objects.values_list("slug", "pool__slug")) == [
+        (f"{pool}_{half}", pool) for pool in ("billing", "refund", "technical") for half in "ab"
+    ]
+    # Retraining learns pools: the examples kept for it carry pools.
+    assert set(TrainingExample.objects.values_list("label", flat=True)) == {
+        "billing",
+        "technical",
+        "refund",
+        OTHER,
+    }
+    # A routing run records the pool and the intent of it the model was surest of.
+    ModelVersion.objects.filter(pk=version.pk).update(threshold=0.5)
+    local = text_route_dry_run(text="I forgot my password and cannot log in").decisions[-1]
+    assert (local.tier, local.action, local.pool) == ("local", "route", pools["technical"])
+    assert local.intent is not None
+    assert local.intent.slug in {"technical_a", "technical_b"}
+
+
+def test_train_router_on_intents_with_seed_examples_makes_each_seed_pool_an_intent(pools, tmp_path):
+    rows = [("where is the invoice for my order", "invoice_copy", "billing")] * 3 + [
+        ("the mobile app crashes when I log in", "app_crash", "technical")
+    ] * 3
+    data = write_csv(tmp_path / "intents.csv", rows, header=("text", "intent", "pool"))
+    train_on_intents(data)
+    intents = LocalClassifier.from_bytes(
+        bytes(ModelVersion.objects.get(active=True).artifact)
+    ).intents
+    assert intents["invoice_copy"] == "billing"
+    assert intents["billing"] == "billing"  # the seed examples of billing
+    assert intents[OTHER] == OTHER
+
+
+def test_train_router_refuses_an_intent_given_two_pools_and_names_both(pools, tmp_path):
+    rows = [
+        ("I was charged twice", "double_charge", "billing"),
+        ("I was charged twice, money back please", "double_charge", "refund"),
+        ("the app crashes", "app_crash", "technical"),
+    ]
+    data = write_csv(tmp_path / "intents.csv", rows, header=("text", "intent", "pool"))
+    with pytest.raises(CommandError, match="intent 'double_charge' has pools billing, refund"):
+        train_on_intents(data, "--no-seed")
+    assert not ModelVersion.objects.exists()
+    assert not Intent.objects.exists()
+
+
+def test_train_router_refuses_an_intent_that_the_admin_put_in_another_pool(pools, tmp_path):
+    Intent.objects.create(slug="double_charge", pool=pools["refund"])
+    rows = [
+        ("I was charged twice", "double_charge", "billing"),
+        ("it crashes", "crash", "technical"),
+    ]
+    data = write_csv(tmp_path / "intents.csv", rows, header=("text", "intent", "pool"))
+    with pytest.raises(
+        CommandError,
+        match="intent 'double_charge' is in pool 'billing' in the data and in pool 'refund' in "
+        "the admin",
+    ):
+        train_on_intents(data, "--no-seed")
+    assert not ModelVersion.objects.exists()
+
+
+def test_train_router_on_intents_needs_create_pools_for_unknown_pools(pools, tmp_path):
+    rows = [("where is my parcel", "where_is_parcel", "shipping")] * 4 + [
+        ("the app crashes when I log in", "app_crash", "technical")
+    ] * 4
+    data = write_csv(tmp_path / "intents.csv", rows, header=("text", "intent", "pool"))
+    with pytest.raises(CommandError, match="not pools \\(shipping"):
+        train_on_intents(data, "--no-seed")
+    assert not Pool.objects.filter(slug="shipping").exists()
+    train_on_intents(data, "--no-seed", "--create-pools")
+    assert Intent.objects.get(slug="where_is_parcel").pool.slug == "shipping"
+    assert ModelVersion.objects.get(active=True).labels == ["shipping", "technical"]
+
+
+def test_train_router_on_intents_refuses_intents_that_are_not_slugs(pools, tmp_path):
+    rows = [("hi", "say hello", "billing"), ("the app crashes", "crash", "technical")]
+    data = write_csv(tmp_path / "intents.csv", rows, header=("text", "intent", "pool"))
+    with pytest.raises(CommandError, match=r"intents must be slugs.*say hello"):
+        train_on_intents(data, "--no-seed")
+
+
+def test_train_router_on_pools_stores_a_model_of_pools_as_before(pools, tmp_path):
+    call_command("train_router", stdout=StringIO(), stderr=StringIO())
+    version = ModelVersion.objects.get(active=True)
+    assert version.kind == ModelVersion.Kind.POOL
+    assert "intent_accuracy" not in version.metrics
+    assert LocalClassifier.from_bytes(bytes(version.artifact)).intents == {}
+    ModelVersion.objects.filter(pk=version.pk).update(threshold=0.5)
+    local = text_route_dry_run(text="I forgot my password and cannot log in").decisions[-1]
+    assert (local.tier, local.pool, local.intent) == ("local", pools["technical"], None)
 
 
 def test_classify_batch_sends_doubtful_texts_in_one_batch_at_half_price(pools, llm, tmp_path):

@@ -1,10 +1,14 @@
 """The local-model routing tier: training, routing, probabilities, serialisation and metrics."""
 
+import io
+import json
 import math
 import random
 import time
+import zipfile
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from apps.orchestrator.local_model import (
@@ -16,6 +20,7 @@ from apps.orchestrator.local_model import (
     seed_examples,
     threshold_for_precision,
 )
+from apps.orchestrator.local_model.features import BLOCKS
 from apps.orchestrator.local_model.thresholds import _expected_calibration_error
 
 # Clearly worded messages that are not in the seed CSV; each must route to its pool.
@@ -298,3 +303,92 @@ def test_expected_calibration_error_worked_example():
     ece = _expected_calibration_error([0.95, 0.95, 0.3, 0.3], [True, False, False, False])
     assert ece == pytest.approx(0.5 * 0.45 + 0.5 * 0.3)
     assert _expected_calibration_error([1.0, 0.0], [True, False]) == pytest.approx(0.0)
+
+
+# -- intents under pools ------------------------------------------------------------------
+
+
+def intercept_only(probabilities: dict[str, float], groups: list[str] | None) -> LocalClassifier:
+    """A classifier that knows no words: every text gets `probabilities` (by label)."""
+    labels = sorted(probabilities)
+    return LocalClassifier(
+        labels=labels,
+        vocabularies=[{} for _ in BLOCKS],
+        idf=np.zeros(0),
+        indptr=np.zeros(1, dtype=np.int64),
+        classes=np.zeros(0, dtype=np.int32),
+        weights=np.zeros(0, dtype=np.float32),
+        intercept=np.log([probabilities[label] for label in labels]),
+        temperature=1.0,
+        groups=groups,
+    )
+
+
+def test_a_pool_wins_by_the_summed_probability_of_its_intents_not_by_the_top_intent():
+    # The single most likely intent (0.31) is refund's; billing's three intents sum to 0.69.
+    probabilities = {"invoice": 0.23, "plan": 0.23, "vat": 0.23, "money_back": 0.31}
+    model = intercept_only(probabilities, groups=["billing", "refund", "billing", "billing"])
+    assert model.labels == ["billing", "refund"]
+    assert model.intents == {
+        "invoice": "billing",
+        "money_back": "refund",
+        "plan": "billing",
+        "vat": "billing",
+    }
+    prediction = model.predict("anything at all")
+    assert prediction.label == "billing"
+    assert prediction.confidence == pytest.approx(0.69)
+    assert prediction.scores == pytest.approx({"billing": 0.69, "refund": 0.31})
+    # The intent recorded is the winning pool's most likely one (ties: the first by name).
+    assert prediction.intent == "invoice"
+    assert prediction.intent_confidence == pytest.approx(0.23)
+    # Trained on the same labels as pools, the top intent would have won.
+    assert intercept_only(probabilities, groups=None).predict("x").label == "money_back"
+    assert model.predict_many(["x", "y"]) == [prediction, prediction]
+
+
+def test_a_model_of_intents_round_trips_and_says_so_in_its_format():
+    examples = synthetic_examples(n_classes=6, per_class=12, seed=1)
+    groups = {f"intent-{c:03d}": ("alpha" if c < 4 else "beta") for c in range(6)}
+    model = LocalClassifier.train(
+        texts=[t for t, _ in examples], labels=[label for _, label in examples], groups=groups
+    )
+    assert model.labels == ["alpha", "beta"]
+    assert model.intents == groups
+    data = model.to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        meta = json.loads(np.load(archive.open("meta.npy")).tobytes())
+    assert meta["format"] == "supportdesk-local-model/2"
+    assert meta["groups"] == ["alpha"] * 4 + ["beta"] * 2
+    loaded = LocalClassifier.from_bytes(data)
+    assert loaded.to_bytes() == data
+    for text, intent in examples[:: len(examples) // 12]:
+        prediction = loaded.predict(text)
+        assert prediction == model.predict(text)
+        assert (prediction.label, prediction.intent) == (groups[intent], intent)
+
+
+def test_a_model_of_pools_keeps_its_format_and_gives_no_intent(seed_classifier):
+    data = seed_classifier.to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        meta = json.loads(np.load(archive.open("meta.npy")).tobytes())
+    assert meta["format"] == "supportdesk-local-model/1"
+    assert set(meta) == {"format", "labels", "temperature", "vocabularies"}
+    assert seed_classifier.intents == {}
+    prediction = LocalClassifier.from_bytes(data).predict("I forgot my password")
+    assert (prediction.label, prediction.intent, prediction.intent_confidence) == (
+        "technical",
+        None,
+        None,
+    )
+
+
+def test_training_on_intents_needs_a_group_for_every_intent_and_two_groups():
+    examples = synthetic_examples(n_classes=3, per_class=5, seed=2)
+    texts, labels = [t for t, _ in examples], [label for _, label in examples]
+    with pytest.raises(ValueError, match="labels without a group: intent-002"):
+        LocalClassifier.train(
+            texts=texts, labels=labels, groups={"intent-000": "a", "intent-001": "b"}
+        )
+    with pytest.raises(ValueError, match="at least two groups"):
+        LocalClassifier.train(texts=texts, labels=labels, groups=dict.fromkeys(set(labels), "a"))

@@ -13,6 +13,7 @@ from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
 from apps.flows.routing import ticket_route
 from apps.orchestrator.models import RoutingDecision, RoutingRule
+from apps.pools.models import Intent
 from apps.tickets.models import Ticket
 from tests.fakes import messages_api as api
 from tests.orchestrator.conftest import route_reply
@@ -359,6 +360,31 @@ def test_confident_local_model_routes_without_an_llm_call(pools, llm, local_mode
     assert ticket.pool == pools["technical"]
     assert decisions[-1].tier == Tier.LOCAL
     assert llm.requests == []
+
+
+def test_a_model_of_intents_records_the_pool_and_its_intent_on_the_decision(
+    pools, llm, intent_model
+):
+    ticket, decisions = route("I forgot my password and the reset email never arrives")
+    local = decisions[-1]
+    assert (local.tier, local.action, ticket.pool) == (Tier.LOCAL, "route", pools["technical"])
+    assert local.pool == pools["technical"]
+    assert local.intent is not None
+    assert local.intent.slug in {"technical_a", "technical_b"}
+    assert local.intent.pool == pools["technical"]
+    raw = json.loads(local.raw_output)
+    assert raw["label"] == "technical"
+    assert raw["intent"] == local.intent.slug
+    assert llm.requests == []
+
+
+def test_an_intent_moved_to_another_pool_is_not_recorded_under_the_old_one(
+    pools, llm, intent_model
+):
+    # The model still routes to technical; the admin has since moved its intents to billing.
+    Intent.objects.filter(pool=pools["technical"]).update(pool=pools["billing"])
+    _ticket, decisions = route("I forgot my password and the reset email never arrives")
+    assert (decisions[-1].pool, decisions[-1].intent) == (pools["technical"], None)
 
 
 def test_without_an_api_key_llm_tiers_are_skipped_and_doubt_goes_to_review(pools, settings):

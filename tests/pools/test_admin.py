@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
-from apps.pools.models import AgentProfile, PoolMembership
+from apps.pools.models import AgentProfile, Intent, PoolMembership
 from apps.pools.presence import agent_presence_connect
 from apps.pools.services import pool_upsert, ticket_queue
 from apps.tickets.models import Ticket
@@ -62,3 +62,20 @@ def test_the_user_page_shows_capacity_and_pools(admin_client_, billing):
     page = admin_client_.get(f"/admin/auth/user/{agent.pk}/change/").content.decode().lower()
     assert "agent capacity and presence" in page
     assert "pools this user works" in page
+
+
+def test_an_admin_adds_an_intent_to_a_pool_and_lists_intents_by_pool(admin_client_, billing):
+    response = admin_client_.post(
+        "/admin/pools/intent/add/",
+        {"slug": "invoice_copy", "pool": billing.pk, "description": "A copy of an invoice"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Intent.objects.get(slug="invoice_copy").pool == billing
+    listing = admin_client_.get("/admin/pools/intent/", {"pool__id__exact": billing.pk})
+    assert "invoice_copy" in listing.content.decode()
+    # One pool per intent: the same slug cannot be added again, under any pool.
+    again = admin_client_.post(
+        "/admin/pools/intent/add/", {"slug": "invoice_copy", "pool": billing.pk}
+    )
+    assert again.status_code == 200
+    assert Intent.objects.filter(slug="invoice_copy").count() == 1

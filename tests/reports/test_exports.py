@@ -11,6 +11,7 @@ from django.test import AsyncClient
 from django.test.utils import CaptureQueriesContext
 
 from apps.orchestrator.models import RoutingDecision
+from apps.pools.models import Intent
 from apps.reports import exports
 from apps.tickets.models import Ticket
 from tests.reports.conftest import END, START
@@ -59,6 +60,27 @@ def test_decision_export_round_trips_every_decision_of_the_period(manager_api, h
     escalated = next(r for r in rows if r["tier"] == "escalation" and r["final"] == "true")
     assert escalated["trail"].endswith("escalation:route")
     assert "llm:pass" in escalated["trail"]
+
+
+def test_decisions_name_the_intent_in_a_last_column_of_the_export_and_in_the_api(
+    manager_api, history, pools
+):
+    decision = next(
+        d for d in history.decisions if in_period(d.created_at) and d.tier == "local" and d.pool
+    )
+    intent = Intent.objects.create(slug="password_reset", pool=decision.pool)
+    RoutingDecision.objects.filter(pk=decision.pk).update(intent=intent)
+    rows = read_csv(manager_api.get("/api/v1/decisions/export/", PERIOD))
+    assert exports.DECISION_COLUMNS[-1] == "intent"
+    assert list(rows[0])[-1] == "intent"
+    assert {row["id"]: row["intent"] for row in rows if row["intent"]} == {
+        str(decision.pk): "password_reset"
+    }
+    listed = manager_api.get("/api/v1/decisions/", {**PERIOD, "ticket": decision.ticket_id}).json()[
+        "results"
+    ]
+    assert {d["id"]: d["intent"] for d in listed if d["intent"]} == {decision.pk: "password_reset"}
+    assert list(listed[0])[-1] == "intent"
 
 
 def test_decision_export_uses_the_drilldown_filters(manager_api, history):

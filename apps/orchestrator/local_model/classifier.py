@@ -9,7 +9,7 @@ import json
 import math
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ from apps.orchestrator.local_model.features import (
 )
 
 _FORMAT = "supportdesk-local-model/1"
+# A model of intents grouped into pools: meta adds `groups`, each label's pool. A reader of
+# format 1 would take the intents for pools, so it must refuse these.
+_FORMAT_GROUPED = "supportdesk-local-model/2"
 _SVM_C = 0.5
 _SVM_MAX_ITER = 5000
 _FOLDS = 3
@@ -40,15 +43,25 @@ _TOP_SCORES = 5
 
 @dataclass(frozen=True)
 class Prediction:
-    """One message's label, its calibrated probability and the most likely labels."""
+    """One message's label, its calibrated probability and the most likely labels.
+
+    A model of intents (trained with `groups`) gives the pool whose intents' probabilities sum
+    highest, that sum, and the pool's most likely intent.
+    """
 
     label: str  # a pool slug or OTHER
     confidence: float  # calibrated probability of `label`, 0..1
     scores: dict[str, float]  # the top 5 labels -> probability, most likely first
+    intent: str | None = None  # a model of intents: the most likely intent of `label`
+    intent_confidence: float | None = None  # its probability, 0..1
 
 
 class LocalClassifier:
-    """A TF-IDF + linear SVM text classifier with temperature-scaled probabilities."""
+    """A TF-IDF + linear SVM text classifier with temperature-scaled probabilities.
+
+    With `groups` (each label's pool) it classifies intents and predicts pools: a pool's
+    probability is the sum of its intents' probabilities.
+    """
 
     def __init__(
         self,
@@ -61,8 +74,18 @@ class LocalClassifier:
         weights: NDArray[np.float32],
         intercept: FloatArray,
         temperature: float,
+        groups: Sequence[str] | None = None,
     ) -> None:
         self._labels = labels
+        # A model of intents: `_groups` are the pools, `_group_of[i]` the pool of label i.
+        self._groups: list[str] | None = None
+        self._group_of: IntArray | None = None
+        if groups is not None:
+            if len(groups) != len(labels):
+                raise ValueError(f"{len(labels)} labels but {len(groups)} groups")
+            self._groups = sorted(set(groups))
+            position = {group: i for i, group in enumerate(self._groups)}
+            self._group_of = np.array([position[group] for group in groups], dtype=np.int64)
         self._vocabularies = vocabularies
         self._idf = idf
         self._indptr = indptr
@@ -90,15 +113,26 @@ class LocalClassifier:
         seed: int = 0,
         show_progress: bool = False,
         sample_weight: Sequence[float] | None = None,
+        groups: Mapping[str, str] | None = None,
     ) -> LocalClassifier:
         """Fit the classifier and its probability calibration on labelled texts.
 
         `sample_weight` (one positive number per text, default all 1) makes some examples count
         less, e.g. labels distilled from the LLM's decisions next to people's verdicts: it
         weights the SVM's loss and the calibration's log loss alike.
+
+        `groups` (label -> pool, for every label) makes the labels intents: the SVM and its
+        calibration learn the intents, and `predict` routes to the pool whose intents'
+        probabilities sum highest.
         """
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        if groups is not None:
+            ungrouped = sorted(set(labels) - set(groups))
+            if ungrouped:
+                raise ValueError(f"labels without a group: {', '.join(ungrouped[:10])}")
+            if len({groups[label] for label in labels}) < 2:
+                raise ValueError("training on intents needs intents of at least two groups")
         row_weights: FloatArray | None = None
         if sample_weight is not None:
             row_weights = np.asarray(sample_weight, dtype=np.float64)
@@ -154,12 +188,22 @@ class LocalClassifier:
             weights=weights,
             intercept=intercept,
             temperature=temperature,
+            groups=None if groups is None else [groups[name] for name in names],
         )
 
     @property
     def labels(self) -> list[str]:
-        """The labels this classifier can predict, sorted."""
-        return list(self._labels)
+        """The labels this classifier can predict (a model of intents: the pools), sorted."""
+        return list(self._labels if self._groups is None else self._groups)
+
+    @property
+    def intents(self) -> dict[str, str]:
+        """A model of intents: each intent's pool; {} for a model of pools."""
+        if self._groups is None or self._group_of is None:
+            return {}
+        return {
+            label: self._groups[g] for label, g in zip(self._labels, self._group_of, strict=True)
+        }
 
     def predict(self, text: str) -> Prediction:
         """Label one message."""
@@ -196,12 +240,16 @@ class LocalClassifier:
         ordered: list[list[str]] = []
         for vocabulary in self._vocabularies:
             ordered.append(sorted(vocabulary, key=vocabulary.__getitem__))
-        meta = {
+        meta: dict[str, Any] = {
             "format": _FORMAT,
             "labels": self._labels,
             "temperature": self._temperature,
             "vocabularies": ordered,
         }
+        if self._groups is not None:
+            # A model of pools keeps format 1, byte for byte as before.
+            meta["format"] = _FORMAT_GROUPED
+            meta["groups"] = list(self.intents.values())
         arrays: dict[str, NDArray[Any]] = {
             "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             "idf": self._idf,
@@ -227,8 +275,9 @@ class LocalClassifier:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
             meta = json.loads(arrays.pop("meta").tobytes())
-            if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            if not isinstance(meta, dict) or meta.get("format") not in (_FORMAT, _FORMAT_GROUPED):
                 raise ValueError("unknown format")
+            groups = meta["groups"] if meta["format"] == _FORMAT_GROUPED else None
             vocabularies: list[dict[str, int]] = []
             offset = 0
             for grams in meta["vocabularies"]:
@@ -243,6 +292,7 @@ class LocalClassifier:
                 weights=arrays["weights"],
                 intercept=arrays["intercept"],
                 temperature=float(meta["temperature"]),
+                groups=groups,
             )
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
             raise ValueError("not a serialised local model of a known format") from error
@@ -277,16 +327,37 @@ class LocalClassifier:
         scaled = margins * self._temperature
         probabilities = np.exp(scaled - scaled.max())
         probabilities /= probabilities.sum()
-        if len(probabilities) > _TOP_SCORES:
-            top = np.argpartition(-probabilities, _TOP_SCORES)[:_TOP_SCORES]
-        else:
-            top = np.arange(len(probabilities))
-        top = top[np.argsort(-probabilities[top], kind="stable")]
-        scores = {self._labels[i]: float(probabilities[i]) for i in top}
+        if self._groups is None or self._group_of is None:
+            top = _top(probabilities)
+            best = int(top[0])
+            return Prediction(
+                label=self._labels[best],
+                confidence=float(probabilities[best]),
+                scores={self._labels[i]: float(probabilities[i]) for i in top},
+            )
+        pools: FloatArray = np.bincount(
+            self._group_of, weights=probabilities, minlength=len(self._groups)
+        ).astype(np.float64)
+        top = _top(pools)
         best = int(top[0])
+        # The pool's most likely intent (not the overall top intent, which may be another pool's).
+        intent = int(np.argmax(np.where(self._group_of == best, probabilities, -1.0)))
         return Prediction(
-            label=self._labels[best], confidence=float(probabilities[best]), scores=scores
+            label=self._groups[best],
+            confidence=float(min(pools[best], 1.0)),
+            scores={self._groups[i]: float(min(pools[i], 1.0)) for i in top},
+            intent=self._labels[intent],
+            intent_confidence=float(probabilities[intent]),
         )
+
+
+def _top(probabilities: FloatArray) -> IntArray:
+    """Indices of the _TOP_SCORES largest probabilities, largest first (ties: lower index)."""
+    if len(probabilities) > _TOP_SCORES:
+        top = np.argpartition(-probabilities, _TOP_SCORES)[:_TOP_SCORES]
+    else:
+        top = np.arange(len(probabilities))
+    return top[np.argsort(-probabilities[top], kind="stable")]
 
 
 def _calibration_folds(y: IntArray, n_labels: int, seed: int) -> list[tuple[IntArray, IntArray]]:

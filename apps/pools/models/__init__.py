@@ -1,5 +1,6 @@
 """Pools: teams, their members, and each agent's capacity and presence."""
 
+from apps.pools.models.intent import Intent
 from apps.pools.models.pool import (
     AgentProfile,
     Pool,
@@ -9,6 +10,7 @@ from apps.pools.models.pool import (
 
 __all__ = [
     "AgentProfile",
+    "Intent",
     "Pool",
     "PoolMembership",
     "validate_required_fields",

@@ -22,6 +22,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = [
         "__str__",
         "active",
+        "kind",
         "threshold",
         "holdout_accuracy",
         "holdout_ece",

@@ -4,7 +4,7 @@ import hmac
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +31,7 @@ ACTIVATE_PERMISSION = "orchestrator.change_modelversion"
 def model_version_train(
     *,
     examples: Sequence[tuple[str, str]],
+    intents: Mapping[str, str] | None = None,
     note: str = "",
     activate: bool = True,
     target_precision: float = 0.98,
@@ -42,19 +43,31 @@ def model_version_train(
 
     The threshold is the lowest confidence at which held-out decisions reach
     `target_precision`; the final model is then trained on every example.
+
+    With `intents` (label -> pool, for every label of `examples`) the labels are intents: the
+    model learns them and routes to the pool by the summed probability of its intents
+    (`ModelVersion.Kind.INTENT`); precision, accuracy and threshold are the pools', and the
+    examples kept for retraining carry their pools (retraining learns pools).
     """
     rows = list(examples)
+
+    def pool_of(label: str) -> str:
+        return label if intents is None else intents[label]
+
     rng = random.Random(seed)
     rng.shuffle(rows)
     cut = int(len(rows) * (1 - holdout_share))
     train, held = rows[:cut], rows[cut:]
     metrics: dict[str, object] = {}
     threshold = settings.ROUTER_LOCAL_THRESHOLD
-    if held and len({label for _, label in train}) >= 2:
+    if held and len({pool_of(label) for _, label in train}) >= 2:
         candidate = LocalClassifier.train(
-            texts=[t for t, _ in train], labels=[label for _, label in train], seed=seed
+            texts=[t for t, _ in train],
+            labels=[label for _, label in train],
+            seed=seed,
+            groups=intents,
         )
-        held_texts, held_labels = [t for t, _ in held], [label for _, label in held]
+        held_texts, held_labels = [t for t, _ in held], [pool_of(label) for _, label in held]
         evaluation = evaluate(candidate, texts=held_texts, labels=held_labels)
         predictions = candidate.predict_many(held_texts)
         # A precision measured on a handful of held-out texts says little: the threshold must
@@ -76,11 +89,16 @@ def model_version_train(
             "min_accepted": min_accepted,
             "threshold_met": math.isfinite(threshold),
         }
+        if intents is not None:
+            metrics["intent_accuracy"] = sum(
+                p.intent == label for p, (_, label) in zip(predictions, held, strict=True)
+            ) / len(held)
     classifier = LocalClassifier.train(
         texts=[t for t, _ in rows],
         labels=[label for _, label in rows],
         seed=seed,
         show_progress=show_progress,
+        groups=intents,
     )
     artifact = classifier.to_bytes()
     with transaction.atomic():
@@ -89,6 +107,7 @@ def model_version_train(
             ModelVersion.objects.filter(active=True).update(active=False)
         version = ModelVersion.objects.create(
             labels=classifier.labels,
+            kind=ModelVersion.Kind.POOL if intents is None else ModelVersion.Kind.INTENT,
             artifact=artifact,
             signature=selectors.artifact_signature(artifact),
             metrics=metrics,
@@ -103,7 +122,10 @@ def model_version_train(
                 version=version, previous=previous, note=f"trained: {note}"[:300]
             )
             # What an active model was trained on is the base later retrainings start from.
-            training_examples_store(examples=rows, dataset=note or f"model v{version.pk}")
+            training_examples_store(
+                examples=[(text, pool_of(label)) for text, label in rows],
+                dataset=note or f"model v{version.pk}",
+            )
         return version
 
 

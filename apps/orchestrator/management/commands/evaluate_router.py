@@ -76,6 +76,16 @@ class Command(BaseCommand):
         self.stdout.write(
             "share per tier: " + ", ".join(f"{k} {v:.4f}" for k, v in result.tier_share.items())
         )
+        if result.full_coverage_accuracy is not None:
+            self.stdout.write(
+                f"local model alone: accuracy at full coverage {result.full_coverage_accuracy:.4f}"
+                f"; precision per pool at its threshold {result.local_threshold:.3f} (n routed): "
+                + ", ".join(
+                    f"{pool} {'—' if f['precision'] is None else format(f['precision'], '.3f')}"
+                    f" ({f['n']})"
+                    for pool, f in result.local_precision_at_threshold.items()
+                )
+            )
         self.stdout.write(f"{'pool':24} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>6}")
         for pool, figures in sorted(result.per_pool.items()):
             self.stdout.write(
