@@ -9,7 +9,9 @@ caller's transaction has committed and stays committed.
 
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import kombu.exceptions
@@ -30,7 +32,10 @@ class BackgroundLane:
 
     `threads_setting` names the setting that gives the lane more threads, for work that mostly
     waits on something else (routing waits on the model: one thread would queue fifty new
-    tickets behind each other's model calls). `recovery` says what picks the work up again
+    tickets behind each other's model calls). Those threads still compute one at a time: a
+    task holds the lane's turn except inside `waiting()` (around its model call), so that a
+    burst of work in the lane never takes more of the process than one thread did, and the
+    sockets' database thread keeps its share. `recovery` says what picks the work up again
     when it fails ("the stuck-ticket sweep routes it"): it is written into the log line of
     every failure.
     """
@@ -41,6 +46,7 @@ class BackgroundLane:
         self.threads_setting = threads_setting
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.turn = threading.Lock()  # held by the task that computes; see `waiting`
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -63,9 +69,30 @@ class BackgroundLane:
             outage_log(exc, where=f"queueing {task.name}{args}; {self.recovery}")
 
     def _run(self, task: Task[Any, Any], args: tuple[Any, ...]) -> None:
-        try:
-            task.apply(args=args, throw=True)
-        except Exception:
-            logger.exception("%s%s failed; %s", task.name, args, self.recovery)
-        finally:
-            close_old_connections()
+        with self.turn:
+            _current.lane = self
+            try:
+                task.apply(args=args, throw=True)
+            except Exception:
+                logger.exception("%s%s failed; %s", task.name, args, self.recovery)
+            finally:
+                _current.lane = None
+                close_old_connections()
+
+
+_current = threading.local()  # the lane whose turn this thread holds
+
+
+@contextmanager
+def waiting() -> Iterator[None]:
+    """Around a wait on another service (a model call): another task of this thread's lane may
+    compute meanwhile. Outside a lane's thread (a Celery worker, a request) it does nothing."""
+    lane: BackgroundLane | None = getattr(_current, "lane", None)
+    if lane is None:
+        yield
+        return
+    lane.turn.release()
+    try:
+        yield
+    finally:
+        lane.turn.acquire()

@@ -1,33 +1,62 @@
 """Background lanes in the embedded profile: threads of this process, as many as the lane's
-setting gives (routing mostly waits on the model, so fifty new tickets must not queue)."""
+setting gives (routing mostly waits on the model, so fifty new tickets must not queue), which
+compute one at a time and wait on other services together."""
 
 import threading
+import time
 
-import pytest
 from celery import shared_task
 from django.test import override_settings
 
-from apps.core.background import BackgroundLane
+from apps.core.background import BackgroundLane, waiting
 
-_barrier = threading.Barrier(1)
-_done: list[int] = []
+_state: dict = {}
 
 
 @shared_task
-def _meet(n: int) -> None:
-    _barrier.wait(timeout=5)  # breaks (and the task fails) unless every party runs at once
-    _done.append(n)
+def _wait_together(n: int) -> None:
+    with waiting():  # as a routing run around its model call
+        _state["barrier"].wait(timeout=5)  # breaks unless every task waits at once
+    _state["done"].append(n)
 
 
-@pytest.mark.parametrize("threads", [1, 4])
-@override_settings(BACKGROUND_IN_THREAD=True)
-def test_a_lane_runs_as_many_tasks_at_once_as_its_setting_gives(threads, settings):
-    global _barrier
+@shared_task
+def _compute(n: int) -> None:
+    with _state["lock"]:
+        _state["inside"] += 1
+        _state["most"] = max(_state["most"], _state["inside"])
+    time.sleep(0.02)
+    with _state["lock"]:
+        _state["inside"] -= 1
+    _state["done"].append(n)
+
+
+def _lane(settings, threads: int) -> BackgroundLane:
     settings.LANE_TEST_THREADS = threads
-    _barrier = threading.Barrier(threads)
-    _done.clear()
-    lane = BackgroundLane("test", recovery="nothing", threads_setting="LANE_TEST_THREADS")
-    for n in range(threads):
-        lane.submit(_meet, n)
+    return BackgroundLane("test", recovery="nothing", threads_setting="LANE_TEST_THREADS")
+
+
+@override_settings(BACKGROUND_IN_THREAD=True)
+def test_tasks_of_a_lane_wait_on_other_services_together(settings):
+    _state.update(barrier=threading.Barrier(4), done=[])
+    lane = _lane(settings, 4)
+    for n in range(4):
+        lane.submit(_wait_together, n)
     lane.executor.shutdown(wait=True)
-    assert sorted(_done) == list(range(threads))
+    assert sorted(_state["done"]) == [0, 1, 2, 3]
+
+
+@override_settings(BACKGROUND_IN_THREAD=True)
+def test_tasks_of_a_lane_compute_one_at_a_time(settings):
+    _state.update(lock=threading.Lock(), inside=0, most=0, done=[])
+    lane = _lane(settings, 4)
+    for n in range(6):
+        lane.submit(_compute, n)
+    lane.executor.shutdown(wait=True)
+    assert sorted(_state["done"]) == list(range(6))
+    assert _state["most"] == 1
+
+
+def test_waiting_outside_a_lane_does_nothing():
+    with waiting():
+        pass

@@ -15,6 +15,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message
 
+from apps.core.background import waiting
 from apps.orchestrator.pricing import Usage
 from apps.orchestrator.providers.base import (
     ProviderCall,
@@ -152,7 +153,8 @@ class AnthropicProvider:
         started = time.perf_counter()
         token = _attempts.set(0)
         try:
-            message = self.client.messages.create(**params)
+            with waiting():  # another routing run of this process may compute meanwhile
+                message = self.client.messages.create(**params)
         except anthropic.APIError as exc:
             kind, status = _error_kind(exc)
             elapsed = (time.perf_counter() - started) * 1000
