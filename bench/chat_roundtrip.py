@@ -357,9 +357,10 @@ def main() -> None:
         print(target_line(chat, echo, args.think_ms))
     if args.stack and len(pairs) > 1:
         one, two = pairs[0][0], pairs[1][0]
+        note = " (paced: both carry the offered load; compare in a burst)" if think else ""
         print(
             f"throughput from {asgi_counts[0]} to {asgi_counts[1]} ASGI processes: "
-            f"{two.rate / one.rate:.2f} times"
+            f"{two.rate / one.rate:.2f} times{note}"
         )
     elif len(pairs) > 1:
         (a, _), (b, _) = pairs[:2]
