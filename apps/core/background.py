@@ -8,6 +8,7 @@ caller's transaction has committed and stays committed.
 """
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,22 +25,37 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (kombu.exceptions.OperationalError,
 
 
 class BackgroundLane:
-    """A named line of background work. Embedded, it runs tasks one at a time in its own
-    thread (one writer keeps SQLite calm); with a broker, it sends them to Celery.
+    """A named line of background work. Embedded, it runs tasks in threads of its own (one by
+    default: one writer keeps SQLite calm); with a broker, it sends them to Celery.
 
-    `recovery` says what picks the work up again when it fails ("the stuck-ticket sweep
-    routes it"): it is written into the log line of every failure.
+    `threads_setting` names the setting that gives the lane more threads, for work that mostly
+    waits on something else (routing waits on the model: one thread would queue fifty new
+    tickets behind each other's model calls). `recovery` says what picks the work up again
+    when it fails ("the stuck-ticket sweep routes it"): it is written into the log line of
+    every failure.
     """
 
-    def __init__(self, name: str, *, recovery: str) -> None:
+    def __init__(self, name: str, *, recovery: str, threads_setting: str | None = None) -> None:
         self.name = name
         self.recovery = recovery
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.threads_setting = threads_setting
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                threads = getattr(settings, self.threads_setting) if self.threads_setting else 1
+                self._executor = ThreadPoolExecutor(
+                    max_workers=max(1, threads), thread_name_prefix=self.name
+                )
+            return self._executor
 
     def submit(self, task: Task[Any, Any], *args: Any) -> None:
         """Run `task(*args)` in the background (called after commit)."""
         if settings.BACKGROUND_IN_THREAD:
-            self._executor.submit(self._run, task, args)
+            self.executor.submit(self._run, task, args)
             return
         try:
             task.delay(*args)

@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 
 # A ticket whose routing was not queued, or whose worker died, stays in `routing`: the sweep
 # (tickets_stuck_requeue_task, every ROUTING_STUCK_SWEEP_SECONDS) routes it again.
-_lane = BackgroundLane("router", recovery="the stuck-ticket sweep routes it again")
+_lane = BackgroundLane(
+    "router", recovery="the stuck-ticket sweep routes it again", threads_setting="ROUTING_THREADS"
+)
 
 
 @shared_task(

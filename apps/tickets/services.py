@@ -235,7 +235,9 @@ def ticket_status_set(
         if pool is not None:
             ticket.pool = pool
         ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None
-        ticket.full_clean(exclude=["conversation", "assignee"])
+        # Field checks only: each constraint check and foreign-key check is a query of its own
+        # (a fifth of a routing run); the database holds the same constraints on save.
+        ticket.full_clean(exclude=["conversation", "assignee", "pool"], validate_constraints=False)
         ticket.save()
         publications = conversation_events_append(
             locked, [(ConversationEvent.Type.STATUS, status_payload(ticket))], ticket_id=ticket.pk

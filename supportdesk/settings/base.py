@@ -354,6 +354,10 @@ REVIEW_AUDIT_SEED: int | None = (
 BACKGROUND_IN_THREAD = env_bool_renamed(
     "BACKGROUND_IN_THREAD", old="ROUTER_IN_THREAD", default=not REDIS_URL
 )
+# Threads that route tickets in the embedded profile. A routing run mostly waits on the model
+# (a quarter of a second to seconds), outside any transaction: with one thread, fifty new
+# tickets would wait for each other's model calls. Their short writes take turns on SQLite.
+ROUTING_THREADS = env_int("ROUTING_THREADS", 16)
 # Learning from corrections (docs/orchestrator.md): a retrained local model's threshold is the
 # lowest confidence that keeps the share of wrong pools among its automatic routes at or below
 # this on held-out labels; retraining waits for this many labels from people.

@@ -4,7 +4,13 @@ own error reaches only its submitter; a failed batch fails each of its items."""
 import asyncio
 import threading
 
+import pytest
+
 from apps.core.batching import Batcher
+
+# The batcher writes through the database thread, which closes stale connections around each
+# batch: database access must be allowed even though these writers do not query.
+pytestmark = pytest.mark.django_db
 
 
 class Refused(Exception):
