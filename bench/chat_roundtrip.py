@@ -18,8 +18,10 @@ with 1 ASGI process behind nginx and once with 2, each started afresh; rows `sta
 `stack-2asgi`, then how throughput grows from one to two. Its echo floor is the echo consumer
 under one uvicorn, reached directly (not through nginx), as in the embedded run.
 
-Rate limits and per-address socket bounds are lifted (every customer is 127.0.0.1). No
-ANTHROPIC_* variable of the caller reaches a server; traffic goes only to 127.0.0.1.
+Neither profile is seeded (no pool, no local model, no key): each conversation's first message
+opens a ticket that routing sends to review, as before issue 14. Rate limits and per-address
+socket bounds are lifted (every customer is 127.0.0.1). No ANTHROPIC_* variable of the caller
+reaches a server; traffic goes only to 127.0.0.1.
 
     .venv/bin/python bench/chat_roundtrip.py [--customers 200] [--messages 5] [--think-ms 0] \
         [--servers uvicorn] [--stack] [--asgi 1,2]
