@@ -77,11 +77,15 @@ bench: $(STAMP)
 	@$(PY) bench/router_latency.py
 	@$(PY) bench/router_accuracy.py
 	@$(PY) bench/chat_roundtrip.py
+	@$(PY) bench/chat_roundtrip.py --think-ms 2000
+	@$(PY) bench/chat_memory.py
+	@$(PY) bench/routing_overhead.py
 
 ## Load and soak, both profiles (bench/chat_load.py, bench/soak.py; docs/benchmarks.md): long.
 bench-load: $(STAMP)
 	@bash scripts/system_deps.sh nginx redis-server postgresql
 	@$(PY) bench/chat_load.py
+	@$(PY) bench/chat_roundtrip.py --stack
 	@$(PY) bench/soak.py
 
 lock:

@@ -2,33 +2,70 @@
 
 Each customer opens a conversation, says hello, then sends M messages one after another; the
 round trip is from sending a `message` frame to receiving its stored `message` event back (a
-SQLite write, the event log, the channel layer). The same run measures a bare echo consumer on
-the same server program, so the ratio between the two is comparable across noisy machines.
+database write, the event log, the channel layer). The same run measures a bare echo consumer
+(bench/echo_asgi.py) on the same server program, so the ratio between the two is comparable
+across noisy machines. After the table come issue 14's target lines, from the rows of this run:
 
-    .venv/bin/python bench/chat_roundtrip.py [--customers 200] [--messages 5] \
-        [--servers uvicorn,daphne]
+- burst (`--think-ms 0`): chat msg/s as a share of the echo's (target >= 20%);
+- paced (`--think-ms` > 0): chat p95 as a multiple of the echo's p95 (target <= 10x).
+
+Embedded profile (default): one server process, SQLite, the in-memory channel layer; uvicorn
+only unless `--servers uvicorn,daphne` (the choice of server is made: docs/benchmarks.md).
+
+Scale-out profile (`--stack`): the `make up` stack of scripts/stack.py (PostgreSQL, Redis,
+uvicorn, a Celery worker and beat, nginx with the shipped site) in a temporary directory, once
+with 1 ASGI process behind nginx and once with 2, each started afresh; rows `stack-1asgi` and
+`stack-2asgi`, then how throughput grows from one to two. Its echo floor is the echo consumer
+under one uvicorn, reached directly (not through nginx), as in the embedded run.
+
+Neither profile is seeded (no pool, no local model, no key): each conversation's first message
+opens a ticket that routing sends to review, as before issue 14. Rate limits and per-address
+socket bounds are lifted (every customer is 127.0.0.1). No ANTHROPIC_* variable of the caller
+reaches a server; traffic goes only to 127.0.0.1.
+
+    .venv/bin/python bench/chat_roundtrip.py [--customers 200] [--messages 5] [--think-ms 0] \
+        [--servers uvicorn] [--stack] [--asgi 1,2]
 """
 
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.servers import AsgiServer, embedded_env, manage
+from tests.servers import AsgiServer, NginxServer, Stack, embedded_env, manage, service_env
+
+# Every customer comes from 127.0.0.1: no rate limit or per-address bound may refuse the load.
+LIFTED = {
+    "CHAT_RATE_LIMIT": "100000/minute",
+    "CONVERSATION_CREATE_RATE": "100000/hour",
+    "SOCKET_CONNECT_RATE": "1000000/minute",
+    "SOCKETS_PER_ADDRESS_MAX": "100000",
+}
+BURST_TARGET = 0.20  # chat msg/s >= 20% of the echo's
+PACED_TARGET = 10.0  # chat p95 <= 10x the echo's p95
+# A message not back after this long counts as lost (its customer stops sending).
+RECEIVE_TIMEOUT_SECONDS = 120.0
 
 
 def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
@@ -44,12 +81,38 @@ def create_conversation(base: str) -> dict:
         return json.load(response)
 
 
+@dataclass
+class Tally:
+    """One customer's messages: round trips of those that came back, and how many were sent."""
+
+    timings: list[float]
+    sent: int = 0
+
+
+@dataclass
+class Row:
+    """One row of the table: a server (or stack) and a path, measured in this run."""
+
+    server: str
+    path: str
+    timings: list[float]
+    seconds: float
+    sent: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.timings) / self.seconds if self.seconds else float("nan")
+
+    def p(self, q: float) -> float:
+        return percentile(self.timings, q)
+
+
 async def chat_customer(
-    server: AsgiServer, conversation: dict, messages: int, start: asyncio.Event, think: float
-) -> list[float]:
-    url = server.url.replace("http://", "ws://") + "/ws/chat/"
-    timings = []
-    async with connect(url, origin=Origin(server.url), open_timeout=60, max_queue=None) as ws:
+    base: str, conversation: dict, messages: int, start: asyncio.Event, think: float
+) -> Tally:
+    url = base.replace("http://", "ws://") + "/ws/chat/"
+    tally = Tally([])
+    async with connect(url, origin=Origin(base), open_timeout=60, max_queue=None) as ws:
         await ws.send(
             json.dumps(
                 {
@@ -77,22 +140,25 @@ async def chat_customer(
                     }
                 )
             )
-            while True:
-                frame = json.loads(await ws.recv())
-                if frame.get("type") == "error":
-                    raise RuntimeError(f"server refused a message: {frame}")
-                if frame.get("client_id") == client_id:
-                    timings.append((time.perf_counter() - sent) * 1000)
-                    break
-    return timings
+            tally.sent += 1
+            try:
+                async with asyncio.timeout(RECEIVE_TIMEOUT_SECONDS):
+                    while True:
+                        frame = json.loads(await ws.recv())
+                        if frame.get("type") == "error":
+                            raise RuntimeError(f"server refused a message: {frame}")
+                        if frame.get("client_id") == client_id:
+                            tally.timings.append((time.perf_counter() - sent) * 1000)
+                            break
+            except TimeoutError:
+                return tally  # counted as lost: sent but never seen back
+    return tally
 
 
-async def echo_customer(
-    server: AsgiServer, messages: int, start: asyncio.Event, think: float
-) -> list[float]:
-    url = server.url.replace("http://", "ws://") + "/ws/echo/"
-    timings = []
-    async with connect(url, origin=Origin(server.url), open_timeout=60) as ws:
+async def echo_customer(base: str, messages: int, start: asyncio.Event, think: float) -> Tally:
+    url = base.replace("http://", "ws://") + "/ws/echo/"
+    tally = Tally([])
+    async with connect(url, origin=Origin(base), open_timeout=60) as ws:
         await start.wait()
         await asyncio.sleep(random.uniform(0, think))
         for n in range(messages):
@@ -103,12 +169,19 @@ async def echo_customer(
             )
             sent = time.perf_counter()
             await ws.send(payload)
-            await ws.recv()
-            timings.append((time.perf_counter() - sent) * 1000)
-    return timings
+            tally.sent += 1
+            try:
+                async with asyncio.timeout(RECEIVE_TIMEOUT_SECONDS):
+                    await ws.recv()
+            except TimeoutError:
+                return tally
+            tally.timings.append((time.perf_counter() - sent) * 1000)
+    return tally
 
 
-async def run_load(make_customer, customers: int) -> tuple[list[float], float]:
+async def run_load(
+    make_customer: Callable[[asyncio.Event], Coroutine[Any, Any, Tally]], customers: int
+) -> tuple[list[float], float, int]:
     start = asyncio.Event()
     tasks = [asyncio.create_task(make_customer(start)) for _ in range(customers)]
     await asyncio.sleep(0.5)  # let every socket connect before the clock starts
@@ -116,98 +189,186 @@ async def run_load(make_customer, customers: int) -> tuple[list[float], float]:
     start.set()
     results = await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - began
-    return [t for timings in results for t in timings], elapsed
+    return [t for r in results for t in r.timings], elapsed, sum(r.sent for r in results)
 
 
-def measure(server_name: str, customers: int, messages: int, think: float, workdir: Path) -> dict:
-    env = embedded_env(
-        workdir,
-        CHAT_RATE_LIMIT="100000/minute",
-        CONVERSATION_CREATE_RATE="100000/hour",
-        # Every customer comes from 127.0.0.1: lift the per-address socket bounds.
-        SOCKET_CONNECT_RATE="1000000/minute",
-        SOCKETS_PER_ADDRESS_MAX="100000",
+def chat_row(name: str, base: str, customers: int, messages: int, think: float) -> Row:
+    with ThreadPoolExecutor(16) as pool:
+        conversations = list(pool.map(create_conversation, [base] * customers))
+    iterator = iter(conversations)
+    timings, elapsed, sent = asyncio.run(
+        run_load(
+            lambda start: chat_customer(base, next(iterator), messages, start, think), customers
+        )
     )
-    env["SQLITE_PATH"] = str(workdir / f"{server_name}.sqlite3")
-    manage("migrate", "--noinput", env=env)
-    chat = AsgiServer(env, log=workdir / f"{server_name}-chat.log", server=server_name)
+    return Row(name, "chat", timings, elapsed, sent)
+
+
+def echo_row(
+    name: str, server_name: str, customers: int, messages: int, think: float, workdir: Path
+) -> Row:
     echo = AsgiServer(
-        env,
-        log=workdir / f"{server_name}-echo.log",
+        embedded_env(workdir),
+        log=workdir / f"{name}-echo.log",
         server=server_name,
         app="bench.echo_asgi:application",
         health_path=None,
     )
-    figures = {}
-    try:
-        chat.start()
-        with ThreadPoolExecutor(16) as pool:
-            conversations = list(pool.map(create_conversation, [chat.url] * customers))
-        iterator = iter(conversations)
-        timings, elapsed = asyncio.run(
-            run_load(
-                lambda start: chat_customer(chat, next(iterator), messages, start, think), customers
-            )
-        )
-        figures["chat"] = (timings, elapsed)
-    finally:
-        chat.stop()
     try:
         echo.start()
-        timings, elapsed = asyncio.run(
-            run_load(lambda start: echo_customer(echo, messages, start, think), customers)
+        timings, elapsed, sent = asyncio.run(
+            run_load(lambda start: echo_customer(echo.url, messages, start, think), customers)
         )
-        figures["echo"] = (timings, elapsed)
     finally:
         echo.stop()
-    return figures
+    return Row(name, "echo", timings, elapsed, sent)
+
+
+def embedded_rows(
+    server_name: str, customers: int, messages: int, think: float, workdir: Path
+) -> list[Row]:
+    env = embedded_env(workdir, **LIFTED)
+    env["SQLITE_PATH"] = str(workdir / f"{server_name}.sqlite3")
+    manage("migrate", "--noinput", env=env)
+    chat = AsgiServer(env, log=workdir / f"{server_name}-chat.log", server=server_name)
+    try:
+        chat.start()
+        row = chat_row(server_name, chat.url, customers, messages, think)
+    finally:
+        chat.stop()
+    return [row, echo_row(server_name, server_name, customers, messages, think, workdir)]
+
+
+def scale_stack(workdir: Path, asgi: int) -> Stack:
+    """The `make up` stack with `asgi` (1 or 2) uvicorn processes behind nginx, not started."""
+    stack = Stack(
+        workdir,
+        env_base=service_env(os.environ),
+        extra_env={**LIFTED, "LOG_LEVEL": "WARNING"},
+    )
+    if asgi == 1:
+        # The shipped site names two upstream servers: both name the one process here.
+        stack.servers = stack.servers[:1]
+        stack.nginx = NginxServer(workdir / "nginx", stack.port, (stack.asgi_ports[0],) * 2)
+    elif asgi != 2:
+        raise ValueError("the stack runs 1 or 2 ASGI processes")
+    return stack
+
+
+def stack_row(asgi: int, customers: int, messages: int, think: float, workdir: Path) -> Row:
+    stack = scale_stack(workdir / f"stack-{asgi}asgi", asgi)
+    with stack:  # stops every process it started, on errors too
+        return chat_row(f"stack-{asgi}asgi", stack.url, customers, messages, think)
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(8, *(len(row.server) for row in rows))
+    print(
+        f"{'server':{width}} {'path':5} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'msg/s':>8}"
+    )
+    for row in rows:
+        print(
+            f"{row.server:{width}} {row.path:5} {len(row.timings):>6} {row.p(0.5):>8.1f} "
+            f"{row.p(0.95):>8.1f} {row.p(0.99):>8.1f} {row.rate:>8.0f}"
+        )
+
+
+def target_line(chat: Row, echo: Row, think_ms: float) -> str:
+    """Issue 14's target for this run's kind (burst or paced), from two rows of the run."""
+    if think_ms == 0:
+        share = chat.rate / echo.rate
+        met = "met" if share >= BURST_TARGET else "not met"
+        return (
+            f"burst: chat msg/s = {share:.1%} of echo's (target >= {BURST_TARGET:.0%}): {met} "
+            f"[{chat.server} {chat.rate:.0f} vs {echo.server} echo {echo.rate:.0f} msg/s]"
+        )
+    times = chat.p(0.95) / echo.p(0.95)
+    met = "met" if times <= PACED_TARGET else "not met"
+    return (
+        f"paced: chat p95 = {times:.1f}x echo's p95 (target <= {PACED_TARGET:.0f}x): {met} "
+        f"[{chat.server} {chat.p(0.95):.1f} ms vs {echo.server} echo {echo.p(0.95):.1f} ms]"
+    )
 
 
 def main() -> None:
+    # A plain `kill` unwinds like Ctrl-C: every server started so far is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5, help="messages per customer")
-    parser.add_argument("--servers", default="uvicorn,daphne")
+    parser.add_argument(
+        "--servers",
+        default="uvicorn",
+        help="embedded profile: uvicorn, daphne or both (comma-separated)",
+    )
     parser.add_argument(
         "--think-ms",
         type=float,
         default=0,
         help="pause between one customer's messages (0: back to back, a burst)",
     )
+    parser.add_argument(
+        "--stack", action="store_true", help="the scale-out profile (make up) instead"
+    )
+    parser.add_argument("--asgi", default="1,2", help="with --stack: ASGI processes per run")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sd-bench-"))
+    think = args.think_ms / 1000
+    profile = (
+        "scale-out profile (make up: PostgreSQL, Redis, uvicorn behind nginx, Celery); "
+        "echo: one uvicorn, direct"
+        if args.stack
+        else "embedded profile (SQLite, in-memory layer)"
+    )
     print(
         f"chat round trip: {args.customers} concurrent customers x {args.messages} messages, "
-        f"{args.think_ms:.0f} ms apart, loopback, embedded profile (SQLite, in-memory layer)"
+        f"{args.think_ms:.0f} ms apart, loopback, {profile}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores"
     )
+    rows: list[Row] = []
+    pairs: list[tuple[Row, Row]] = []
+    asgi_counts = [int(n) for n in args.asgi.split(",")]
+    if args.stack:
+        echo = echo_row("uvicorn", "uvicorn", args.customers, args.messages, think, workdir)
+        for asgi in asgi_counts:
+            chat = stack_row(asgi, args.customers, args.messages, think, workdir)
+            rows.append(chat)
+            pairs.append((chat, echo))
+        rows.append(echo)
+    else:
+        for server_name in args.servers.split(","):
+            chat, echo = embedded_rows(server_name, args.customers, args.messages, think, workdir)
+            rows += [chat, echo]
+            pairs.append((chat, echo))
+    print_table(rows)
     print(
-        f"{'server':8} {'path':5} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'msg/s':>8}"
-    )
-    summary = []
-    for server_name in args.servers.split(","):
-        figures = measure(server_name, args.customers, args.messages, args.think_ms / 1000, workdir)
-        row = {}
-        for path, (timings, elapsed) in figures.items():
-            p50, p95, p99 = (percentile(timings, q) for q in (0.5, 0.95, 0.99))
-            row[path] = (p50, p95)
-            rate = len(timings) / elapsed
-            print(
-                f"{server_name:8} {path:5} {len(timings):>6} "
-                f"{p50:>8.1f} {p95:>8.1f} {p99:>8.1f} {rate:>8.0f}"
-            )
-        summary.append((server_name, row))
-    for server_name, row in summary:
-        print(
-            f"{server_name}: chat/echo ratio p50 {row['chat'][0] / row['echo'][0]:.2f}x, "
-            f"p95 {row['chat'][1] / row['echo'][1]:.2f}x"
+        "messages: "
+        + "; ".join(
+            f"{row.server} {row.path} sent {row.sent}, back {len(row.timings)}" for row in rows
         )
-    if len(summary) > 1:
-        (a, ra), (b, rb) = summary[:2]
+    )
+    for chat, echo in pairs:
         print(
-            f"chat {a}/{b}: p50 {ra['chat'][0] / rb['chat'][0]:.2f}x, "
-            f"p95 {ra['chat'][1] / rb['chat'][1]:.2f}x"
+            f"{chat.server}: chat/echo ratio p50 {chat.p(0.5) / echo.p(0.5):.2f}x, "
+            f"p95 {chat.p(0.95) / echo.p(0.95):.2f}x"
+        )
+    for chat, echo in pairs:
+        print(target_line(chat, echo, args.think_ms))
+    if args.stack and len(pairs) > 1:
+        one, two = pairs[0][0], pairs[1][0]
+        note = " (paced: both carry the offered load; compare in a burst)" if think else ""
+        print(
+            f"throughput from {asgi_counts[0]} to {asgi_counts[1]} ASGI processes: "
+            f"{two.rate / one.rate:.2f} times{note}"
+        )
+    elif len(pairs) > 1:
+        (a, _), (b, _) = pairs[:2]
+        print(
+            f"chat {a.server}/{b.server}: p50 {a.p(0.5) / b.p(0.5):.2f}x, "
+            f"p95 {a.p(0.95) / b.p(0.95):.2f}x"
         )
     print(f"(server logs in {workdir}; one run; compare ratios, not absolute figures)")
 
