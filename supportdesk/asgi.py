@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -30,3 +31,8 @@ application = ProtocolTypeRouter(
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+# Everything loaded so far (Django, the apps, the model) lives as long as the process: moved out
+# of the collector's reach, it is no longer walked by every full collection, which paused the
+# event loop and the database thread for over 100 ms at a time under a steady chat load.
+gc.freeze()
