@@ -73,6 +73,25 @@ def test_train_router_works_for_150_pools(db, tmp_path):
     assert TrainingExample.objects.count() == len(rows)
 
 
+def test_train_router_creates_pools_for_labels_that_are_not_slugs_and_trains_on_them(db, tmp_path):
+    rows = [(f"how do I change the email of my account {n}", "ACCOUNT") for n in range(6)]
+    rows += [(f"where is my parcel number {n}", "Delivery Info") for n in range(6)]
+    data = write_csv(tmp_path / "upper.csv", rows)
+    call_command(
+        "train_router",
+        "--data",
+        str(data),
+        "--create-pools",
+        "--no-seed",
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+    assert set(Pool.objects.values_list("slug", flat=True)) >= {"account", "delivery-info"}
+    version = ModelVersion.objects.get(active=True)
+    assert set(version.labels) >= {"account", "delivery-info"}
+    assert version.training_examples == len(rows)  # none was dropped
+
+
 def test_evaluate_router_json_reports_the_figures(pools, local_model, tmp_path):
     rows = [
         ("I forgot my password and cannot log in", "technical"),

@@ -79,7 +79,9 @@ class Command(BaseCommand):
             for label in unknown
         }
         active = set(Pool.objects.filter(active=True).values_list("slug", flat=True))
-        if intents is not None:
+        if intents is None:  # a label that is not a slug ("ACCOUNT") trains its pool's slug
+            rows = [(text, created.get(label, label)) for text, label in rows]
+        else:
             intents = {intent: created.get(pool, pool) for intent, pool in intents.items()}
             self._intents_store(intents)
         if not options["no_seed"]:
