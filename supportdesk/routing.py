@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from apps.chat.consumers import CustomerChatConsumer
 from apps.desk.consumers import DeskConsumer
+from apps.widget.consumers import CustomerChatConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/", CustomerChatConsumer.as_asgi()),

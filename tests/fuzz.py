@@ -1,4 +1,4 @@
-"""What the socket fuzz tests (tests/chat/test_socket_fuzz.py, tests/desk/test_socket_fuzz.py)
+"""What the socket fuzz tests (tests/widget/test_socket_fuzz.py, tests/desk/test_socket_fuzz.py)
 share: hypothesis's settings and the rate limits lifted. The frames they draw are in
 tests/fakes/frames.py."""
 

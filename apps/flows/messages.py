@@ -15,7 +15,7 @@ from apps.chat.services import MessagePosted as MessagePosted  # re-exported for
 from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.core.ratelimit import rate_limit_hit
 from apps.flows.routing import ticket_human_request
-from apps.orchestrator.tasks import ticket_route_enqueue
+from apps.flows.tasks import ticket_route_enqueue
 from apps.pools.selectors import ticket_can_access
 from apps.pools.services import ticket_reply
 from apps.tickets.models import Ticket

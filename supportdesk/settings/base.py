@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "apps.desk",
     "apps.reports",
     "apps.webhooks",
+    "apps.flows",  # no models: its routing tasks and commands (seed_demo, route_stuck)
 ]
 
 MIDDLEWARE = [

@@ -55,8 +55,3 @@ def test_tasks_of_a_lane_compute_one_at_a_time(settings):
     lane.executor.shutdown(wait=True)
     assert sorted(_state["done"]) == list(range(6))
     assert _state["most"] == 1
-
-
-def test_waiting_outside_a_lane_does_nothing():
-    with waiting():
-        pass

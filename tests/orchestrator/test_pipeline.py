@@ -537,7 +537,7 @@ def test_the_system_prompt_stays_under_500_tokens_for_the_default_pools(pools, l
 
 
 def test_a_task_for_a_deleted_ticket_does_nothing(db):
-    from apps.orchestrator.tasks import ticket_route_task
+    from apps.flows.tasks import ticket_route_task
 
     assert ticket_route_task.apply(args=(999_999,)).successful()
 

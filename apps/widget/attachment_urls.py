@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from apps.chat import attachment_api
+from apps.widget import attachment_api
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path(

@@ -18,7 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.chat.api import ConversationApiView, MessageSerializer
 from apps.chat.attachments import (
     FileTooLarge,
     UploadSizeLimitHandler,
@@ -31,6 +30,7 @@ from apps.core.bodylimit import BodyLimit
 from apps.core.errors import NotFound
 from apps.flows.messages import attachment_post, ticket_attachment_post
 from apps.pools.selectors import attachment_get_readable, ticket_get_visible
+from apps.widget.api import ConversationApiView, MessageSerializer
 
 # Room for the multipart envelope and a caption next to the largest allowed file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024

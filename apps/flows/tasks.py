@@ -1,4 +1,8 @@
-"""Background routing: a Celery task per ticket, or a thread in the embedded profile."""
+"""Background routing: a Celery task per ticket, or a thread in the embedded profile.
+
+The tasks keep the names they had before they moved here from apps/orchestrator/tasks.py: a
+task queued under the old name still runs after a rolling restart.
+"""
 
 import logging
 from typing import Any
@@ -21,6 +25,7 @@ _lane = BackgroundLane(
 
 
 @shared_task(
+    name="apps.orchestrator.tasks.ticket_route_task",
     bind=True,
     acks_late=True,
     max_retries=5,
@@ -37,7 +42,7 @@ def ticket_route_task(self: Task[Any, Any], ticket_id: int) -> None:
     ticket_route(ticket=ticket, run_id=self.request.id)
 
 
-@shared_task
+@shared_task(name="apps.orchestrator.tasks.tickets_stuck_requeue_task")
 def tickets_stuck_requeue_task() -> None:
     """Route again tickets that stayed in `routing` (a worker or process died mid-way)."""
     for ticket_id in tickets_stuck_requeue():

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.chat import api
+from apps.widget import api
 
 urlpatterns = [
     path("conversations/", api.ConversationCreateApi.as_view(), name="conversation-create"),

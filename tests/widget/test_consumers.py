@@ -228,7 +228,7 @@ async def test_a_deeply_nested_frame_gets_an_error_frame_and_the_socket_keeps_se
 
 
 async def test_a_lone_surrogate_in_a_hello_token_gets_an_error_frame_not_a_crash(created, caplog):
-    # Found by tests/chat/test_socket_fuzz.py: hashing the token raised UnicodeEncodeError.
+    # Found by tests/widget/test_socket_fuzz.py: hashing the token raised UnicodeEncodeError.
     caplog.set_level(logging.INFO)
     async with socket() as ws:
         await ws.send_to(
