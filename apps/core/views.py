@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
@@ -62,10 +63,8 @@ def _channel_layer() -> None:
 
 
 def _broker() -> None:
-    # Imported here: the Celery app reads Django's settings when it is created.
-    from supportdesk.celery import app
-
-    with app.connection_for_write(
+    # The project's Celery app (supportdesk/celery.py, made current as Django starts).
+    with current_app.connection_for_write(
         settings.CELERY_BROKER_URL, connect_timeout=CHECK_TIMEOUT_SECONDS
     ) as conn:
         conn.ensure_connection(max_retries=0, timeout=CHECK_TIMEOUT_SECONDS)

@@ -256,7 +256,9 @@ def ticket_draft_write(
             return None
         draft.refresh_from_db()  # as stored (decimal places), as the REST answer shows it
         desk_ticket_item_publish(ticket.pk, "draft", draft_payload(draft))
-        draft_record(draft)
+        draft_record(
+            model=draft.model, status=draft.status, error=draft.error, cost_usd=draft.cost_usd
+        )
     return draft
 
 

@@ -3,6 +3,7 @@ counted once the rows that record them commit. Exposed by `/metrics` (apps/core/
 see docs/operations.md."""
 
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,6 @@ from prometheus_client import Counter, Histogram
 from apps.orchestrator.providers.base import PROVIDER_ERROR_KINDS
 
 if TYPE_CHECKING:
-    from apps.desk.models import DraftReply
     from apps.orchestrator.models import RoutingDecision
 
 LLM_TIERS = frozenset({"llm", "escalation"})
@@ -106,16 +106,16 @@ def _decisions_observe(decisions: list["RoutingDecision"]) -> None:
         routing_outcomes.labels(outcome, deciding[-1].tier, str(final.dry_run).lower()).inc()
 
 
-def draft_record(draft: "DraftReply") -> None:
+def draft_record(*, model: str, status: str, error: str, cost_usd: Decimal | None) -> None:
     """Count an AI draft (and, when the provider failed, its error under tier `draft`) once
     the transaction that saved it commits."""
-    model = draft.model or "unknown"
-    kind = draft.error.split(":", 1)[0]
-    provider_failed = draft.status == "failed" and kind in PROVIDER_ERROR_KINDS
-    cost = float(draft.cost_usd or 0)
+    model = model or "unknown"
+    kind = error.split(":", 1)[0]
+    provider_failed = status == "failed" and kind in PROVIDER_ERROR_KINDS
+    cost = float(cost_usd or 0)
 
     def observe() -> None:
-        drafts.labels(model, draft.status).inc()
+        drafts.labels(model, status).inc()
         if cost:
             draft_cost.labels(model).inc(cost)
         if provider_failed:
