@@ -16,7 +16,14 @@ import pytest
 
 from scripts.stack import Stack
 from tests.integration.conftest import fault_stack
-from tests.integration.customers import SETTLED, Customer, http_json, wait_until
+from tests.integration.customers import (
+    SETTLED,
+    Customer,
+    conversation_open,
+    http_json,
+    settled,
+    wait_until,
+)
 from tests.integration.scenarios import customers_run, lost_or_duplicated
 
 pytestmark = [pytest.mark.scale, pytest.mark.timeout(300)]
@@ -38,10 +45,19 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 def test_postgres_restarting_answers_503_then_resumes_with_nothing_half_written(stack):
     pids = {(service.name, service.port): service.pid for service in stack.processes}
     probes: list[tuple[int, dict]] = []
+    said_while_down: list[tuple[Customer, str]] = []
 
     async def restart_postgres(customers: list[Customer]) -> list[str]:
         await wait_until(lambda: sum(len(c.statuses) for c in customers) >= 30)
+        # One customer is welcomed on a live socket before the outage and speaks during it,
+        # whatever the timing of the others (they may all be between frames just then).
+        deadline = time.monotonic() + 120
+        probe = Customer(stack.url, await conversation_open(stack.url, deadline=deadline))
+        customers.append(probe)
+        session = asyncio.ensure_future(probe.run(settled, deadline=deadline))
+        await wait_until(lambda: probe.live is not None)
         await asyncio.to_thread(stack.postgres.stop)
+        said_while_down.append((probe, await probe.send("Ticket sent while the database is down")))
         down_until = time.monotonic() + DOWN_SECONDS
         while time.monotonic() < down_until:  # what a client sees meanwhile
             probes.append(
@@ -49,6 +65,7 @@ def test_postgres_restarting_answers_503_then_resumes_with_nothing_half_written(
             )
             await asyncio.sleep(0.25)
         await asyncio.to_thread(stack.postgres.start)
+        await session
         return [f"postgres down {DOWN_SECONDS}s"]
 
     result = asyncio.run(
@@ -69,12 +86,17 @@ def test_postgres_restarting_answers_503_then_resumes_with_nothing_half_written(
     assert all(body["error"]["retry_after"] >= 1 for _, body in probes)
     # Afterwards: every customer's message stored once and routed once; nothing half-written
     # (a ticket without its message, a message without its event).
-    assert (book["conversations"], book["tickets"], book["customer_messages"]) == (TICKETS,) * 3
+    # (The run's customers and the one who spoke while it was down.)
+    assert len(result.customers) == TICKETS + 1
+    assert (book["conversations"], book["tickets"], book["customer_messages"]) == (TICKETS + 1,) * 3
     assert set(book["by_status"]) <= SETTLED
     assert lost_or_duplicated(result) == {}
-    assert book["routing_runs_per_ticket"] == {"1": TICKETS}
-    # Frames sent while it was down were answered `unavailable` and sent again.
-    assert any(e["code"] == "unavailable" for c in result.customers for e in c.errors)
+    assert book["routing_runs_per_ticket"] == {"1": TICKETS + 1}
+    # The frame sent while it was down was answered `unavailable`, sent again, and stored once
+    # (lost_or_duplicated compares every customer's client_ids with the database's).
+    ((probe, client_id),) = said_while_down
+    assert any(e["code"] == "unavailable" and e.get("client_id") == client_id for e in probe.errors)
+    assert client_id in probe.stored_client_ids()
     # No process of ours was restarted.
     for service in stack.processes:
         if service is not stack.postgres:
