@@ -9,10 +9,11 @@ caller's transaction has committed and stays committed.
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import kombu.exceptions
 from celery import Task
@@ -38,12 +39,26 @@ class BackgroundLane:
     sockets' database thread keeps its share. `recovery` says what picks the work up again
     when it fails ("the stuck-ticket sweep routes it"): it is written into the log line of
     every failure.
+
+    A `priority="low"` lane's work is a help, not a step of anyone's wait (the agent's context
+    for a routed ticket): embedded, each of its tasks starts once no other lane has work queued
+    or running, or `BACKGROUND_LOW_PRIORITY_DELAY_SECONDS` after it was queued, whichever comes
+    first, so a burst of new tickets is routed before their context is gathered, and under
+    steady load the help still comes, late by at most that delay.
     """
 
-    def __init__(self, name: str, *, recovery: str, threads_setting: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        recovery: str,
+        threads_setting: str | None = None,
+        priority: Literal["normal", "low"] = "normal",
+    ) -> None:
         self.name = name
         self.recovery = recovery
         self.threads_setting = threads_setting
+        self.priority = priority
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.turn = threading.Lock()  # held by the task that computes; see `waiting`
@@ -61,14 +76,36 @@ class BackgroundLane:
     def submit(self, task: Task[Any, Any], *args: Any) -> None:
         """Run `task(*args)` in the background (called after commit)."""
         if settings.BACKGROUND_IN_THREAD:
-            self.executor.submit(self._run, task, args)
+            if self.priority == "normal":
+                _foreground.enter()
+                try:
+                    self.executor.submit(self._run, task, args)
+                except BaseException:  # the executor is shut down (the process is ending)
+                    _foreground.leave()
+                    raise
+            else:
+                queued_at = time.monotonic()
+                self.executor.submit(self._run_after_foreground, task, args, queued_at)
             return
         try:
             task.delay(*args)
         except BROKER_ERRORS as exc:
             outage_log(exc, where=f"queueing {task.name}{args}; {self.recovery}")
 
+    def _run_after_foreground(
+        self, task: Task[Any, Any], args: tuple[Any, ...], queued_at: float
+    ) -> None:
+        delay = settings.BACKGROUND_LOW_PRIORITY_DELAY_SECONDS
+        _foreground.idle_wait(until=queued_at + delay)
+        self._compute(task, args)
+
     def _run(self, task: Task[Any, Any], args: tuple[Any, ...]) -> None:
+        try:
+            self._compute(task, args)
+        finally:
+            _foreground.leave()
+
+    def _compute(self, task: Task[Any, Any], args: tuple[Any, ...]) -> None:
         with self.turn:
             _current.lane = self
             try:
@@ -80,6 +117,32 @@ class BackgroundLane:
                 close_old_connections()
 
 
+class _Foreground:
+    """How many tasks of normal-priority lanes are queued or running in this process."""
+
+    def __init__(self) -> None:
+        self._busy = 0
+        self._changed = threading.Condition()
+
+    def enter(self) -> None:
+        with self._changed:
+            self._busy += 1
+
+    def leave(self) -> None:
+        with self._changed:
+            self._busy -= 1
+            if self._busy == 0:
+                self._changed.notify_all()
+
+    def idle_wait(self, *, until: float) -> None:
+        """Return once no normal-priority task is queued or running, or at `until`
+        (time.monotonic())."""
+        with self._changed:
+            while self._busy and (left := until - time.monotonic()) > 0:
+                self._changed.wait(left)
+
+
+_foreground = _Foreground()
 _current = threading.local()  # the lane whose turn this thread holds
 
 

@@ -11,8 +11,11 @@ from apps.tickets.models import Ticket
 # The tasks are named by their module, apps.desk.tasks (they were apps.pools.tasks): a message
 # queued under an old name just before a deploy is dropped by the new workers. Neither task is a
 # step of a ticket's life, and each has its recovery below, so the old names are not kept.
-# Context is a help, not a step of the ticket's life: the desk shows the ticket without it.
-_lane = BackgroundLane("context-gather", recovery="the desk shows the ticket without context")
+# Context is a help, not a step of the ticket's life: the desk shows the ticket without it, and
+# a burst of new tickets is routed before their context is gathered (low priority).
+_lane = BackgroundLane(
+    "context-gather", recovery="the desk shows the ticket without context", priority="low"
+)
 # A draft not written stays `pending` until the stale-draft sweep fails it; the agent asks again.
 _drafts = BackgroundLane("drafts", recovery="the stale-draft sweep fails it")
 

@@ -359,6 +359,9 @@ BACKGROUND_IN_THREAD = env_bool_renamed(
 # (a quarter of a second to seconds), outside any transaction: with one thread, fifty new
 # tickets would wait for each other's model calls. Their short writes take turns on SQLite.
 ROUTING_THREADS = env_int("ROUTING_THREADS", 16)
+# Embedded: work of a low-priority lane (the agent's context for a routed ticket) waits while
+# other lanes have work (routing a burst of new tickets), at most this long after it was queued.
+BACKGROUND_LOW_PRIORITY_DELAY_SECONDS = env_float("BACKGROUND_LOW_PRIORITY_DELAY_SECONDS", 2.0)
 # Learning from corrections (docs/orchestrator.md): a retrained local model's threshold is the
 # lowest confidence that keeps the share of wrong pools among its automatic routes at or below
 # this on held-out labels; retraining waits for this many labels from people.

@@ -1,6 +1,7 @@
 """Background lanes in the embedded profile: threads of this process, as many as the lane's
 setting gives (routing mostly waits on the model, so fifty new tickets must not queue), which
-compute one at a time and wait on other services together."""
+compute one at a time and wait on other services together; a low-priority lane's work waits
+for the other lanes' (a burst of routing before the agents' context), but not for ever."""
 
 import threading
 import time
@@ -31,6 +32,18 @@ def _compute(n: int) -> None:
     _state["done"].append(n)
 
 
+@shared_task
+def _hold(name: str) -> None:
+    _state["order"].append(f"{name} started")
+    _state["release"].wait(timeout=10)
+    _state["order"].append(f"{name} ended")
+
+
+@shared_task
+def _note(name: str) -> None:
+    _state["order"].append(name)
+
+
 def _lane(settings, threads: int) -> BackgroundLane:
     settings.LANE_TEST_THREADS = threads
     return BackgroundLane("test", recovery="nothing", threads_setting="LANE_TEST_THREADS")
@@ -55,3 +68,32 @@ def test_tasks_of_a_lane_compute_one_at_a_time(settings):
     lane.executor.shutdown(wait=True)
     assert sorted(_state["done"]) == list(range(6))
     assert _state["most"] == 1
+
+
+@override_settings(BACKGROUND_IN_THREAD=True, BACKGROUND_LOW_PRIORITY_DELAY_SECONDS=30)
+def test_low_priority_work_waits_until_the_other_lanes_are_idle(settings):
+    _state.update(order=[], release=threading.Event())
+    busy = _lane(settings, 2)
+    help_ = BackgroundLane("help", recovery="nothing", priority="low")
+    busy.submit(_hold, "routing")
+    help_.submit(_note, "context")
+    time.sleep(0.3)
+    assert _state["order"] == ["routing started"]  # the help waits, though its thread is free
+    _state["release"].set()
+    busy.executor.shutdown(wait=True)
+    help_.executor.shutdown(wait=True)
+    assert _state["order"] == ["routing started", "routing ended", "context"]
+
+
+@override_settings(BACKGROUND_IN_THREAD=True, BACKGROUND_LOW_PRIORITY_DELAY_SECONDS=0.2)
+def test_low_priority_work_runs_after_its_delay_under_steady_load(settings):
+    _state.update(order=[], release=threading.Event())
+    busy = _lane(settings, 2)
+    help_ = BackgroundLane("help", recovery="nothing", priority="low")
+    busy.submit(_hold, "routing")
+    help_.submit(_note, "context")
+    help_.executor.shutdown(wait=True)  # returns: the help did not wait for the routing
+    assert _state["order"] == ["routing started", "context"]
+    _state["release"].set()
+    busy.executor.shutdown(wait=True)
+    assert _state["order"][-1] == "routing ended"
