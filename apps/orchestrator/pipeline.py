@@ -29,7 +29,7 @@ from apps.orchestrator.providers.base import (
     RouterProvider,
 )
 from apps.orchestrator.rules import rule_match
-from apps.orchestrator.schema import route_output_errors, route_tool
+from apps.orchestrator.schema import REASON_STORED_CHARS, route_output_errors, route_tool
 from apps.orchestrator.validation import input_validate
 from apps.pools.models import Pool
 
@@ -278,17 +278,22 @@ class RoutingPipeline:
     def llm_call(self, model: str, text: str) -> ProviderCall:
         """The forced tool call that asks `model` to route the redacted `text`."""
         assert self.prompt is not None
+        tool = route_tool(sorted(self.pools))
+        cached = settings.ROUTER_PROMPT_CACHE
         system = prompt_text.system_prompt(
             template=self.prompt.text,
             few_shot=self.prompt.few_shot,
             pools=list(self.pools.values()),
+            examples=self.prompt.examples,
+            tool=tool,
+            target_tokens=settings.ROUTER_PROMPT_PREFIX_TOKENS if cached else 0,
         )
         return ProviderCall(
             model=model,
             system=system,
-            tool=route_tool(sorted(self.pools)),
+            tool=tool,
             messages=[{"role": "user", "content": prompt_text.user_turn(text)}],
-            cache_prefix=settings.ROUTER_PROMPT_CACHE,
+            cache_prefix=cached,
         )
 
     def _read_reply(
@@ -308,7 +313,7 @@ class RoutingPipeline:
         assert isinstance(output, dict)  # the schema requires an object
         draft.action = Action(output["action"])  # the schema allows route, escalate, clarify
         draft.confidence = float(output["confidence"])
-        draft.reason = str(output["reason"])[:500]
+        draft.reason = str(output["reason"])[:REASON_STORED_CHARS]
         draft.pool = self.pools.get(output["pool"]) if output["pool"] else None
         return []
 
