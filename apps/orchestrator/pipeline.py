@@ -7,6 +7,7 @@ so a ticket is never dropped and never routed to a pool that is not active.
 """
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from apps.orchestrator.rules import rule_match
 from apps.orchestrator.schema import REASON_STORED_CHARS, route_output_errors, route_tool
 from apps.orchestrator.validation import input_validate
 from apps.pools.models import Pool
+
+logger = logging.getLogger(__name__)
 
 Tier = RoutingDecision.Tier
 Action = RoutingDecision.Action
@@ -334,6 +337,7 @@ class RoutingPipeline:
                 if exc.kind == "malformed" and attempt == 1:
                     continue
                 return _LlmVerdict(None, ReviewReason.PROVIDER_UNAVAILABLE)
+            self._warn_if_uncached(call, reply)
             errors = self._read_reply(draft, reply)
             if not errors:
                 return _LlmVerdict(_tool_input(reply))
@@ -390,6 +394,26 @@ class RoutingPipeline:
         else:
             feedback = instructions
         return [assistant, {"role": "user", "content": feedback}]
+
+    def _warn_if_uncached(self, call: ProviderCall, reply: ProviderReply) -> None:
+        """A prefix filled with examples that the API neither wrote nor read is paid in full
+        on every call: the token estimate fell short of the model's minimum."""
+        usage = reply.usage
+        if (
+            call.cache_prefix
+            and self.prompt is not None
+            and self.prompt.examples
+            and settings.ROUTER_PROMPT_PREFIX_TOKENS > 0
+            and not (usage.cache_read_tokens or usage.cache_creation_tokens)
+        ):
+            logger.warning(
+                "router prompt v%s: the API cached none of the %s input tokens of %s; raise "
+                "ROUTER_PROMPT_PREFIX_TOKENS (now %s) above the model's minimum",
+                self.prompt.pk,
+                usage.input_tokens,
+                reply.model,
+                settings.ROUTER_PROMPT_PREFIX_TOKENS,
+            )
 
     @staticmethod
     def _record_reply(draft: DecisionDraft, reply: ProviderReply, *, batch: bool = False) -> None:

@@ -82,18 +82,20 @@ def examples_block(examples: Sequence[dict[str, Any]], pool_slugs: set[str]) -> 
 
 def labelled_block(examples: Sequence[dict[str, Any]], pools: Sequence[Pool]) -> str:
     """Labelled examples grouped by pool, one line per pool in the pools' order: the slug is
-    written once, not once per example, so more examples fit in the same tokens."""
+    written once, not once per example, so more examples fit in the same tokens. Texts are not
+    quoted (a quote is two characters in the request's JSON, one for the model's tokenizer),
+    so ` | ` inside a text becomes ` / `."""
     by_pool: dict[str, list[str]] = {}
     for example in examples:
-        by_pool.setdefault(example["pool"], []).append(json.dumps(_defuse(example["text"])))
+        text = " ".join(_defuse(example["text"]).split()).replace("|", "/")
+        by_pool.setdefault(example["pool"], []).append(text)
     lines = [
         f"{pool.slug}: {' | '.join(by_pool[pool.slug])}" for pool in pools if pool.slug in by_pool
     ]
     if not lines:
         return ""
-    return "\nMessages people routed, by pool (each answer: route to that pool):\n" + "\n".join(
-        lines
-    )
+    header = "\nMessages people routed, by pool (one line a pool, messages split by |):\n"
+    return header + "\n".join(lines)
 
 
 def prefix_tokens_estimate(*, tool: dict[str, Any], system: str) -> int:

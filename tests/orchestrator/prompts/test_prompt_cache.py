@@ -112,3 +112,14 @@ def test_without_examples_the_prefix_stays_short_and_uncached(billed):
 
 def _default_pools() -> list[Pool]:
     return [pool_upsert(**spec) for spec in DEFAULT_POOLS]
+
+
+def test_a_filled_prefix_the_api_did_not_cache_is_logged(billed, settings, caplog):
+    settings.ROUTER_PROMPT_PREFIX_TOKENS = 2000  # below Haiku 4.5's 4,096
+    pools = [p.slug for p in _default_pools()]
+    version_with_examples([(t, pool) for t, pool in seed_examples() if pool != OTHER], pools)
+
+    (decision,) = llm_decisions(CUSTOMER)
+
+    assert (decision.cache_read_tokens, decision.cache_creation_tokens) == (0, 0)
+    assert "raise ROUTER_PROMPT_PREFIX_TOKENS" in caplog.text
