@@ -8,21 +8,21 @@ JSON Lines from the absolute `results_url` the batch object carries. Errors use 
 carries a `request-id` header.
 
 Point a client at it with `Anthropic(api_key=..., base_url=standin.url)` or `ANTHROPIC_BASE_URL`.
+Replies to `POST /v1/messages` are scripted with `enqueue(...)` and consumed one per HTTP request,
+so the SDK's own retries each take the next reply; once the queue is empty `default(body)`
+answers. Nothing in the project is patched: the SDK sends real HTTP.
 
 Usage. By default a reply carries the usage it was scripted with. With `bill_usage=True` the
 stand-in bills each Message as the API does instead (`bill`): tokens counted from the request
 and the answer (about 4 characters a token, `estimate_tokens`), and prompt caching. The cached
 prefix is what precedes a `cache_control` breakpoint in the API's order (tools, then system,
-then messages), up to and including the block that carries it. A prefix that reaches the
-model's minimum cacheable length (`CACHE_MINIMUM_TOKENS`: 4,096 for Haiku 4.5) is written
-once (`cache_creation_input_tokens`, billed at 1.25x the input price) and read by later
-requests with the same prefix (`cache_read_input_tokens`, 0.1x) while the entry lives: five
-minutes from its last use (the `ephemeral` TTL; `"ttl": "1h"` keeps it an hour). A shorter
-prefix is not cached: all of it is `input_tokens`. Only the last breakpoint is looked up (the
-API also finds hits at earlier ones; requests here carry one).
-Replies to `POST /v1/messages` are scripted with `enqueue(...)` and consumed one per HTTP request,
-so the SDK's own retries each take the next reply; once the queue is empty `default(body)`
-answers. Nothing in the project is patched: the SDK sends real HTTP.
+then messages), up to and including the block that carries it. A prefix that reaches the model's
+minimum cacheable length (`CACHE_MINIMUM_TOKENS`: 4,096 for Haiku 4.5) is written once
+(`cache_creation_input_tokens`, billed at 1.25x the input price) and read by later requests with
+the same prefix (`cache_read_input_tokens`, 0.1x) while the entry lives: five minutes from its
+last use (the `ephemeral` TTL; `"ttl": "1h"` keeps it an hour), for the model that wrote it
+only. A shorter prefix is not cached: all of it is `input_tokens`. Only the last breakpoint is
+looked up (the API also finds hits at earlier ones; requests here carry one).
 """
 
 from __future__ import annotations
@@ -379,7 +379,8 @@ class PromptCache:
             prefix, ttl = found
             tokens = estimate_tokens(prefix)
             if tokens >= cache_minimum(str(body.get("model") or DEFAULT_MODEL)):
-                key = json.dumps(prefix, sort_keys=True)
+                # Entries are per model, as the API keeps them.
+                key = json.dumps([body.get("model"), prefix], sort_keys=True)
                 now = self.clock()
                 with self._lock:
                     alive = self._expiry.get(key, float("-inf")) > now

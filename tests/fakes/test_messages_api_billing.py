@@ -41,14 +41,19 @@ def billed(clock: Clock) -> Iterator[MessagesApiStandIn]:
 
 
 def ask(
-    standin: MessagesApiStandIn, system_text: str, customer: str, *, cached: bool = True
+    standin: MessagesApiStandIn,
+    system_text: str,
+    customer: str,
+    *,
+    cached: bool = True,
+    model: str = MODEL,
 ) -> anthropic.types.Message:
     block: dict[str, Any] = {"type": "text", "text": system_text}
     if cached:
         block["cache_control"] = {"type": "ephemeral"}
     with anthropic.Anthropic(api_key="k", base_url=standin.url, max_retries=0) as sdk:
         params: dict[str, Any] = {
-            "model": MODEL,
+            "model": model,
             "max_tokens": 100,
             "system": [block],
             "tools": [TOOL],
@@ -96,6 +101,14 @@ def test_no_breakpoint_no_cache(billed):
 def test_another_prefix_is_another_entry(billed):
     ask(billed, LONG, "a")
     other = ask(billed, LONG + "One more pool.", "a")
+
+    assert other.usage.cache_read_input_tokens == 0
+    assert other.usage.cache_creation_input_tokens
+
+
+def test_another_model_does_not_read_the_entry(billed):
+    ask(billed, LONG, "a")
+    other = ask(billed, LONG, "a", model="claude-sonnet-4-6")
 
     assert other.usage.cache_read_input_tokens == 0
     assert other.usage.cache_creation_input_tokens
