@@ -237,7 +237,7 @@ def report(rows: list[Figures]) -> None:
         costs = [d.cost_usd for d in after]
         prefix = row.first.cache_creation_tokens or row.first.cache_read_tokens
         unfilled, pays = "-", "-"
-        if row.unfilled:
+        if row.unfilled and row.shown:  # none shown: the prefix is long already, nothing to fill
             u_first, u_after = row.unfilled[0].cost_usd, mean(d.cost_usd for d in row.unfilled[1:])
             unfilled = usd(u_after)
             saved = u_after - mean(costs)
