@@ -134,7 +134,9 @@ class RouterLlm:
 
     def __call__(self, body: dict[str, Any]) -> Reply:
         self.calls += 1
-        user_turn = str(body["messages"][-1]["content"]) if body.get("messages") else ""
+        content = body["messages"][-1]["content"] if body.get("messages") else ""
+        # The turn is the fenced text, or blocks (labelled examples, then the fenced text).
+        user_turn = content if isinstance(content, str) else "\n".join(b["text"] for b in content)
         fenced = _FENCED.search(user_turn)
         by_text = self.truths.get(text_key(fenced.group(1))) if fenced else None
         if by_text is None:

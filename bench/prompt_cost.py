@@ -176,17 +176,18 @@ def answerer(reason_chars: int | None) -> Callable[[dict[str, Any]], Reply]:
 class Figures:
     pools: int
     examples: int  # the version carries
-    shown: int  # the system prompt shows
+    shown: int  # the user turn's first block shows
     first: RoutingDecision
     after: list[RoutingDecision]
     unfilled: list[RoutingDecision]  # the same calls with ROUTER_PROMPT_PREFIX_TOKENS=0
 
 
 def shown_examples(standin: MessagesApiStandIn) -> int:
-    """How many labelled examples the last request's system prompt showed."""
+    """How many labelled examples the last request showed (the user turn's first block)."""
     body = standin.message_requests[-1].json or {}
-    system = body["system"][0]["text"] if isinstance(body.get("system"), list) else ""
-    _, found, block = system.partition("Messages people routed, by pool")
+    content = body["messages"][0]["content"] if body.get("messages") else ""
+    first = content[0]["text"] if isinstance(content, list) else ""
+    _, found, block = first.partition("Messages people routed earlier, by pool")
     if not found:
         return 0
     return sum(line.count(" | ") + 1 for line in block.splitlines()[1:] if line.strip())

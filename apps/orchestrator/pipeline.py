@@ -283,19 +283,30 @@ class RoutingPipeline:
         assert self.prompt is not None
         tool = route_tool(sorted(self.pools))
         cached = settings.ROUTER_PROMPT_CACHE
+        pools = list(self.pools.values())
         system = prompt_text.system_prompt(
-            template=self.prompt.text,
-            few_shot=self.prompt.few_shot,
-            pools=list(self.pools.values()),
+            template=self.prompt.text, few_shot=self.prompt.few_shot, pools=pools
+        )
+        examples = prompt_text.examples_turn(
             examples=self.prompt.examples,
+            pools=pools,
             tool=tool,
+            system=system,
             target_tokens=settings.ROUTER_PROMPT_PREFIX_TOKENS if cached else 0,
         )
+        content: str | list[dict[str, Any]] = prompt_text.user_turn(text)
+        if examples:
+            # The labelled examples open the user turn and end the cached prefix (tools,
+            # system, this block); the customer's text follows the breakpoint.
+            block: dict[str, Any] = {"type": "text", "text": examples}
+            if cached:
+                block["cache_control"] = {"type": "ephemeral"}
+            content = [block, {"type": "text", "text": content}]
         return ProviderCall(
             model=model,
             system=system,
             tool=tool,
-            messages=[{"role": "user", "content": prompt_text.user_turn(text)}],
+            messages=[{"role": "user", "content": content}],
             cache_prefix=cached,
         )
 

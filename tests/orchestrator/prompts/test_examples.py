@@ -1,4 +1,5 @@
-"""Which labelled examples a prompt version carries, and how the system prompt shows them."""
+"""Which labelled examples a prompt version carries, and how the user turn's first block shows
+them (never the system prompt: they are data, like the customer's text)."""
 
 import json
 
@@ -9,6 +10,7 @@ from apps.orchestrator.prompts.examples import prompt_examples_rank
 from apps.orchestrator.prompts.text import (
     DEFAULT_FEW_SHOT,
     DEFAULT_PROMPT,
+    examples_turn,
     prefix_tokens_estimate,
     system_prompt,
     user_turn,
@@ -73,34 +75,40 @@ def test_max_chars_caps_what_a_version_carries():
 
 
 @pytest.mark.django_db
-def test_the_prompt_is_filled_to_the_target_and_no_further():
+def test_the_examples_block_is_filled_to_the_target_and_no_further():
     pools = [pool_upsert(**spec) for spec in DEFAULT_POOLS]
     tool = route_tool(sorted(p.slug for p in pools))
+    system = system_prompt(template=DEFAULT_PROMPT, few_shot=DEFAULT_FEW_SHOT, pools=pools)
     examples = [
         {"text": f"example number {n} about my bill", "pool": "billing"} for n in range(900)
     ]
 
     def build(target: int) -> str:
-        return system_prompt(
-            template=DEFAULT_PROMPT,
-            few_shot=DEFAULT_FEW_SHOT,
-            pools=pools,
-            examples=examples,
-            tool=tool,
-            target_tokens=target,
+        return examples_turn(
+            examples=examples, pools=pools, tool=tool, system=system, target_tokens=target
         )
 
+    def prefix(block: str) -> int:
+        return prefix_tokens_estimate(tool=tool, system=system) + len(json.dumps(block)) // 4
+
     filled = build(4300)
-    assert prefix_tokens_estimate(tool=tool, system=filled) >= 4300
-    # One example fewer would fall short: the smallest prompt that reaches the target.
-    last = filled.rsplit(" | ", 1)[0]
-    assert prefix_tokens_estimate(tool=tool, system=last) < 4300
+    assert prefix(filled) >= 4300
+    # One example fewer would fall short: the smallest block that reaches the target.
+    assert prefix(filled.rsplit(" | ", 1)[0]) < 4300
     assert "example number 0 about" in filled
-    assert DEFAULT_FEW_SHOT[0]["text"] in filled
-    assert build(0) == system_prompt(
-        template=DEFAULT_PROMPT, few_shot=DEFAULT_FEW_SHOT, pools=pools
+    assert "example number" not in system
+    assert build(0) == ""
+    # Examples of pools that are not active are never shown.
+    assert (
+        examples_turn(
+            examples=[{"text": "where is my parcel", "pool": "shipping"}],
+            pools=pools,
+            tool=tool,
+            system=system,
+            target_tokens=4300,
+        )
+        == ""
     )
-    assert "example number" not in build(0)
 
 
 def test_the_user_turn_is_only_the_fenced_text():

@@ -60,10 +60,16 @@ def llm_decisions(text: str) -> list[RoutingDecision]:
 
 
 def breakpoint_and_after(body: dict[str, Any]) -> tuple[str, str]:
-    """(everything up to the cache breakpoint, everything after it) of a request, as JSON."""
+    """(everything up to the cache breakpoint, everything after it) of a request, as JSON. The
+    breakpoint is on the user turn's first block (the labelled examples); the system prompt
+    holds neither the examples nor the customer's text."""
     (system,) = body["system"]
-    assert system["cache_control"] == {"type": "ephemeral"}
-    return json.dumps([body["tools"], system]), json.dumps(body["messages"])
+    first, *rest = body["messages"]
+    examples, *after = first["content"]
+    assert examples["cache_control"] == {"type": "ephemeral"}
+    assert "Messages people routed earlier" in examples["text"]
+    assert "Messages people routed earlier" not in system["text"]
+    return json.dumps([body["tools"], system, examples]), json.dumps([after, rest])
 
 
 def test_default_pools_second_call_reads_the_cache_below_target(billed):
