@@ -1,18 +1,19 @@
 """Learning curve: does learning from corrections move routing from the LLM to the local model?
 
-A stream of tickets from CLINC150 (its 150 intents are the pools) goes through the real chat
-and routing services on a fresh SQLite database. The Messages API stand-in
+A stream of tickets from CLINC150 (its 150 intents are the pools) goes through the real chat and
+routing services on a fresh SQLite database. The Messages API stand-in
 (tests/fakes/messages_api.py) plays the router LLM: it answers `route_ticket` with the ticket's
 true intent with probability --llm-accuracy (the escalation model with --escalation-accuracy),
 otherwise with a random other pool; its confidence is drawn from a band (right: 0.80-0.99,
-wrong: 0.45-0.95) and its token usage follows the size of the request, so the cost is priced
-by apps/orchestrator/pricing.py. People are simulated: every review and audit item is resolved
-with the true pool, and an agent moves a wrongly routed ticket ("wrong pool") with probability
---catch-rate. Every --retrain-every tickets `model_version_retrain` trains a candidate from those
-labels (and the LLM's confident decisions, distilled) and the gate activates it or not. The
-local model starts from --per-intent-seed-examples examples per intent of CLINC `train` (0: no
-local model at first); the stream is `test` + `val` (in scope), shuffled by --seed. The data is
-read where it lies (../shared/data beside the checkout), never copied.
+wrong: 0.45-0.95) and its reason is a few words; the stand-in bills each call from its request
+and answer, prompt caching included (`bill_usage`), so the cost is priced by
+apps/orchestrator/pricing.py as the API would bill it. People are simulated: every review and
+audit item is resolved with the true pool, and an agent moves a wrongly routed ticket ("wrong
+pool") with probability --catch-rate. Every --retrain-every tickets `model_version_retrain`
+trains a candidate from those labels (and the LLM's confident decisions, distilled) and the gate
+activates it or not. The local model starts from --per-intent-seed-examples examples per intent
+of CLINC `train` (0: no local model at first); the stream is `test` + `val` (in scope), shuffled
+by --seed. The data is read where it lies (../shared/data beside the checkout), never copied.
 
     .venv/bin/python bench/learning_curve.py [--tickets 5000] [--retrain-every 500]
         [--llm-accuracy 0.9] [--per-intent-seed-examples 2] [--window 1000] [--seed 0]
@@ -70,7 +71,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db.models import Avg, Count, Sum  # noqa: E402
+from django.db.models import Avg, Count, Q, Sum  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
 from apps.chat.models import Message  # noqa: E402
@@ -97,10 +98,6 @@ WHAT_IF_THRESHOLDS = (0.9, 0.95, 0.99)
 _FENCED = re.compile(r"<customer_message>\n(.*)\n</customer_message>", re.S)
 
 Examples = list[tuple[str, str]]
-
-
-# Anthropic's minimum cacheable prefix per model (prompt-caching docs, 2026-11).
-CACHE_MINIMUM_TOKENS = {"claude-haiku-4-5": 4096, "claude-sonnet-4-6": 1024}
 
 
 def text_key(text: str) -> str:
@@ -134,12 +131,12 @@ class RouterLlm:
         self.calls = 0
         self.mismatches = 0
         self.unmatched = 0
-        self.prompt_cache: set[str] = set()
-        self.cache_reads = self.cache_writes = 0
 
     def __call__(self, body: dict[str, Any]) -> Reply:
         self.calls += 1
-        user_turn = str(body["messages"][-1]["content"]) if body.get("messages") else ""
+        content = body["messages"][-1]["content"] if body.get("messages") else ""
+        # The turn is the fenced text, or blocks (labelled examples, then the fenced text).
+        user_turn = content if isinstance(content, str) else "\n".join(b["text"] for b in content)
         fenced = _FENCED.search(user_turn)
         by_text = self.truths.get(text_key(fenced.group(1))) if fenced else None
         if by_text is None:
@@ -157,35 +154,13 @@ class RouterLlm:
             pool, band = self.truth, RIGHT_CONFIDENCE
         else:
             pool, band = self.rng.choice([s for s in slugs if s != self.truth]), WRONG_CONFIDENCE
-        # ~4 characters a token. Prompt caching as the API does it: a prefix (tools + system)
-        # that ends in a cache_control block and reaches the model's minimum is written once
-        # (cache_creation) and read by later calls with the same prefix (cache_read); the
-        # entry lives 5 minutes from its last use, longer than any gap between two calls here.
-        prefix = json.dumps([body.get("tools", ""), body.get("system", "")])
-        prefix_tokens = len(prefix) // 4
-        rest_tokens = len(json.dumps(body.get("messages", ""))) // 4
-        marked = '"cache_control"' in json.dumps(body.get("system", ""))
-        cacheable = marked and prefix_tokens >= CACHE_MINIMUM_TOKENS.get(str(body["model"]), 1024)
-        written = read = 0
-        if cacheable and prefix in self.prompt_cache:
-            read = prefix_tokens
-            self.cache_reads += 1
-        elif cacheable:
-            self.prompt_cache.add(prefix)
-            written = prefix_tokens
-            self.cache_writes += 1
         return tool_use(
             {
                 "action": "route",
                 "pool": pool,
                 "confidence": round(self.rng.uniform(*band), 3),
-                "reason": "The customer's request matches this team.",
-                "missing_fields": [],
-            },
-            input_tokens=rest_tokens + (0 if cacheable else prefix_tokens),
-            output_tokens=self.rng.randint(45, 75),
-            cache_read_input_tokens=read,
-            cache_creation_input_tokens=written,
+                "reason": pool.replace("_", " ")[:40],  # a few words, as the prompt asks
+            }
         )
 
 
@@ -466,7 +441,7 @@ def main() -> None:
     initial = ModelVersion.objects.filter(active=True).first()
 
     with (
-        MessagesApiStandIn() as api,
+        MessagesApiStandIn(bill_usage=True) as api,
         override_settings(
             ANTHROPIC_BASE_URL=api.url,
             REVIEW_AUDIT_SHARE=args.audit_share,
@@ -568,6 +543,8 @@ def main() -> None:
         cost=Sum("cost_usd"),
         tokens=Avg("input_tokens"),
         cache_read=Avg("cache_read_tokens"),
+        cache_writes=Count("id", filter=Q(cache_creation_tokens__gt=0)),
+        cache_reads=Count("id", filter=Q(cache_read_tokens__gt=0)),
     )
     reasons = Counter(
         ReviewItem.objects.filter(kind=ReviewItem.Kind.REVIEW).values_list("reason", flat=True)
@@ -577,7 +554,7 @@ def main() -> None:
         f"LLM calls: {calls['n']:,} costing ${float(calls['cost'] or 0):.4f} (every decision: "
         f"${float(total.cost):.4f}), {calls['tokens'] or 0:,.0f} uncached and "
         f"{calls['cache_read'] or 0:,.0f} cache-read input tokens on average (prompt cache: "
-        f"{llm.cache_writes} writes, {llm.cache_reads} reads); "
+        f"{calls['cache_writes']} writes, {calls['cache_reads']} reads); "
         f"stand-in: {llm.unmatched} texts known by the side table only (redacted), "
         f"{llm.mismatches} whose loose text key names another intent (dataset near-duplicates)"
     )

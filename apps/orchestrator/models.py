@@ -32,7 +32,8 @@ class PromptVersionQuerySet(models.QuerySet["PromptVersion"]):
 
 
 class PromptVersion(models.Model):
-    """An immutable router prompt: a template with `{pools}` and few-shot examples.
+    """An immutable router prompt: a template with `{pools}`, few-shot examples, and labelled
+    examples the router shows until its prefix is long enough to be cached.
 
     Append-only: a saved version is never rewritten (an edit is a new version whose parent is
     the edited one) and never deleted, so every decision's prompt can be read back as it was.
@@ -42,6 +43,14 @@ class PromptVersion(models.Model):
     text = models.TextField(help_text="System prompt template; `{pools}` lists the active pools.")
     few_shot = models.JSONField(
         default=list, blank=True, help_text='[{"text": "...", "pool": "billing"}, ...]'
+    )
+    # Part of the version like the template: a decision's prompt version (with the active
+    # pools) says exactly which examples the model saw. Changing them means a new version.
+    examples = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Labelled examples [{text, pool}], most useful first (prompt_examples "
+        "chooses them); the router shows as many as fill its cached prefix.",
     )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True

@@ -7,6 +7,7 @@ so a ticket is never dropped and never routed to a pool that is not active.
 """
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ from apps.orchestrator.providers.base import (
     RouterProvider,
 )
 from apps.orchestrator.rules import rule_match
-from apps.orchestrator.schema import route_output_errors, route_tool
+from apps.orchestrator.schema import REASON_STORED_CHARS, route_output_errors, route_tool
 from apps.orchestrator.validation import input_validate
 from apps.pools.models import Pool
+
+logger = logging.getLogger(__name__)
 
 Tier = RoutingDecision.Tier
 Action = RoutingDecision.Action
@@ -278,17 +281,33 @@ class RoutingPipeline:
     def llm_call(self, model: str, text: str) -> ProviderCall:
         """The forced tool call that asks `model` to route the redacted `text`."""
         assert self.prompt is not None
+        tool = route_tool(sorted(self.pools))
+        cached = settings.ROUTER_PROMPT_CACHE
+        pools = list(self.pools.values())
         system = prompt_text.system_prompt(
-            template=self.prompt.text,
-            few_shot=self.prompt.few_shot,
-            pools=list(self.pools.values()),
+            template=self.prompt.text, few_shot=self.prompt.few_shot, pools=pools
         )
+        examples = prompt_text.examples_turn(
+            examples=self.prompt.examples,
+            pools=pools,
+            tool=tool,
+            system=system,
+            target_tokens=settings.ROUTER_PROMPT_PREFIX_TOKENS if cached else 0,
+        )
+        content: str | list[dict[str, Any]] = prompt_text.user_turn(text)
+        if examples:
+            # The labelled examples open the user turn and end the cached prefix (tools,
+            # system, this block); the customer's text follows the breakpoint.
+            block: dict[str, Any] = {"type": "text", "text": examples}
+            if cached:
+                block["cache_control"] = {"type": "ephemeral"}
+            content = [block, {"type": "text", "text": content}]
         return ProviderCall(
             model=model,
             system=system,
-            tool=route_tool(sorted(self.pools)),
-            messages=[{"role": "user", "content": prompt_text.user_turn(text)}],
-            cache_prefix=settings.ROUTER_PROMPT_CACHE,
+            tool=tool,
+            messages=[{"role": "user", "content": content}],
+            cache_prefix=cached,
         )
 
     def _read_reply(
@@ -308,7 +327,7 @@ class RoutingPipeline:
         assert isinstance(output, dict)  # the schema requires an object
         draft.action = Action(output["action"])  # the schema allows route, escalate, clarify
         draft.confidence = float(output["confidence"])
-        draft.reason = str(output["reason"])[:500]
+        draft.reason = str(output["reason"])[:REASON_STORED_CHARS]
         draft.pool = self.pools.get(output["pool"]) if output["pool"] else None
         return []
 
@@ -329,6 +348,7 @@ class RoutingPipeline:
                 if exc.kind == "malformed" and attempt == 1:
                     continue
                 return _LlmVerdict(None, ReviewReason.PROVIDER_UNAVAILABLE)
+            self._warn_if_uncached(call, reply)
             errors = self._read_reply(draft, reply)
             if not errors:
                 return _LlmVerdict(_tool_input(reply))
@@ -385,6 +405,26 @@ class RoutingPipeline:
         else:
             feedback = instructions
         return [assistant, {"role": "user", "content": feedback}]
+
+    def _warn_if_uncached(self, call: ProviderCall, reply: ProviderReply) -> None:
+        """A prefix filled with examples that the API neither wrote nor read is paid in full
+        on every call: the token estimate fell short of the model's minimum."""
+        usage = reply.usage
+        if (
+            call.cache_prefix
+            and self.prompt is not None
+            and self.prompt.examples
+            and settings.ROUTER_PROMPT_PREFIX_TOKENS > 0
+            and not (usage.cache_read_tokens or usage.cache_creation_tokens)
+        ):
+            logger.warning(
+                "router prompt v%s: the API cached none of the %s input tokens of %s; raise "
+                "ROUTER_PROMPT_PREFIX_TOKENS (now %s) above the model's minimum",
+                self.prompt.pk,
+                usage.input_tokens,
+                reply.model,
+                settings.ROUTER_PROMPT_PREFIX_TOKENS,
+            )
 
     @staticmethod
     def _record_reply(draft: DecisionDraft, reply: ProviderReply, *, batch: bool = False) -> None:

@@ -6,10 +6,18 @@ from jsonschema import Draft202012Validator
 
 TOOL_NAME = "route_ticket"
 ACTIONS = ["route", "escalate", "clarify"]
+# Output costs 5x input on Haiku 4.5 and the reason is most of it: the model is asked for a few
+# words. A longer reason is still accepted (and stored up to REASON_STORED_CHARS): retrying a
+# call over a reason's length would cost more than the words it saves.
+REASON_MAX_CHARS = 40
+REASON_STORED_CHARS = 300
 
 
-def route_tool_schema(pool_slugs: list[str]) -> dict[str, Any]:
-    """JSON Schema of the tool input; `pool` may only name an active pool."""
+def route_tool_schema(
+    pool_slugs: list[str], *, reason_max: int = REASON_MAX_CHARS
+) -> dict[str, Any]:
+    """JSON Schema of the tool input; `pool` may only name an active pool. `missing_fields` is
+    optional (the model leaves it out unless it asks to clarify: fewer tokens written)."""
     return {
         "type": "object",
         "properties": {
@@ -25,15 +33,19 @@ def route_tool_schema(pool_slugs: list[str]) -> dict[str, Any]:
                 "description": "The pool for route/clarify; null for escalate.",
             },
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "reason": {"type": "string", "maxLength": 300, "description": "One sentence."},
+            "reason": {
+                "type": "string",
+                "maxLength": reason_max,
+                "description": "A few words, no personal data.",
+            },
             "missing_fields": {
                 "type": "array",
                 "items": {"type": "string", "maxLength": 64},
                 "maxItems": 10,
-                "description": "Facts the pool needs that the message lacks.",
+                "description": "Only for clarify: facts the pool needs that the message lacks.",
             },
         },
-        "required": ["action", "pool", "confidence", "reason", "missing_fields"],
+        "required": ["action", "pool", "confidence", "reason"],
         "additionalProperties": False,
     }
 
@@ -49,7 +61,7 @@ def route_tool(pool_slugs: list[str]) -> dict[str, Any]:
 
 def route_output_errors(output: Any, pool_slugs: list[str]) -> list[str]:
     """Human-readable schema violations of a tool input (empty when valid)."""
-    validator = Draft202012Validator(route_tool_schema(pool_slugs))
+    validator = Draft202012Validator(route_tool_schema(pool_slugs, reason_max=REASON_STORED_CHARS))
     errors = sorted(validator.iter_errors(output), key=lambda error: list(error.absolute_path))
     messages = []
     for error in errors:

@@ -342,6 +342,11 @@ ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2)
 ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
 # Mark the router's tools + system prompt as a prompt-cache prefix (cache reads bill at 10%).
 ROUTER_PROMPT_CACHE = env_bool("ROUTER_PROMPT_CACHE", default=True)
+# Tokens the cached prefix (tools + system prompt) is filled to with the prompt version's
+# labelled examples, estimated at 4 characters of JSON a token. The API caches nothing shorter
+# than the model's minimum (4,096 for Haiku 4.5); the 5% margin covers the estimate's error and
+# costs $0.00002 a call at the cache-read price. 0: no filling.
+ROUTER_PROMPT_PREFIX_TOKENS = env_int("ROUTER_PROMPT_PREFIX_TOKENS", 4300)
 # Share of confident automatic routes also sampled (per tier) for a reviewer to audit.
 REVIEW_AUDIT_SHARE = env_float("REVIEW_AUDIT_SHARE", 0.02)
 # Seed for the audit draw, for reproducible benchmarks only: unset, the draw is unpredictable.

@@ -11,6 +11,18 @@ Point a client at it with `Anthropic(api_key=..., base_url=standin.url)` or `ANT
 Replies to `POST /v1/messages` are scripted with `enqueue(...)` and consumed one per HTTP request,
 so the SDK's own retries each take the next reply; once the queue is empty `default(body)`
 answers. Nothing in the project is patched: the SDK sends real HTTP.
+
+Usage. By default a reply carries the usage it was scripted with. With `bill_usage=True` the
+stand-in bills each Message as the API does instead (`bill`): tokens counted from the request
+and the answer (about 4 characters a token, `estimate_tokens`), and prompt caching. The cached
+prefix is what precedes a `cache_control` breakpoint in the API's order (tools, then system,
+then messages), up to and including the block that carries it. A prefix that reaches the model's
+minimum cacheable length (`CACHE_MINIMUM_TOKENS`: 4,096 for Haiku 4.5) is written once
+(`cache_creation_input_tokens`, billed at 1.25x the input price) and read by later requests with
+the same prefix (`cache_read_input_tokens`, 0.1x) while the entry lives: five minutes from its
+last use (the `ephemeral` TTL; `"ttl": "1h"` keeps it an hour), for the model that wrote it
+only. A shorter prefix is not cached: all of it is `input_tokens`. Only the last breakpoint is
+looked up (the API also finds hits at earlier ones; requests here carry one).
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import json
 import secrets
 import string
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -65,6 +78,15 @@ _DEFAULT_ERROR_MESSAGES = {
 }
 
 _ALPHABET = string.ascii_letters + string.digits
+
+
+# Anthropic's minimum cacheable prefix per model (prompt-caching docs, 2026-11); other models 1,024.
+CACHE_MINIMUM_TOKENS = {
+    "claude-haiku-4-5": 4096,
+    "claude-opus-4-5": 4096,
+    "claude-sonnet-4-6": 1024,
+}
+CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 
 
 def _new_id(prefix: str) -> str:
@@ -277,6 +299,100 @@ def route_ticket_default(body: Mapping[str, Any]) -> Reply:
 
 
 # --------------------------------------------------------------------------------------------
+# Billing (bill_usage=True)
+# --------------------------------------------------------------------------------------------
+
+
+def estimate_tokens(value: Any) -> int:
+    """Tokens of a request part: about 4 characters of its JSON a token (strings as they are)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return len(text) // 4
+
+
+def cache_minimum(model: str) -> int:
+    """The minimum cacheable prefix of `model`, dated ids (`...-20251001`) included."""
+    for name, minimum in CACHE_MINIMUM_TOKENS.items():
+        if model == name or model.startswith(name + "-"):
+            return minimum
+    return 1024
+
+
+def _blocks(body: Mapping[str, Any]) -> list[Any]:
+    """The request's cacheable blocks in the API's order: tools, system, message content."""
+    blocks: list[Any] = list(body.get("tools") or [])
+    system = body.get("system")
+    if isinstance(system, str):
+        blocks.append({"type": "text", "text": system})
+    elif isinstance(system, list):
+        blocks.extend(system)
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, list):
+            blocks.extend({"role": message.get("role"), **block} for block in content)
+        else:
+            blocks.append({"role": message.get("role") if message else None, "text": content})
+    return blocks
+
+
+def cached_prefix(body: Mapping[str, Any]) -> tuple[list[Any], float] | None:
+    """The blocks up to and including the last one with `cache_control`, and its TTL; None
+    when the request has no breakpoint."""
+    blocks = _blocks(body)
+    for index in range(len(blocks) - 1, -1, -1):
+        block = blocks[index]
+        control = block.get("cache_control") if isinstance(block, Mapping) else None
+        if isinstance(control, Mapping):
+            return blocks[: index + 1], CACHE_TTL_SECONDS.get(str(control.get("ttl", "5m")), 300.0)
+    return None
+
+
+def output_tokens(content: list[Mapping[str, Any]]) -> int:
+    """Tokens the model wrote: the JSON of each tool call's input, the text of text blocks.
+    (A forced tool call's name is prefilled by the API, not written by the model.)"""
+    total = 0
+    for block in content:
+        if block.get("type") == "tool_use":
+            total += estimate_tokens(block.get("input") or {})
+        else:
+            total += estimate_tokens(str(block.get("text", "")))
+    return max(total, 1)
+
+
+class PromptCache:
+    """Cache entries by prefix, each alive until its TTL after its last use."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._expiry.clear()
+
+    def bill(self, body: Mapping[str, Any], content: list[Mapping[str, Any]]) -> dict[str, int]:
+        """The usage of a Message answering `body` with `content`, prompt caching included."""
+        total = estimate_tokens(_blocks(body))
+        read = written = 0
+        found = cached_prefix(body)
+        if found is not None:
+            prefix, ttl = found
+            tokens = estimate_tokens(prefix)
+            if tokens >= cache_minimum(str(body.get("model") or DEFAULT_MODEL)):
+                # Entries are per model, as the API keeps them.
+                key = json.dumps([body.get("model"), prefix], sort_keys=True)
+                now = self.clock()
+                with self._lock:
+                    alive = self._expiry.get(key, float("-inf")) > now
+                    self._expiry[key] = now + ttl  # a read refreshes the entry, as the API does
+                if alive:
+                    read = tokens
+                else:
+                    written = tokens
+        return _usage(max(total - read - written, 0), output_tokens(content), read, written)
+
+
+# --------------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------------
 
@@ -366,9 +482,20 @@ class MessagesApiStandIn:
     `require_key`: when set, a request whose key differs gets 401 `authentication_error`.
     `batch_polls_before_end`: 0 makes a batch "ended" from creation; N > 0 answers "in_progress"
     at creation and to the first N retrieves (`batches.results()` retrieves once too).
+    `bill_usage`: bill every Message from its request and answer, prompt caching included
+    (module docstring), instead of the usage it was scripted with. `clock` ages cache entries.
     """
 
-    def __init__(self, *, require_key: str | None = None, batch_polls_before_end: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        require_key: str | None = None,
+        batch_polls_before_end: int = 0,
+        bill_usage: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bill_usage = bill_usage
+        self.prompt_cache = PromptCache(clock)
         self._initial_require_key = require_key
         self._initial_batch_polls = batch_polls_before_end
         self.require_key: str | None = require_key
@@ -439,7 +566,8 @@ class MessagesApiStandIn:
             return len(self._queue)
 
     def reset(self) -> None:
-        """Forget queue, requests and batches; restore `default`, `require_key` and batch polls."""
+        """Forget queue, requests, batches and cache entries; restore `default`, `require_key`
+        and batch polls."""
         with self._lock:
             self._queue.clear()
             self.requests.clear()
@@ -447,6 +575,7 @@ class MessagesApiStandIn:
             self.default = route_ticket_default
             self.require_key = self._initial_require_key
             self.batch_polls_before_end = self._initial_batch_polls
+        self.prompt_cache.clear()
 
     @property
     def message_requests(self) -> list[RecordedRequest]:
@@ -527,7 +656,7 @@ class MessagesApiStandIn:
             answer = self._render_error(reply, request_id)
             answer.delay = reply.delay
             return answer
-        message = reply.message_json(request.json)
+        message = self._billed(reply.message_json(request.json), request.json or {})
         if (request.json or {}).get("stream"):
             return _Answer(
                 reply.status,
@@ -539,6 +668,15 @@ class MessagesApiStandIn:
         answer = _json_answer(reply.status, message, headers)
         answer.delay = reply.delay
         return answer
+
+    def _billed(self, message: dict[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+        if self.bill_usage:
+            tier = message["usage"].get("service_tier")
+            message["usage"] = {
+                **self.prompt_cache.bill(body, message["content"]),
+                "service_tier": tier,
+            }
+        return message
 
     def _messages(self, request: RecordedRequest, request_id: str) -> _Answer:
         if request.json is None:
@@ -577,12 +715,11 @@ class MessagesApiStandIn:
             self.batches[batch.id] = batch
         return _json_answer(200, batch.as_json(self.url), {"request-id": request_id})
 
-    @staticmethod
-    def _batch_result(reply: Reply, params: dict[str, Any]) -> dict[str, Any]:
+    def _batch_result(self, reply: Reply, params: dict[str, Any]) -> dict[str, Any]:
         if reply.message is not None:
             return {
                 "type": "succeeded",
-                "message": reply.message_json(params, service_tier="batch"),
+                "message": self._billed(reply.message_json(params, service_tier="batch"), params),
             }
         if reply.error is not None:
             return {"type": "errored", "error": reply.error_json(_new_id("req_"))}

@@ -60,14 +60,21 @@ def _few_shot_lines(version: PromptVersion | None) -> list[str]:
     return json.dumps(version.few_shot, indent=2, ensure_ascii=False).splitlines()
 
 
+def _examples_lines(version: PromptVersion | None) -> list[str]:
+    if version is None:
+        return []
+    return [json.dumps(example, ensure_ascii=False) for example in version.examples]
+
+
 def prompt_version_diff(*, version: PromptVersion) -> list[DiffLine]:
-    """A unified diff (difflib) of the template and of the few-shot examples against the
+    """A unified diff (difflib) of the template, the few-shot and the labelled examples against the
     parent version; against nothing when there is no parent. Plain text: pages escape it."""
     parent = version.parent
     name = f"v{parent.pk}" if parent is not None else "(none)"
     sections = [
         ("template", parent.text.splitlines() if parent else [], version.text.splitlines()),
         ("few-shot examples", _few_shot_lines(parent), _few_shot_lines(version)),
+        ("labelled examples", _examples_lines(parent), _examples_lines(version)),
     ]
     lines: list[DiffLine] = []
     for section, before, after in sections:

@@ -38,6 +38,23 @@ def few_shot_errors(few_shot: Any) -> list[str]:
     return errors
 
 
+def examples_errors(examples: Any) -> list[str]:
+    """What is wrong with labelled examples: each `{"text": str, "pool": str}`."""
+    if not isinstance(examples, list):
+        return ["labelled examples must be a JSON list"]
+    return [
+        f"labelled example {number} needs a non-empty text and a pool slug"
+        for number, example in enumerate(examples, start=1)
+        if not (
+            isinstance(example, dict)
+            and isinstance(example.get("text"), str)
+            and example["text"].strip()
+            and isinstance(example.get("pool"), str)
+            and example["pool"]
+        )
+    ]
+
+
 def template_errors(text: str) -> list[str]:
     """What is wrong with a prompt template (it must list the pools)."""
     if not text.strip():
@@ -59,19 +76,24 @@ def prompt_version_append(
     parent: PromptVersion | None,
     author: StaffUser | None,
     note: str = "",
+    examples: list[dict[str, Any]] | None = None,
 ) -> PromptVersion:
     """Append a new, inactive prompt version whose parent is the version it was made from.
 
     Versions are never edited: editing means this. Activating it is a separate, audited step.
+    `examples` (labelled examples, most useful first) default to the parent's.
     """
     _check(author, ADD_PERMISSION, "add prompt versions")
-    errors = template_errors(text) + few_shot_errors(few_shot)
+    if examples is None:
+        examples = list(parent.examples) if parent is not None else []
+    errors = template_errors(text) + few_shot_errors(few_shot) + examples_errors(examples)
     if errors:
         raise ValidationFailed("; ".join(errors))
     return PromptVersion.objects.create(
         purpose=parent.purpose if parent is not None else "router",
         text=text,
         few_shot=few_shot,
+        examples=examples,
         parent=parent,
         author=author,
         note=note.strip()[:300],

@@ -132,7 +132,7 @@ def test_a_template_without_pools_or_a_malformed_few_shot_is_refused(client, man
 
 def test_the_diff_view_shows_changes_against_the_parent_escaped(client, manager, active):
     hostile = prompt_version_append(
-        text=active.text.replace("one short sentence", "two sentences")
+        text=active.text.replace("a few words, at most 40 characters", "two sentences")
         + "\n<script>alert('x')</script>",
         few_shot=[*active.few_shot, {"text": "Where is my <b>parcel</b>?", "pool": "technical"}],
         parent=active,
@@ -145,8 +145,11 @@ def test_the_diff_view_shows_changes_against_the_parent_escaped(client, manager,
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
     assert '<div class="add">+&lt;script&gt;' in html
-    assert '<div class="del">-- reason: one short sentence without personal data.</div>' in html
-    assert '<div class="add">+- reason: two sentences without personal data.</div>' in html
+    assert (
+        '<div class="del">-- reason: a few words, at most 40 characters, without personal data.'
+        "</div>" in html
+    )
+    assert '<div class="add">+- reason: two sentences, without personal data.</div>' in html
     assert "Where is my &lt;b&gt;parcel&lt;/b&gt;?" in html
     assert f"v{active.pk} template" in html
 
