@@ -385,8 +385,8 @@ ROUTER_FAST_START_MIN_ACCEPTED = env_int("ROUTER_FAST_START_MIN_ACCEPTED", 20)
 # Retraining as soon as the labels have grown by ROUTER_RETRAIN_GROWTH of what the last one
 # learnt from (and by ROUTER_RETRAIN_NEW_LABELS at least): often while a deployment is new,
 # seldom later. Beat checks every ROUTER_RETRAIN_CHECK_SECONDS.
-ROUTER_RETRAIN_NEW_LABELS = env_int("ROUTER_RETRAIN_NEW_LABELS", 50)
-ROUTER_RETRAIN_GROWTH = env_float("ROUTER_RETRAIN_GROWTH", 0.5)
+ROUTER_RETRAIN_NEW_LABELS = env_int("ROUTER_RETRAIN_NEW_LABELS", 25)
+ROUTER_RETRAIN_GROWTH = env_float("ROUTER_RETRAIN_GROWTH", 0.25)
 ROUTER_RETRAIN_CHECK_SECONDS = env_float("ROUTER_RETRAIN_CHECK_SECONDS", 300.0)
 CELERY_BEAT_SCHEDULE |= {
     # Daily: retrain the local model from new labels; activated only if no worse than the active.

@@ -362,8 +362,9 @@ def model_version_retrain_due() -> tuple[bool, int, int]:
 
     Due when the labels (people's and distilled, of active pools) have grown by
     ROUTER_RETRAIN_GROWTH of what it learnt from, and by at least ROUTER_RETRAIN_NEW_LABELS:
-    with growth 0.5 and 50, at 50, 100, 150, 225, 338, ... labels. A model learns most from its
-    first labels, so a new deployment retrains every few dozen tickets and a settled one seldom.
+    with the defaults (0.25, 25) at 25, 50, 75, 100, 125, 157, 197, ... labels. A model learns
+    most from its first labels: a new deployment retrains every few dozen tickets, a settled
+    one seldom.
     """
     known = set(pool_list().values_list("slug", flat=True)) | {OTHER}
     now = sum(label.label in known for label in training_labels())
