@@ -9,13 +9,18 @@ wrong: 0.45-0.95) and its reason is a few words; the stand-in bills each call fr
 and answer, prompt caching included (`bill_usage`), so the cost is priced by
 apps/orchestrator/pricing.py as the API would bill it. People are simulated: every review and
 audit item is resolved with the true pool, and an agent moves a wrongly routed ticket ("wrong
-pool") with probability --catch-rate. Every --retrain-every tickets `model_version_retrain`
-trains a candidate from those labels (and the LLM's confident decisions, distilled) and the gate
-activates it or not. The local model starts from --per-intent-seed-examples examples per intent
-of CLINC `train` (0: no local model at first); the stream is `test` + `val` (in scope), shuffled
-by --seed. The data is read where it lies (../shared/data beside the checkout), never copied.
+pool") with probability --catch-rate. Every --check-every tickets (the period of the beat task
+`router_retrain_when_due_task`) `model_version_retrain_when_due` retrains when enough labels
+arrived since the last retraining, as the product does; with --retrain-every N,
+`model_version_retrain` runs every N tickets instead (the schedule before issue 15). A retraining
+trains a candidate from those labels (and the LLM's confident decisions, distilled), gives pools
+thresholds of their own, and the gate activates it or not. The local model starts from
+--per-intent-seed-examples examples per intent of CLINC `train` (0: no local model at first); the
+stream is `test` + `val` (in scope), shuffled by --seed. The data is read where it lies
+(../shared/data beside the checkout), never copied.
 
-    .venv/bin/python bench/learning_curve.py [--tickets 5000] [--retrain-every 500]
+    .venv/bin/python bench/learning_curve.py [--tickets 5000] [--check-every 25]
+        [--retrain-every 0]
         [--llm-accuracy 0.9] [--per-intent-seed-examples 2] [--window 1000] [--seed 0]
         [--catch-rate 0.8] [--audit-share 0.02] [--distill-weight W]
         [--target-misroute-rate R] [--holdout-share 0.3]
@@ -27,9 +32,11 @@ local model's top-1 accuracy on every ticket it scored (whatever its confidence)
 ticket (the sum of RoutingDecision.cost_usd over the window's tickets), and the labels people
 gave; then what the active local model would have decided at fixed thresholds (0.9, 0.95,
 0.99), which separates what it learned from the threshold retraining chose; then every
-retraining and what the gate did. Audit draws are seeded too (REVIEW_AUDIT_SEED), so a seed
-reproduces a run. A default run takes about 6
-minutes on 2 cores.
+retraining and what the gate did; then issue 15's fast-start target on tickets 1-1,000
+(model-call share <= 60% at an automatic accuracy >= 94.4%), the local model's precision per
+pool there, and the active model's pools with thresholds of their own. Audit draws are
+seeded too (REVIEW_AUDIT_SEED), so a seed reproduces a run. A default run takes about 6-8
+minutes on 2 cores (3-4 minutes for --tickets 1000).
 """
 
 import argparse
@@ -84,7 +91,11 @@ from apps.pools.models import Pool  # noqa: E402
 from apps.pools.services import pool_upsert  # noqa: E402
 from apps.review.models import ReviewItem, RoutingLabel  # noqa: E402
 from apps.review.services import review_item_resolve  # noqa: E402
-from apps.review.training.retrain import RetrainResult, model_version_retrain  # noqa: E402
+from apps.review.training.retrain import (  # noqa: E402
+    RetrainResult,
+    model_version_retrain,
+    model_version_retrain_when_due,
+)
 from apps.review.training.versions import model_version_train  # noqa: E402
 from apps.tickets.models import Ticket  # noqa: E402
 from tests.fakes.messages_api import MessagesApiStandIn, Reply, tool_use  # noqa: E402
@@ -182,11 +193,17 @@ class Tally:
     labels: dict[str, int] = field(default_factory=dict)
     # The local model's (confidence, right) on every ticket it scored, "other" left out.
     scores: list[tuple[float, bool]] = field(default_factory=list)
+    # Pool -> (tickets the local model routed there, rightly).
+    local_pools: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def add(self, other: "Tally") -> None:
-        for name in (f.name for f in fields(self) if f.name not in ("labels", "scores")):
+        merged = ("labels", "scores", "local_pools")
+        for name in (f.name for f in fields(self) if f.name not in merged):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.scores += other.scores
+        for pool, (routed, right) in other.local_pools.items():
+            was = self.local_pools.get(pool, (0, 0))
+            self.local_pools[pool] = (was[0] + routed, was[1] + right)
         for source, n in other.labels.items():
             self.labels[source] = self.labels.get(source, 0) + n
 
@@ -267,6 +284,7 @@ def ticket_run(
         tally.auto, tally.auto_correct = 1, int(right)
         if final.tier == Tier.LOCAL:
             tally.local, tally.local_correct = 1, int(right)
+            tally.local_pools[ticket.pool.slug] = (1, int(right))
     else:
         tally.review = int(ticket.status == Ticket.Status.IN_REVIEW)
 
@@ -382,6 +400,54 @@ def print_retrains(events: Sequence[RetrainEvent]) -> None:
         print("* no threshold met the target misroute rate on people's labels (1.0 is used)")
 
 
+def print_target(stream: Examples, windows: Sequence[tuple[str, Tally]], size: int) -> None:
+    """Issue 15's fast-start target, on the first window when it is tickets 1-1,000."""
+    if size != 1000 or not windows or windows[0][1].tickets != 1000:
+        print("fast-start target: needs --window 1000 and at least 1,000 tickets")
+        return
+    first = windows[0][1]
+    pools = first.local_pools
+    below = sorted(
+        (right / routed, pool) for pool, (routed, right) in pools.items() if right < 0.9 * routed
+    )
+    print(
+        f"tickets 1-1,000: the local model routed to {len(pools)} pools; "
+        f"{sum(routed >= 5 for routed, _ in pools.values())} of them got 5 tickets or more; "
+        f"{len(below)} pools below 90% precision"
+        + (
+            ": " + ", ".join(f"{pool} {pools[pool][1]}/{pools[pool][0]}" for _, pool in below)
+            if below
+            else ""
+        )
+    )
+    calls = first.llm / first.tickets
+    accuracy = first.auto_correct / first.auto if first.auto else 0.0
+    met = calls <= 0.60 and accuracy >= 0.944
+    print(
+        f"model-call share in tickets 1-1,000 = {100 * calls:.1f}% (target <= 60%), automatic "
+        f"accuracy {100 * accuracy:.1f}% (target >= 94.4%): {'met' if met else 'not met'}"
+    )
+
+
+def print_pools() -> None:
+    """The active model's pools with thresholds of their own, and their out-of-sample figures."""
+    active = ModelVersion.objects.filter(active=True).first()
+    figures = (active.metrics.get("pools") or {}) if active else {}
+    if not figures:
+        print("active model: no pool thresholds of its own")
+        return
+    per_pool = figures.get("per_pool", {})
+    measured = [f for f in per_pool.values() if f["accepted"]]
+    below = sum(f["precision"] < 0.9 for f in measured)
+    print(
+        f"active model v{active.pk if active else '-'}: {figures['pools']} pools with thresholds "
+        f"of their own (floor {figures['floor']:.4f}) on {figures['labels_scored']} labels "
+        f"predicted out of sample: {100 * figures['auto_routed_share']:.1f}% auto-routed at "
+        f"{100 * (figures['precision'] or 0):.1f}% precision; {len(measured)} pools measured, "
+        f"{below} below 90%"
+    )
+
+
 def main() -> None:
     # A local model on a few examples per intent has more classes than half its rows: sklearn
     # warns about it on every fit. The memory broker of eager Celery has no hostname: kombu says.
@@ -390,7 +456,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--tickets", type=int, default=5000)
-    parser.add_argument("--retrain-every", type=int, default=500)
+    parser.add_argument(
+        "--retrain-every",
+        type=int,
+        default=0,
+        help="retrain every N tickets; 0 (default): when due, as the product's beat task does",
+    )
+    parser.add_argument(
+        "--check-every",
+        type=int,
+        default=25,
+        help="with --retrain-every 0: tickets between two checks (the beat task's period)",
+    )
     parser.add_argument("--llm-accuracy", type=float, default=0.9)
     parser.add_argument(
         "--escalation-accuracy",
@@ -474,7 +551,13 @@ def main() -> None:
             f"learning curve: {len(stream):,} CLINC150 tickets over {len(pools)} pools, "
             f"router LLM right {args.llm_accuracy:.0%} (escalation {escalation_accuracy:.0%}), "
             f"agents catch {args.catch_rate:.0%} of wrong pools, audit share "
-            f"{args.audit_share:.0%}, retrain every {args.retrain_every} (distill weight "
+            f"{args.audit_share:.0%}, "
+            + (
+                f"retrain every {args.retrain_every}"
+                if args.retrain_every
+                else f"retrain when due (checked every {args.check_every})"
+            )
+            + f" (distill weight "
             f"{settings.ROUTER_DISTILL_WEIGHT}, target misroute rate "
             f"{target:.0%}, "
             f"held-out share {args.holdout_share}), seed {args.seed}",
@@ -522,7 +605,9 @@ def main() -> None:
                     flush=True,
                 )
                 window = Tally()
-            if n % args.retrain_every == 0 and n < len(stream):
+            if n >= len(stream):
+                continue
+            if args.retrain_every and n % args.retrain_every == 0:
                 tick = time.perf_counter()
                 result = model_version_retrain(
                     seed=args.seed,
@@ -530,6 +615,16 @@ def main() -> None:
                     target_misroute_rate=args.target_misroute_rate,
                 )
                 events.append(RetrainEvent(n, result, time.perf_counter() - tick))
+            elif not args.retrain_every and n % args.check_every == 0:
+                # What the beat task router_retrain_when_due_task does.
+                tick = time.perf_counter()
+                result = model_version_retrain_when_due(
+                    seed=args.seed,
+                    holdout_share=args.holdout_share,
+                    target_misroute_rate=args.target_misroute_rate,
+                )
+                if result.version is not None or "retraining needs" in result.reason:
+                    events.append(RetrainEvent(n, result, time.perf_counter() - tick))
 
     wall = time.perf_counter() - started
     print()
@@ -564,6 +659,8 @@ def main() -> None:
         f"({1000 * routing_seconds / max(len(stream), 1):.1f} ms each, routing + corrections), "
         f"retraining {retrain_seconds:.0f} s"
     )
+    print_target(stream, windows, args.window)
+    print_pools()
     if len(windows) >= 2:
         first, last = windows[0][1], windows[-1][1]
         print(

@@ -210,6 +210,9 @@ class ModelVersion(models.Model):
     signature = models.CharField(max_length=64, help_text="HMAC-SHA256 of the artifact.")
     metrics = models.JSONField(default=dict, blank=True)
     threshold = models.FloatField(help_text="Confidence at or above which the local tier decides.")
+    # Pool slug -> a lower threshold of its own, for the pools whose own out-of-sample precision
+    # holds at it (retraining's fast start); the lower of the two applies.
+    pool_thresholds = models.JSONField(default=dict, blank=True)
     training_examples = models.PositiveIntegerField(default=0)
     note = models.CharField(max_length=300, blank=True)
     active = models.BooleanField(default=False, db_index=True)

@@ -76,3 +76,10 @@ class LocalTier:
     threshold: float
     # A model of intents: the intents it knows that are stored (`Intent`), by slug.
     intents: dict[str, Intent] = field(default_factory=dict)
+    # Pools with a lower threshold of their own (ModelVersion.pool_thresholds).
+    pool_thresholds: dict[str, float] = field(default_factory=dict)
+
+    def threshold_for(self, label: str) -> float:
+        """The confidence at or above which the local tier decides `label`: the version's
+        threshold, or the pool's own when it is lower."""
+        return min(self.threshold, self.pool_thresholds.get(label, self.threshold))

@@ -209,8 +209,9 @@ class RoutingPipeline:
         candidates = {
             label: score for label, score in prediction.scores.items() if label in self.pools
         }
-        if prediction.confidence < self.local.threshold:
-            draft.reason = f"below threshold {self.local.threshold:.2f}"
+        threshold = self.local.threshold_for(prediction.label)
+        if prediction.confidence < threshold:
+            draft.reason = f"below threshold {threshold:.2f}"
             return None
         if prediction.label == OTHER:
             draft.action, draft.reason = Action.REVIEW, "no pool fits"

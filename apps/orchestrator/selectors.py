@@ -64,7 +64,11 @@ def local_tier_active() -> LocalTier | None:
             list(classifier.intents), field_name="slug"
         )
     return LocalTier(
-        version=version, classifier=classifier, threshold=version.threshold, intents=intents
+        version=version,
+        classifier=classifier,
+        threshold=version.threshold,
+        intents=intents,
+        pool_thresholds={str(k): float(v) for k, v in (version.pool_thresholds or {}).items()},
     )
 
 

@@ -380,9 +380,30 @@ ROUTER_THRESHOLD_MIN_ROUTED = env_int("ROUTER_THRESHOLD_MIN_ROUTED", 30)
 # model, each counting this much of a person's label (0 turns distillation off).
 ROUTER_DISTILL_MIN_CONFIDENCE = env_float("ROUTER_DISTILL_MIN_CONFIDENCE", 0.9)
 ROUTER_DISTILL_WEIGHT = env_float("ROUTER_DISTILL_WEIGHT", 0.3)
+# A fast start for new pools (docs/orchestrator.md): a retraining also gives a pool a threshold of
+# its own when, on labels predicted out of sample (people's and distilled), its precision shrunk
+# towards every pool's (as if ROUTER_POOL_PRIOR_STRENGTH more texts had theirs) reaches
+# ROUTER_POOL_TARGET_PRECISION, at or above the lowest confidence where every pool's together
+# reach ROUTER_FAST_START_PRECISION on at least ROUTER_FAST_START_MIN_ACCEPTED texts.
+ROUTER_POOL_TARGET_PRECISION = env_float("ROUTER_POOL_TARGET_PRECISION", 0.9)
+ROUTER_POOL_PRIOR_STRENGTH = env_float("ROUTER_POOL_PRIOR_STRENGTH", 5.0)
+ROUTER_POOL_MIN_SUPPORT = env_int("ROUTER_POOL_MIN_SUPPORT", 0)
+ROUTER_FAST_START_PRECISION = env_float("ROUTER_FAST_START_PRECISION", 0.93)
+ROUTER_FAST_START_MIN_ACCEPTED = env_int("ROUTER_FAST_START_MIN_ACCEPTED", 20)
+# Retraining as soon as the labels have grown by ROUTER_RETRAIN_GROWTH of what the last one
+# learnt from (and by ROUTER_RETRAIN_NEW_LABELS at least): often while a deployment is new,
+# seldom later. Beat checks every ROUTER_RETRAIN_CHECK_SECONDS.
+ROUTER_RETRAIN_NEW_LABELS = env_int("ROUTER_RETRAIN_NEW_LABELS", 25)
+ROUTER_RETRAIN_GROWTH = env_float("ROUTER_RETRAIN_GROWTH", 0.25)
+ROUTER_RETRAIN_CHECK_SECONDS = env_float("ROUTER_RETRAIN_CHECK_SECONDS", 300.0)
 CELERY_BEAT_SCHEDULE |= {
     # Daily: retrain the local model from new labels; activated only if no worse than the active.
     "retrain-router": {"task": "apps.review.tasks.router_retrain_task", "schedule": 24 * 3600.0},
+    # Sooner when enough new labels arrived (a new deployment learns in its first hours).
+    "retrain-router-when-due": {
+        "task": "apps.review.tasks.router_retrain_when_due_task",
+        "schedule": ROUTER_RETRAIN_CHECK_SECONDS,
+    },
 }
 
 # The desk: presence, assignment and attachments.

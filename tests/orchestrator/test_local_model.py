@@ -17,6 +17,7 @@ from apps.orchestrator.local_model import (
     Prediction,
     evaluate,
     min_support,
+    pool_thresholds,
     seed_examples,
     threshold_for_precision,
 )
@@ -392,3 +393,59 @@ def test_training_on_intents_needs_a_group_for_every_intent_and_two_groups():
         )
     with pytest.raises(ValueError, match="at least two groups"):
         LocalClassifier.train(texts=texts, labels=labels, groups=dict.fromkeys(set(labels), "a"))
+
+
+def _predicted(label, confidence):
+    return Prediction(label=label, confidence=confidence, scores={label: confidence})
+
+
+def test_a_pool_gets_its_own_threshold_only_where_its_shrunk_precision_holds():
+    # Out-of-sample predictions: billing right 4 of 4, refund right 1 of 3 (its errors near the
+    # top), technical never predicted, a confident `other`.
+    rows = [
+        ("billing", 0.99, "billing"),
+        ("billing", 0.97, "billing"),
+        ("refund", 0.96, "billing"),
+        ("billing", 0.95, "billing"),
+        ("refund", 0.94, "refund"),
+        ("refund", 0.93, "technical"),
+        ("billing", 0.92, "billing"),
+        (OTHER, 0.91, "refund"),
+        ("billing", 0.5, "refund"),
+    ]
+    predictions = [_predicted(label, confidence) for label, confidence, _ in rows]
+    truths = [truth for _, _, truth in rows]
+    pools = ["billing", "refund", "technical", OTHER]
+
+    chosen = pool_thresholds(
+        predictions, truths, pools=pools, floor=0.9, target_precision=0.9, prior_strength=2
+    )
+
+    # billing: 4/4 from 0.92 down to the floor, (4 + 2 * 5/7) / (4 + 2) = 0.905 (the 0.5 below
+    # the floor is never considered).
+    assert chosen["billing"] == 0.9
+    # refund: wrong at its most confident; (1 + 2 * 5/7) / (3 + 2) = 0.49 at best: none.
+    assert "refund" not in chosen
+    # technical has no prediction of its own: it rests on every pool's precision at the floor
+    # (5 right of 7, 0.71), which is below the target.
+    assert "technical" not in chosen
+    assert OTHER not in chosen
+    # With support required, a pool needs that many accepted predictions of its own.
+    assert "billing" not in pool_thresholds(
+        predictions,
+        truths,
+        pools=pools,
+        floor=0.9,
+        target_precision=0.9,
+        prior_strength=2,
+        min_support=5,
+    )
+    # A pool never predicted, where every pool's precision holds, gets the floor; without a
+    # floor (no confidence where every pool's precision is shown) only pools predicted get one.
+    right = [_predicted("billing", 0.99), _predicted("billing", 0.98)]
+    assert pool_thresholds(
+        right, ["billing"] * 2, pools=pools, floor=0.95, target_precision=0.9, prior_strength=2
+    ) == {"billing": 0.95, "refund": 0.95, "technical": 0.95}
+    assert pool_thresholds(
+        right, ["billing"] * 2, pools=pools, floor=math.inf, target_precision=0.9, prior_strength=2
+    ) == {"billing": 0.98}

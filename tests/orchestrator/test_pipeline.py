@@ -362,6 +362,25 @@ def test_confident_local_model_routes_without_an_llm_call(pools, llm, local_mode
     assert llm.requests == []
 
 
+def test_a_pool_threshold_of_its_own_lets_the_local_model_route_that_pool_only(
+    pools, llm, local_model
+):
+    # No threshold holds for the model as a whole (1.0), but technical's own does: the local
+    # tier routes technical messages and passes the others on to the LLM.
+    local_model.threshold = 1.0
+    local_model.pool_thresholds = {"technical": 0.5}
+    local_model.save()
+    ticket, decisions = route("I forgot my password and the reset email never arrives")
+    assert (ticket.pool, decisions[-1].tier) == (pools["technical"], Tier.LOCAL)
+    assert llm.requests == []
+
+    llm.enqueue(route_reply("billing", 0.95))
+    ticket, decisions = route("Can I get a copy of last month's invoice?")
+    local = next(d for d in decisions if d.tier == Tier.LOCAL)
+    assert (local.action, local.reason) == ("pass", "below threshold 1.00")
+    assert (ticket.pool, decisions[-1].tier) == (pools["billing"], Tier.LLM)
+
+
 def test_a_model_of_intents_records_the_pool_and_its_intent_on_the_decision(
     pools, llm, intent_model
 ):

@@ -32,10 +32,14 @@ from apps.pools.models import Pool
 from apps.pools.services import pool_upsert
 from apps.review.models import ReviewItem, RoutingLabel, TrainingExample
 from apps.review.services import review_item_resolve
-from apps.review.tasks import router_retrain_task
+from apps.review.tasks import router_retrain_task, router_retrain_when_due_task
 from apps.review.training.examples import training_base
 from apps.review.training.labels import DISTILLED, label_held_out, training_labels
-from apps.review.training.retrain import _gate, model_version_retrain
+from apps.review.training.retrain import (
+    _gate,
+    model_version_retrain,
+    model_version_retrain_due,
+)
 from apps.review.training.versions import model_version_activate, model_version_train
 from apps.tickets.models import Ticket
 from tests.orchestrator.conftest import route_reply
@@ -434,9 +438,9 @@ def test_the_daily_task_retrains_through_the_same_service(local_model, label_row
     assert ModelVersion.objects.get(active=True).note.startswith("retrain_router: activated")
 
 
-def evaluation(accuracy, brier):
+def evaluation(accuracy, brier, n=80):
     return Evaluation(
-        accuracy=accuracy, macro_f1=accuracy, per_label={}, confusion={}, ece=0.0, n=80, brier=brier
+        accuracy=accuracy, macro_f1=accuracy, per_label={}, confusion={}, ece=0.0, n=n, brier=brier
     )
 
 
@@ -452,6 +456,8 @@ def test_the_gate_wants_accuracy_and_brier_score_no_worse_than_the_active_models
     assert not passed
     assert why.startswith("worse calibrated than the active model: accuracy 0.800 vs 0.800")
     assert "Brier 0.150 vs 0.120" in why
+    # On a handful of held-out labels a Brier score is noise: accuracy alone decides.
+    assert _gate(evaluation(0.80, 0.150, n=5), evaluation(0.80, 0.120, n=5), local_model)[0]
 
 
 # --- the base a retraining starts from -------------------------------------------------------
@@ -660,3 +666,81 @@ def test_the_command_prints_json_and_says_when_it_trained_nothing(local_model, l
     payload = json.loads(out.getvalue())
     assert payload["version"] == ModelVersion.objects.latest("created_at").pk
     assert {"candidate", "active", "gate", "threshold"} <= set(payload["metrics"])
+
+
+# --- a fast start for new pools --------------------------------------------------------------
+
+WHEN = ["since monday", "after the update"]
+
+
+def gadget_rows(device, pool):
+    return [(f"my {device} {symptom} {when}", pool) for symptom in SYMPTOMS for when in WHEN]
+
+
+def test_new_pools_with_few_labels_get_thresholds_of_their_own_where_their_precision_holds(
+    pools, label_rows, settings
+):
+    settings.ROUTER_RETRAIN_MIN_LABELS = 10
+    settings.ROUTER_FAST_START_MIN_ACCEPTED = 10
+    for slug in ("zorbit", "krell", "plumo", "vantix"):
+        pools[slug] = pool_upsert(slug=slug, name=slug.capitalize(), description=f"{slug} gadgets")
+    # 12 labels each for two new pools whose words are their own, and 24 that people split at
+    # random between two more pools: nothing tells those two apart.
+    mixed = gadget_rows("plumo beacon", "") + gadget_rows("vantix relay", "")
+    coin = iter(itertools.cycle(["plumo", "vantix", "vantix", "plumo"]))
+    label_rows(
+        gadget_rows("zorbit hub", "zorbit")
+        + gadget_rows("krell pad", "krell")
+        + [(text, next(coin)) for text, _ in mixed]
+    )
+
+    result = model_version_retrain()
+
+    version = result.version
+    assert version is not None
+    assert result.activated
+    # 48 labels cannot show a 2% misroute rate for the model as a whole (50 routes at least)...
+    assert version.threshold == 1.0
+    figures = version.metrics["pools"]
+    # ...but the two pools the model tells apart route on their own thresholds, measured out
+    # of sample at 90% precision or more; the two it cannot tell apart do not.
+    assert {"zorbit", "krell"} <= set(version.pool_thresholds)
+    assert not {"plumo", "vantix"} & set(version.pool_thresholds)
+    for slug in ("zorbit", "krell"):
+        assert figures["per_pool"][slug]["precision"] >= 0.9
+        assert figures["per_pool"][slug]["threshold"] == version.pool_thresholds[slug]
+
+    routed = open_ticket("my zorbit hub glows purple then nothing this evening")
+    assert (local_decision(routed).action, routed.pool) == ("route", pools["zorbit"])
+    # Without an API key the LLM tiers are skipped: what the local tier passes goes to review.
+    passed = open_ticket("my plumo beacon flickers at dusk this evening")
+    assert local_decision(passed).action == "pass"
+    assert passed.status == Ticket.Status.IN_REVIEW
+
+
+def test_retraining_is_due_when_the_labels_have_grown_enough_since_the_last_one(
+    pools, label_rows, settings
+):
+    settings.ROUTER_RETRAIN_MIN_LABELS = 4
+    settings.ROUTER_RETRAIN_NEW_LABELS = 8
+    settings.ROUTER_RETRAIN_GROWTH = 1.0
+    label_rows(PLAIN[:7])
+    assert model_version_retrain_due() == (False, 7, 0)
+    router_retrain_when_due_task()
+    assert not ModelVersion.objects.exists()
+
+    label_rows(PLAIN[7:8])
+    assert model_version_retrain_due() == (True, 8, 0)
+    router_retrain_when_due_task()
+    assert ModelVersion.objects.count() == 1
+
+    # Growth 1.0: the next retraining waits until the labels have doubled (8 more).
+    label_rows(PLAIN[8:15])
+    assert model_version_retrain_due() == (False, 15, 8)
+    router_retrain_when_due_task()
+    assert ModelVersion.objects.count() == 1
+    label_rows(JARGON[:1])
+    assert model_version_retrain_due() == (True, 16, 8)
+    router_retrain_when_due_task()
+    assert ModelVersion.objects.count() == 2
+    assert model_version_retrain_due() == (False, 16, 16)

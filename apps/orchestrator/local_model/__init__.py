@@ -73,6 +73,7 @@ from apps.orchestrator.local_model.thresholds import (
     evaluate,
     min_support,
     misroute_rate,
+    pool_thresholds,
     threshold_for_misroute_rate,
     threshold_for_precision,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "evaluate",
     "min_support",
     "misroute_rate",
+    "pool_thresholds",
     "seed_examples",
     "threshold_for_misroute_rate",
     "threshold_for_precision",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from apps.orchestrator.local_model.classifier import LocalClassifier, Prediction
@@ -180,3 +181,77 @@ def _expected_calibration_error(confidences: Sequence[float], correct: Sequence[
         for members in bins
         if members
     )
+
+
+def pool_thresholds(
+    predictions: Sequence[Prediction],
+    labels: Sequence[str],
+    *,
+    pools: Iterable[str],
+    floor: float,
+    target_precision: float,
+    prior_strength: float,
+    min_support: int = 0,
+) -> dict[str, float]:
+    """Each pool's own confidence threshold, chosen on out-of-sample predictions of labelled
+    texts; a pool that no threshold qualifies is left out, and the local tier passes its
+    messages on to the next tier.
+
+    A pool's precision at a threshold is measured on its accepted predictions (its label,
+    confidence >= the threshold) and shrunk towards the precision of every pool's accepted
+    predictions at that threshold, as if `prior_strength` more of them had that precision:
+    (right + prior_strength * overall) / (accepted + prior_strength). A pool of a few labelled
+    texts then rests on what the model shows on all pools, and each of its own errors moves it
+    down at once. The threshold is the lowest confidence (`floor` or one of the pool's
+    predictions') at which the shrunk precision reaches `target_precision` with at least
+    `min_support` accepted predictions of the pool; below `floor` (where every pool's precision
+    is not shown to hold; math.inf: nowhere) at least one. So a pool never predicted can only
+    get the floor, and a pool the model tells apart gets a threshold even while others drag
+    every pool's precision down. OTHER never gets one: a confident `other` goes to a person,
+    not to a pool.
+    """
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
+    if not 0.0 < target_precision <= 1.0:
+        raise ValueError("target_precision must be in (0, 1]")
+    scored = [
+        (p.confidence, p.label, p.label == truth)
+        for p, truth in zip(predictions, labels, strict=True)
+        if p.label != OTHER
+    ]
+    # Every pool's accepted predictions at a threshold: a prefix by descending confidence.
+    ordered = sorted(scored, key=lambda row: -row[0])
+    descending = [-confidence for confidence, _, _ in ordered]
+    right_before = [0]
+    for _, _, is_right in ordered:
+        right_before.append(right_before[-1] + is_right)
+
+    def overall(threshold: float) -> float:
+        accepted = bisect.bisect_right(descending, -threshold)
+        return right_before[accepted] / accepted if accepted else 0.0
+
+    by_pool: dict[str, list[tuple[float, bool]]] = {}
+    for confidence, label, is_right in ordered:
+        by_pool.setdefault(label, []).append((confidence, is_right))
+    chosen: dict[str, float] = {}
+    for pool in sorted(set(pools) - {OTHER}):
+        rows = by_pool.get(pool, [])
+        right = 0
+        candidates: list[tuple[float, int, int]] = []  # (threshold, accepted, right)
+        for i, (confidence, is_right) in enumerate(rows):
+            right += is_right
+            # As in threshold_for_precision: a threshold accepts a whole run of equal confidences.
+            if i + 1 == len(rows) or rows[i + 1][0] < confidence:
+                candidates.append((confidence, i + 1, right))
+        if math.isfinite(floor) and all(confidence != floor for confidence, _ in rows):
+            # The floor itself, with the pool's predictions at or above it.
+            above = [(c, ok) for c, ok in rows if c >= floor]
+            candidates.append((floor, len(above), sum(ok for _, ok in above)))
+            candidates.sort(key=lambda row: -row[0])
+        for threshold, accepted, hits in candidates:
+            needed = min_support if threshold >= floor else max(min_support, 1)
+            prior = prior_strength * overall(threshold)
+            shrunk = (hits + prior) / (accepted + prior_strength) if accepted or prior else 0.0
+            if accepted >= needed and shrunk >= target_precision:
+                chosen[pool] = threshold
+    return chosen

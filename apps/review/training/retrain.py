@@ -35,6 +35,14 @@ does, the threshold is 1.0: the local tier then passes everything to the next ti
 probability of exactly 1.0), and the metrics say so. People's labels over-represent hard
 texts (reviews are the doubtful ones, reroutes the LLM's mistakes), so the rate measured on
 them errs on the high side: the threshold is, if anything, conservative.
+
+A fast start for new pools. That threshold needs 50 routes measured on people's labels, which a
+deployment with many pools reaches only after thousands of tickets. So a pool may also get a
+threshold of its own (`ModelVersion.pool_thresholds`; the local tier uses the lower one), chosen
+on every label scored out of sample, people's and distilled, where the pool's precision shrunk
+towards every pool's reaches ROUTER_POOL_TARGET_PRECISION (see `pool_thresholds`). And
+`model_version_retrain_when_due` (a beat task) retrains as soon as the labels have grown enough
+since the last retraining, so a new deployment does not wait a day for its first model.
 """
 
 import hashlib
@@ -57,7 +65,9 @@ from apps.orchestrator.local_model import (
     evaluate,
     min_support,
     misroute_rate,
+    pool_thresholds,
     threshold_for_misroute_rate,
+    threshold_for_precision,
 )
 from apps.orchestrator.models import ModelVersion
 from apps.pools.selectors import pool_list
@@ -76,6 +86,10 @@ logger = logging.getLogger(__name__)
 
 # How much higher a candidate's Brier score may be than the active model's: rounding, not noise.
 BRIER_TOLERANCE = 0.001
+# Fewest held-out labels a Brier score is compared on: on a handful of texts (a new deployment's
+# first retrainings) one text more moves it by more than the differences it would judge, and a
+# candidate that is as accurate is not kept back by that noise.
+BRIER_MIN_HELD_OUT = 30
 
 
 @dataclass(frozen=True)
@@ -157,27 +171,39 @@ def model_version_retrain(
     candidate_eval = evaluate(candidate, texts=held_texts, labels=held_truth)
 
     # The threshold is chosen on every human label, each predicted by a model that did not
-    # see it: the held-out slice by the candidate, the training part by k-fold models.
+    # see it: the held-out slice by the candidate, the training part by k-fold models. The
+    # folds split the distilled labels too, which the pools' own thresholds are chosen on.
     folds = max(2, int(settings.ROUTER_RETRAIN_FOLDS))
     predictions: list[Prediction] = candidate.predict_many(held_texts)
     truths: list[str] = list(held_truth)
-    fold_of = [_fold_of(x.ticket_id, seed=seed, folds=folds) for x in train]
+    learnt = train + distilled
+    fold_of = [_fold_of(x.ticket_id, seed=seed, folds=folds) for x in learnt]
+    distilled_predictions: list[Prediction] = []
+    distilled_truths: list[str] = []
     for fold in range(folds):
-        inside = [x for x, f in zip(train, fold_of, strict=True) if f == fold]
+        inside = [x for x, f in zip(learnt, fold_of, strict=True) if f == fold]
         if not inside:
             continue
         outside = [
-            (x.text, x.label, x.weight) for x, f in zip(train, fold_of, strict=True) if f != fold
+            (x.text, x.label, x.weight) for x, f in zip(learnt, fold_of, strict=True) if f != fold
         ]
-        model = _train(base + extra + outside, seed=seed)
-        predictions += model.predict_many([x.text for x in inside])
-        truths += [x.label for x in inside]
+        model = _train(base + outside, seed=seed)
+        for x, prediction in zip(inside, model.predict_many([x.text for x in inside]), strict=True):
+            if x.source == DISTILLED:
+                distilled_predictions.append(prediction)
+                distilled_truths.append(x.label)
+            else:
+                predictions.append(prediction)
+                truths.append(x.label)
     min_routed = _min_routed(target)
     best = threshold_for_misroute_rate(
         predictions, truths, target_rate=target, min_routed=min_routed
     )
     threshold = min(best, 1.0)
     rate, routed_share = misroute_rate(predictions, truths, threshold=threshold)
+    fast_start = _pool_thresholds(
+        predictions + distilled_predictions, truths + distilled_truths, known=known
+    )
 
     active_id = ModelVersion.objects.filter(active=True).values_list("pk", flat=True).first()
     active = selectors.local_tier_active()
@@ -230,6 +256,7 @@ def model_version_retrain(
             "folds": folds,
             "min_routed": min_routed,
         },
+        "pools": fast_start.figures,
         "retrain": {**settings_used, "fingerprint": fingerprint},
     }
     if not math.isfinite(best):
@@ -257,6 +284,7 @@ def model_version_retrain(
             signature=selectors.artifact_signature(artifact),
             metrics=metrics,
             threshold=threshold,
+            pool_thresholds=fast_start.thresholds,
             training_examples=len(rows),
             note=f"retrain_router: {verdict}: {why}"[:300],
             active=False,
@@ -268,18 +296,121 @@ def model_version_retrain(
     return RetrainResult(version, passed, why, metrics)
 
 
+@dataclass(frozen=True)
+class _FastStart:
+    thresholds: dict[str, float]
+    figures: dict[str, Any]
+
+
+def _pool_thresholds(
+    predictions: list[Prediction], truths: list[str], *, known: set[str]
+) -> _FastStart:
+    """Pools' own thresholds (see `pool_thresholds`), chosen on every label predicted out of
+    sample: people's, and the distilled ones. While people's labels are few, the distilled
+    ones (the LLM's confident answers on ordinary traffic) are most of what shows where the
+    model can be trusted; their few wrong answers count as the model's misroutes, which errs
+    on the safe side."""
+    target = float(settings.ROUTER_POOL_TARGET_PRECISION)
+    floor_precision = float(settings.ROUTER_FAST_START_PRECISION)
+    min_accepted = int(settings.ROUTER_FAST_START_MIN_ACCEPTED)
+    floor = threshold_for_precision(
+        predictions, truths, target_precision=floor_precision, min_accepted=min_accepted
+    )
+    thresholds = pool_thresholds(
+        predictions,
+        truths,
+        pools=known,
+        floor=floor,
+        target_precision=target,
+        prior_strength=float(settings.ROUTER_POOL_PRIOR_STRENGTH),
+        min_support=int(settings.ROUTER_POOL_MIN_SUPPORT),
+    )
+    per_pool: dict[str, dict[str, float | None]] = {}
+    for pool, value in thresholds.items():
+        accepted = [
+            p.label == truth
+            for p, truth in zip(predictions, truths, strict=True)
+            if p.label == pool and p.confidence >= value
+        ]
+        per_pool[pool] = {
+            "threshold": value,
+            "accepted": len(accepted),
+            "precision": sum(accepted) / len(accepted) if accepted else None,
+        }
+    routed = [
+        p.label == truth
+        for p, truth in zip(predictions, truths, strict=True)
+        if p.label in thresholds and p.confidence >= thresholds[p.label]
+    ]
+    figures = {
+        "labels_scored": len(truths),
+        "floor": min(floor, 1.0),
+        "floor_met": math.isfinite(floor),
+        "target_precision": target,
+        "floor_precision": floor_precision,
+        "pools": len(thresholds),
+        "auto_routed_share": len(routed) / len(truths) if truths else 0.0,
+        "precision": sum(routed) / len(routed) if routed else None,
+        "per_pool": per_pool,
+    }
+    return _FastStart(thresholds, figures)
+
+
+def model_version_retrain_due() -> tuple[bool, int, int]:
+    """Whether enough labels arrived since the newest retraining to retrain now: (due, labels
+    now, labels the newest retraining learnt from).
+
+    Due when the labels (people's and distilled, of active pools) have grown by
+    ROUTER_RETRAIN_GROWTH of what it learnt from, and by at least ROUTER_RETRAIN_NEW_LABELS:
+    with the defaults (0.25, 25) at 25, 50, 75, 100, 125, 157, 197, ... labels. A model learns
+    most from its first labels: a new deployment retrains every few dozen tickets, a settled
+    one seldom.
+    """
+    known = set(pool_list().values_list("slug", flat=True)) | {OTHER}
+    now = sum(label.label in known for label in training_labels())
+    newest = (
+        ModelVersion.objects.filter(metrics__has_key="retrain")
+        .order_by("-created_at", "-id")
+        .values_list("metrics", flat=True)
+        .first()
+    )
+    learnt = 0
+    if isinstance(newest, dict):
+        counts = newest.get("labels", {})
+        learnt = int(counts.get("human", 0)) + int(counts.get("distilled", 0))
+    needed = max(
+        int(settings.ROUTER_RETRAIN_NEW_LABELS),
+        math.ceil(float(settings.ROUTER_RETRAIN_GROWTH) * learnt),
+    )
+    return now - learnt >= needed, now, learnt
+
+
+def model_version_retrain_when_due(
+    *, seed: int = 0, holdout_share: float = 0.3, target_misroute_rate: float | None = None
+) -> RetrainResult:
+    """Retrain (see `model_version_retrain`) when `model_version_retrain_due` says enough new
+    labels arrived; otherwise return without training."""
+    due, now, learnt = model_version_retrain_due()
+    if not due:
+        reason = f"{now - learnt} new labels since the last retraining; not due yet"
+        return RetrainResult(None, False, reason, {"labels": {"now": now, "learnt": learnt}})
+    return model_version_retrain(
+        seed=seed, holdout_share=holdout_share, target_misroute_rate=target_misroute_rate
+    )
+
+
 def _gate(
     candidate: Evaluation, active: Evaluation, active_version: ModelVersion
 ) -> tuple[bool, str]:
-    """Accuracy no lower and confidences no worse (Brier score, within BRIER_TOLERANCE) than
-    the active model's, on the same held-out labels."""
+    """Accuracy no lower and confidences no worse (Brier score, within BRIER_TOLERANCE, on
+    BRIER_MIN_HELD_OUT labels or more) than the active model's, on the same held-out labels."""
     figures = (
         f"accuracy {candidate.accuracy:.3f} vs {active.accuracy:.3f}, "
         f"Brier {candidate.brier:.3f} vs {active.brier:.3f} (v{active_version.pk})"
     )
     if candidate.accuracy < active.accuracy:
         return False, f"less accurate than the active model: {figures}"
-    if candidate.brier > active.brier + BRIER_TOLERANCE:
+    if candidate.n >= BRIER_MIN_HELD_OUT and candidate.brier > active.brier + BRIER_TOLERANCE:
         return False, f"worse calibrated than the active model: {figures}"
     return True, f"no worse than the active model: {figures}"
 
