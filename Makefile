@@ -82,6 +82,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	@$(PY) bench/router_latency.py
 	@$(PY) bench/router_accuracy.py
+	@$(PY) bench/embeddings.py
 	@$(PY) bench/chat_roundtrip.py
 	@$(PY) bench/chat_roundtrip.py --think-ms 2000
 	@$(PY) bench/chat_memory.py

@@ -10,8 +10,8 @@ hidden states over the real tokens, L2-normalised: 384 float32 numbers per text.
 `ROUTER_EMBEDDINGS=off` (any value but `on`, `1`, `true`, `yes`, as Django's settings read
 booleans) turns the tier off: `embedder()` gives None and the local model uses TF-IDF alone.
 Unset, it is on when the model is there or can be built.
-One session per process, created once under a lock; onnxruntime's `run` and the tokenizer's
-`encode_batch` are safe to call from several threads.
+One session per process (one thread), created once under a lock; onnxruntime's `run` and the
+tokenizer's `encode_batch` are safe to call from several threads.
 """
 
 from __future__ import annotations
@@ -35,7 +35,10 @@ MAX_CHARS = 2048
 DIMENSION = 384
 # Identifies the vectors: a model trained on one graph's embeddings does not mix another's.
 MODEL_ID = f"all-MiniLM-L6-v2/int8-onnx-g{embedder_build.GRAPH_VERSION}/window-{WINDOW}"
-_THREADS = 2
+# One intra-op thread: on this shared 2-core machine a 128-token text took p50 14.4 / p95 16.6 ms
+# with 1 thread and p50 24.1 / p95 33.2 ms with 2 (another process busy on one core); several
+# routing workers would oversubscribe the cores too.
+_THREADS = 1
 # One text per run: dynamic int8 quantisation scales activations over the whole batch (padding
 # included), so in a batch of 32 CLINC150 texts a row's cosine to the same text run alone fell
 # to 0.953 (0.989 on average). Training embeds one by one too, so it fits the head on the very
