@@ -29,7 +29,7 @@ def artifact_signature(artifact: bytes) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), artifact, hashlib.sha256).hexdigest()
 
 
-def training_embedder() -> embeddings.Embedder | None:
+def local_embedder() -> embeddings.Embedder | None:
     """The sentence embedder for the local model, or None when ROUTER_EMBEDDINGS is off or the
     model is not installed."""
     return embeddings.embedder() if settings.ROUTER_EMBEDDINGS else None
@@ -64,7 +64,7 @@ def local_tier_active() -> LocalTier | None:
                     return None
                 # A version with an embedding head mixes it in only with the tier on; off, it
                 # routes on TF-IDF alone against the threshold measured on the mixture.
-                classifier = LocalClassifier.from_bytes(artifact, embedder=training_embedder())
+                classifier = LocalClassifier.from_bytes(artifact, embedder=local_embedder())
                 _classifiers.clear()  # keep one model in memory
                 _classifiers[key] = classifier
     intents: dict[str, Intent] = {}

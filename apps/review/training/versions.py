@@ -63,7 +63,7 @@ def model_version_train(
     # With the embedding tier on, both models average TF-IDF with embeddings, so the threshold
     # below is measured on the averaged probabilities (ROUTER_EMBEDDINGS=off later routes on
     # TF-IDF alone against it: docs/orchestrator.md).
-    embedder = selectors.training_embedder()
+    embedder = selectors.local_embedder()
     if held and len({pool_of(label) for _, label in train}) >= 2:
         candidate = LocalClassifier.train(
             texts=[t for t, _ in train],
