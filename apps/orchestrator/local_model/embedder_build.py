@@ -9,7 +9,7 @@ pooling over the attention mask and L2 normalisation, as sentence-transformers d
 model, and quantises it with onnxruntime's dynamic int8 quantisation. `reference_embed` is the
 same forward pass in numpy, straight from the weights: the check that the graph is right.
 
-`make venv` builds it after pip install (`python -m apps.orchestrator.local_model.embedder_build`);
+`make venv` builds it after pip install (`embedder_build.main()`);
 `ensure_built` builds it on first use if it is missing. Nothing is downloaded.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import os
 import sys
@@ -275,7 +276,15 @@ def quantize(float_model: Path, out: Path) -> None:
     """Dynamic int8 quantisation of the MatMul weights (and the embedding tables)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(float_model, out, weight_type=QuantType.QInt8)
+    # It logs advice to pre-process (shape inference) on the root logger at every call; the
+    # graph is checked against numpy instead (tests/orchestrator/test_embedder_build.py).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(float_model, out, weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def build(directory: Path | None = None) -> Path:
