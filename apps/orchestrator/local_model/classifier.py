@@ -21,6 +21,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 from tqdm import tqdm
 
+from apps.orchestrator.local_model.embedding_head import EmbeddingHead, fit_head
+from apps.orchestrator.local_model.embeddings import Embedder
 from apps.orchestrator.local_model.features import (
     BLOCKS,
     FloatArray,
@@ -75,8 +77,21 @@ class LocalClassifier:
         intercept: FloatArray,
         temperature: float,
         groups: Sequence[str] | None = None,
+        embedding_head: EmbeddingHead | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self._labels = labels
+        # The embedding head is kept (and serialised) whatever the embedder; it is used only with
+        # an embedder of the same embeddings (see embedding_head).
+        self._head = embedding_head
+        self._embedder = (
+            embedder
+            if embedding_head is not None
+            and embedder is not None
+            and embedder.model_id == embedding_head.model_id
+            else None
+        )
+        self.embedding_report: dict[str, object] = {}
         # A model of intents: `_groups` are the pools, `_group_of[i]` the pool of label i.
         self._groups: list[str] | None = None
         self._group_of: IntArray | None = None
@@ -114,6 +129,7 @@ class LocalClassifier:
         show_progress: bool = False,
         sample_weight: Sequence[float] | None = None,
         groups: Mapping[str, str] | None = None,
+        embedder: Embedder | None = None,
     ) -> LocalClassifier:
         """Fit the classifier and its probability calibration on labelled texts.
 
@@ -124,6 +140,10 @@ class LocalClassifier:
         `groups` (label -> pool, for every label) makes the labels intents: the SVM and its
         calibration learn the intents, and `predict` routes to the pool whose intents'
         probabilities sum highest.
+
+        With an `embedder`, a logistic regression on sentence embeddings is fitted beside the SVM
+        and averaged with it by a weight chosen on the calibration's held-out rows
+        (embedding_head); `embedding_report` then says which weight and why.
         """
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
@@ -148,7 +168,8 @@ class LocalClassifier:
         folds = _calibration_folds(y, len(names), seed)
         # The fits run one after another: liblinear's random generator is process-global, so
         # fits in parallel threads would not be reproducible for a seed.
-        with tqdm(total=len(folds) + 3, desc="local model", disable=not show_progress) as progress:
+        steps = len(folds) + 3 + (embedder is not None)
+        with tqdm(total=steps, desc="local model", disable=not show_progress) as progress:
             progress.set_postfix_str("features")
             vocabularies, idf, matrix = fit_features(texts)
             progress.update()
@@ -178,8 +199,25 @@ class LocalClassifier:
                 weights=None if row_weights is None else row_weights[np.concatenate(held_rows)],
             )
             progress.update()
+            head: EmbeddingHead | None = None
+            report: dict[str, object] = {"embedding_weight": 0.0}
+            if embedder is not None:
+                progress.set_postfix_str("embeddings")
+                all_held = np.concatenate(held_rows)
+                head, report = fit_head(
+                    embedder.embed(texts),
+                    y,
+                    len(names),
+                    folds=folds,
+                    held_rows=all_held,
+                    held_tfidf=_softmax_rows(np.concatenate(held_margins) * temperature),
+                    seed=seed,
+                    model_id=embedder.model_id,
+                    sample_weight=row_weights,
+                )
+                progress.update()
         indptr, classes, weights, intercept = _sparse_weights(model, len(names))
-        return cls(
+        classifier = cls(
             labels=names,
             vocabularies=vocabularies,
             idf=idf,
@@ -189,7 +227,21 @@ class LocalClassifier:
             intercept=intercept,
             temperature=temperature,
             groups=None if groups is None else [groups[name] for name in names],
+            embedding_head=head,
+            embedder=embedder,
         )
+        classifier.embedding_report = report
+        return classifier
+
+    @property
+    def embedding_weight(self) -> float:
+        """w in p = (1 - w) * p_tfidf + w * p_embeddings (0: TF-IDF alone)."""
+        return 0.0 if self._head is None else self._head.weight
+
+    @property
+    def uses_embeddings(self) -> bool:
+        """True when predictions mix in embeddings (a head and an embedder for it)."""
+        return self._embedder is not None
 
     @property
     def labels(self) -> list[str]:
@@ -226,14 +278,21 @@ class LocalClassifier:
             weights=self._weights[offsets] * np.repeat(sparse_values, lengths),
             minlength=len(self._labels),
         )
-        return self._prediction(margins + self._intercept)
+        embedding = None if self._embedder is None else self._embedder.embed([text])[0]
+        return self._prediction(margins + self._intercept, embedding)
 
     def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
         """Label many messages at once."""
         if not texts:
             return []
         margins = (self._matrix(texts) @ self._weight_matrix).toarray() + self._intercept
-        return [self._prediction(row) for row in margins]
+        if self._embedder is None:
+            return [self._prediction(row) for row in margins]
+        embeddings = self._embedder.embed(texts)
+        return [
+            self._prediction(row, embedding)
+            for row, embedding in zip(margins, embeddings, strict=True)
+        ]
 
     def to_bytes(self) -> bytes:
         """Serialise the model as an .npz archive (arrays and JSON only, no pickle)."""
@@ -258,6 +317,12 @@ class LocalClassifier:
             "weights": self._weights,
             "intercept": self._intercept,
         }
+        if self._head is not None:
+            # Added after the rest: a model without a head keeps its bytes.
+            meta["embedding"] = {"weight": self._head.weight, "model": self._head.model_id}
+            arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+            arrays["embedding_coef"] = self._head.coef
+            arrays["embedding_intercept"] = self._head.intercept
         # np.savez_compressed's layout, with fixed timestamps so equal models give equal bytes.
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -269,8 +334,9 @@ class LocalClassifier:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> LocalClassifier:
-        """Load a model written by `to_bytes`."""
+    def from_bytes(cls, data: bytes, *, embedder: Embedder | None = None) -> LocalClassifier:
+        """Load a model written by `to_bytes`; with `embedder`, a model with an embedding head
+        mixes it in (without, it predicts from TF-IDF alone)."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
@@ -278,6 +344,14 @@ class LocalClassifier:
             if not isinstance(meta, dict) or meta.get("format") not in (_FORMAT, _FORMAT_GROUPED):
                 raise ValueError("unknown format")
             groups = meta["groups"] if meta["format"] == _FORMAT_GROUPED else None
+            head = None
+            if "embedding" in meta:
+                head = EmbeddingHead(
+                    coef=arrays["embedding_coef"],
+                    intercept=arrays["embedding_intercept"],
+                    weight=float(meta["embedding"]["weight"]),
+                    model_id=str(meta["embedding"]["model"]),
+                )
             vocabularies: list[dict[str, int]] = []
             offset = 0
             for grams in meta["vocabularies"]:
@@ -293,6 +367,8 @@ class LocalClassifier:
                 intercept=arrays["intercept"],
                 temperature=float(meta["temperature"]),
                 groups=groups,
+                embedding_head=head,
+                embedder=embedder,
             )
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
             raise ValueError("not a serialised local model of a known format") from error
@@ -323,10 +399,14 @@ class LocalClassifier:
             shape=(len(vectors), len(self._idf)),
         )
 
-    def _prediction(self, margins: FloatArray) -> Prediction:
+    def _prediction(
+        self, margins: FloatArray, embedding: NDArray[np.float32] | None = None
+    ) -> Prediction:
         scaled = margins * self._temperature
         probabilities = np.exp(scaled - scaled.max())
         probabilities /= probabilities.sum()
+        if embedding is not None and self._head is not None:
+            probabilities = self._head.mix(probabilities[None, :], embedding[None, :])[0]
         if self._groups is None or self._group_of is None:
             top = _top(probabilities)
             best = int(top[0])
@@ -358,6 +438,14 @@ def _top(probabilities: FloatArray) -> IntArray:
     else:
         top = np.arange(len(probabilities))
     return top[np.argsort(-probabilities[top], kind="stable")]
+
+
+def _softmax_rows(scaled: FloatArray) -> FloatArray:
+    """Row-wise softmax; -inf scores (labels a fold model never saw) get probability 0."""
+    top = scaled.max(axis=1, keepdims=True)
+    probabilities: FloatArray = np.exp(scaled - top)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def _calibration_folds(y: IntArray, n_labels: int, seed: int) -> list[tuple[IntArray, IntArray]]:

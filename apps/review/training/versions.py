@@ -60,12 +60,17 @@ def model_version_train(
     train, held = rows[:cut], rows[cut:]
     metrics: dict[str, object] = {}
     threshold = settings.ROUTER_LOCAL_THRESHOLD
+    # With the embedding tier on, both models average TF-IDF with embeddings, so the threshold
+    # below is measured on the averaged probabilities (ROUTER_EMBEDDINGS=off later routes on
+    # TF-IDF alone against it: docs/orchestrator.md).
+    embedder = selectors.local_embedder()
     if held and len({pool_of(label) for _, label in train}) >= 2:
         candidate = LocalClassifier.train(
             texts=[t for t, _ in train],
             labels=[label for _, label in train],
             seed=seed,
             groups=intents,
+            embedder=embedder,
         )
         held_texts, held_labels = [t for t, _ in held], [pool_of(label) for _, label in held]
         evaluation = evaluate(candidate, texts=held_texts, labels=held_labels)
@@ -88,6 +93,7 @@ def model_version_train(
             "target_precision": target_precision,
             "min_accepted": min_accepted,
             "threshold_met": math.isfinite(threshold),
+            "threshold_with_embeddings": candidate.uses_embeddings,
         }
         if intents is not None:
             metrics["intent_accuracy"] = sum(
@@ -99,7 +105,11 @@ def model_version_train(
         seed=seed,
         show_progress=show_progress,
         groups=intents,
+        embedder=embedder,
     )
+    # The embedding weight w, the embeddings it was chosen for and the held-out accuracy of
+    # each w (embedding_weight 0 when the tier is off).
+    metrics.update(classifier.embedding_report)
     artifact = classifier.to_bytes()
     with transaction.atomic():
         previous = ModelVersion.objects.filter(active=True).first() if activate else None
