@@ -23,6 +23,7 @@ from apps.orchestrator.local_model import (
     Evaluation,
     LocalClassifier,
     Prediction,
+    embeddings,
     misroute_rate,
     seed_examples,
     threshold_for_misroute_rate,
@@ -744,3 +745,36 @@ def test_retraining_is_due_when_the_labels_have_grown_enough_since_the_last_one(
     router_retrain_when_due_task()
     assert ModelVersion.objects.count() == 2
     assert model_version_retrain_due() == (False, 16, 16)
+
+
+def test_retraining_with_the_embedding_tier_on_fits_the_candidate_and_folds_on_embeddings(
+    local_model, label_rows, settings, monkeypatch
+):
+    if embeddings.embedder() is None:
+        pytest.skip("the embedding model is not built in this environment")
+    settings.ROUTER_EMBEDDINGS = True
+    settings.ROUTER_TARGET_MISROUTE_RATE = 0.05
+    label_rows(JARGON + PLAIN)
+    embedded: list[int] = []
+    real_embed = embeddings.Embedder.embed
+
+    def counting(self, texts):
+        embedded.append(len(texts))
+        return real_embed(self, texts)
+
+    # Counts the texts; the real model still embeds every one of them.
+    monkeypatch.setattr(embeddings.Embedder, "embed", counting)
+    result = model_version_retrain()
+
+    version = result.version
+    assert version is not None
+    metrics = version.metrics
+    assert metrics["embedding_model"] == embeddings.MODEL_ID
+    assert metrics["threshold"]["with_embeddings"] == (metrics["embedding_weight"] > 0)
+    assert (
+        LocalClassifier.from_bytes(bytes(version.artifact)).embedding_weight
+        == (metrics["embedding_weight"])
+    )
+    # The candidate and every fold model share one embedding of each text.
+    texts = len(seed_examples()) + len(JARGON + PLAIN)
+    assert sum(embedded) <= texts

@@ -22,7 +22,7 @@ from sklearn.svm import LinearSVC
 from tqdm import tqdm
 
 from apps.orchestrator.local_model.embedding_head import EmbeddingHead, fit_head
-from apps.orchestrator.local_model.embeddings import Embedder
+from apps.orchestrator.local_model.embeddings import TextEmbedder
 from apps.orchestrator.local_model.features import (
     BLOCKS,
     FloatArray,
@@ -78,7 +78,7 @@ class LocalClassifier:
         temperature: float,
         groups: Sequence[str] | None = None,
         embedding_head: EmbeddingHead | None = None,
-        embedder: Embedder | None = None,
+        embedder: TextEmbedder | None = None,
     ) -> None:
         self._labels = labels
         # The embedding head is kept (and serialised) whatever the embedder; it is used only with
@@ -129,7 +129,7 @@ class LocalClassifier:
         show_progress: bool = False,
         sample_weight: Sequence[float] | None = None,
         groups: Mapping[str, str] | None = None,
-        embedder: Embedder | None = None,
+        embedder: TextEmbedder | None = None,
     ) -> LocalClassifier:
         """Fit the classifier and its probability calibration on labelled texts.
 
@@ -334,7 +334,7 @@ class LocalClassifier:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, embedder: Embedder | None = None) -> LocalClassifier:
+    def from_bytes(cls, data: bytes, *, embedder: TextEmbedder | None = None) -> LocalClassifier:
         """Load a model written by `to_bytes`; with `embedder`, a model with an embedding head
         mixes it in (without, it predicts from TF-IDF alone)."""
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +48,35 @@ _BATCH = 1
 _ON = frozenset({"on", "1", "true", "yes"})
 
 FloatArray = NDArray[np.float32]
+
+
+class TextEmbedder(Protocol):
+    """What the local model needs of an embedder."""
+
+    model_id: str
+
+    def embed(self, texts: Sequence[str]) -> FloatArray: ...
+
+
+class Remembering:
+    """An embedder that keeps every text's row while it lives: one retraining fits a candidate
+    and a model per fold on mostly the same labels, and embeds each text once. Rows are the
+    ones the wrapped embedder gives (each text is run alone, so a row does not depend on the
+    texts embedded with it)."""
+
+    def __init__(self, embedder: TextEmbedder) -> None:
+        self._embedder = embedder
+        self.model_id = embedder.model_id
+        self._rows: dict[str, FloatArray] = {}
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        missing = [text for text in dict.fromkeys(texts) if text not in self._rows]
+        if missing:
+            for text, row in zip(missing, self._embedder.embed(missing), strict=True):
+                self._rows[text] = row
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        return np.stack([self._rows[text] for text in texts])
 
 
 def embeddings_enabled() -> bool:

@@ -69,6 +69,7 @@ from apps.orchestrator.local_model import (
     threshold_for_misroute_rate,
     threshold_for_precision,
 )
+from apps.orchestrator.local_model.embeddings import Remembering, TextEmbedder
 from apps.orchestrator.models import ModelVersion
 from apps.pools.selectors import pool_list
 from apps.review.models import RoutingLabel
@@ -166,7 +167,12 @@ def model_version_retrain(
     counts["base_examples"] = len(base)
     extra = [(x.text, x.label, x.weight) for x in distilled]
     rows = base + extra + [(x.text, x.label, x.weight) for x in train]
-    candidate = _train(rows, seed=seed)
+    # With the embedding tier on, the candidate and every fold model average TF-IDF with
+    # embeddings, as routing will, so the thresholds are measured on what routing computes. Each
+    # text is embedded once for all of them.
+    found = selectors.local_embedder()
+    embedder = Remembering(found) if found is not None else None
+    candidate = _train(rows, seed=seed, embedder=embedder)
     held_texts, held_truth = [x.text for x in held], [x.label for x in held]
     candidate_eval = evaluate(candidate, texts=held_texts, labels=held_truth)
 
@@ -187,7 +193,7 @@ def model_version_retrain(
         outside = [
             (x.text, x.label, x.weight) for x, f in zip(learnt, fold_of, strict=True) if f != fold
         ]
-        model = _train(base + outside, seed=seed)
+        model = _train(base + outside, seed=seed, embedder=embedder)
         for x, prediction in zip(inside, model.predict_many([x.text for x in inside]), strict=True):
             if x.source == DISTILLED:
                 distilled_predictions.append(prediction)
@@ -255,9 +261,12 @@ def model_version_retrain(
             "labels_scored": len(truths),
             "folds": folds,
             "min_routed": min_routed,
+            "with_embeddings": candidate.uses_embeddings,
         },
         "pools": fast_start.figures,
         "retrain": {**settings_used, "fingerprint": fingerprint},
+        # The embedding weight w and the held-out accuracy of each w (0 with the tier off).
+        **candidate.embedding_report,
     }
     if not math.isfinite(best):
         metrics["threshold"]["note"] = (
@@ -425,13 +434,16 @@ def _figures(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
-def _train(rows: list[tuple[str, str, float]], *, seed: int) -> LocalClassifier:
+def _train(
+    rows: list[tuple[str, str, float]], *, seed: int, embedder: TextEmbedder | None
+) -> LocalClassifier:
     weights = [weight for _, _, weight in rows]
     return LocalClassifier.train(
         texts=[text for text, _, _ in rows],
         labels=[label for _, label, _ in rows],
         seed=seed,
         sample_weight=None if all(w == 1.0 for w in weights) else weights,
+        embedder=embedder,
     )
 
 
