@@ -64,3 +64,14 @@ def test_router_embeddings_off_turns_the_tier_off(monkeypatch, value):
 
 def test_the_embedder_is_loaded_once_per_process(embedder):
     assert embeddings.embedder() is embedder
+
+
+def test_markup_is_dropped_before_tokenising(embedder):
+    # "<img src=x onerror=alert(1)>" is a dozen word pieces and no meaning: in a short message
+    # they outweighed the words, and the demo model read an invoice request as no pool at all.
+    plain = "Please send me a copy of my latest invoice"
+    ids, _ = embedder.encode(["<img src=x onerror=alert(1)> " + plain + " <b>now</b>"])
+    expected, _ = embedder.encode([plain + " now"])
+    assert ids.tolist() == expected.tolist()
+    # A comparison is not a tag: [CLS] a < b and c > d [SEP].
+    assert embedder.encode(["a < b and c > d"])[0].shape == (1, 9)

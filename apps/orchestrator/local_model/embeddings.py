@@ -17,6 +17,7 @@ tokenizer's `encode_batch` are safe to call from several threads.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Sequence
 from typing import Protocol
@@ -35,7 +36,7 @@ WINDOW = 128
 MAX_CHARS = 2048
 DIMENSION = 384
 # Identifies the vectors: a model trained on one graph's embeddings does not mix another's.
-MODEL_ID = f"all-MiniLM-L6-v2/int8-onnx-g{embedder_build.GRAPH_VERSION}/window-{WINDOW}"
+MODEL_ID = f"all-MiniLM-L6-v2/int8-onnx-g{embedder_build.GRAPH_VERSION}/window-{WINDOW}/no-markup"
 # One intra-op thread: on this shared 2-core machine a 128-token text took p50 14.4 / p95 16.6 ms
 # with 1 thread and p50 24.1 / p95 33.2 ms with 2 (another process busy on one core); several
 # routing workers would oversubscribe the cores too.
@@ -46,6 +47,10 @@ _THREADS = 1
 # vectors prediction sees; batches of 32 would save ~half the time (1.7 s vs 3.3 s for 1,000).
 _BATCH = 1
 _ON = frozenset({"on", "1", "true", "yes"})
+# Markup says nothing about what a customer wants, and in a short message its word pieces
+# outweigh the words ("<img src=x onerror=alert(1)> Please send me my invoice" read as no pool
+# at all): tags are dropped before tokenising. TF-IDF still sees the whole text.
+_MARKUP = re.compile(r"</?[A-Za-z][^<>]{0,500}>")
 
 FloatArray = NDArray[np.float32]
 
@@ -105,7 +110,9 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Token ids and attention mask (batch x tokens, at most WINDOW tokens) for `texts`."""
-        encodings = self._tokenizer.encode_batch([text[:MAX_CHARS] for text in texts])
+        encodings = self._tokenizer.encode_batch(
+            [_MARKUP.sub(" ", text[:MAX_CHARS]) for text in texts]
+        )
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         return ids, mask
