@@ -56,3 +56,17 @@ def test_the_check_finds_an_import_inside_a_function(tmp_path):
         (4, "apps.pools.services"),
         (5, "apps.review.services"),
     ]
+
+
+MODULE_MAX_LINES = 500
+
+
+def test_no_app_module_is_over_500_lines():
+    # Rooms a newcomer can read (issue 13): a module that outgrows this splits along its seams.
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in (ROOT / "apps").rglob("*.py")
+        if "migrations" not in path.parts
+        and (lines := len(path.read_text().splitlines())) > MODULE_MAX_LINES
+    }
+    assert long == {}

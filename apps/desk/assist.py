@@ -5,8 +5,7 @@ Neither reaches the customer. A draft is stored (with its tokens and cost, also 
 and shown to the ticket's desk viewers, who edit and send it themselves. Context is data for
 staff only. The conversation a draft is written from is customer text, so it is untrusted: it
 goes, with personal data redacted and fenced by tags, into the user turn, never into the system
-prompt; internal notes are never sent.
-"""
+prompt; internal notes are never sent."""
 
 import logging
 import re
@@ -428,10 +427,9 @@ CONTEXT_SOURCES: dict[str, ContextSource] = {
 }
 
 
-# Long-lived workers for the sources: each keeps its database connection between gatherings
-# (as request threads do, up to CONN_MAX_AGE); a new pool and three new connections per ticket
-# cost more than the sources themselves when many tickets arrive at once. A source that never
-# returns holds one worker; the others keep serving, and the bound still holds for every call.
+# Long-lived workers for the sources, each keeping its database connection (up to CONN_MAX_AGE):
+# a new pool and three connections per ticket cost more than the sources at a busy hour. A
+# source that never returns holds one worker; the others serve on, and the bound holds.
 _SOURCE_WORKERS = ThreadPoolExecutor(
     max_workers=2 * len(CONTEXT_SOURCES), thread_name_prefix="context-source"
 )

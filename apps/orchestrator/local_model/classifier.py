@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import math
-import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,9 +14,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
-from scipy.optimize import minimize_scalar
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
 from tqdm import tqdm
 
 from apps.orchestrator.local_model.embedding_head import EmbeddingHead, fit_head
@@ -30,16 +25,18 @@ from apps.orchestrator.local_model.features import (
     fit_features,
     text_words,
 )
+from apps.orchestrator.local_model.svm import (
+    calibration_folds,
+    fit_svm,
+    fit_temperature,
+    sparse_weights,
+    svm_margins,
+)
 
 _FORMAT = "supportdesk-local-model/1"
 # A model of intents grouped into pools: meta adds `groups`, each label's pool. A reader of
 # format 1 would take the intents for pools, so it must refuse these.
 _FORMAT_GROUPED = "supportdesk-local-model/2"
-_SVM_C = 0.5
-_SVM_MAX_ITER = 5000
-_FOLDS = 3
-_CALIBRATION_ROWS = 2000
-_MAX_WEIGHTS = 1_500_000
 _TOP_SCORES = 5
 
 
@@ -165,7 +162,7 @@ class LocalClassifier:
             raise ValueError("training needs at least two distinct labels")
         index = {name: i for i, name in enumerate(names)}
         y = np.array([index[label] for label in labels], dtype=np.int64)
-        folds = _calibration_folds(y, len(names), seed)
+        folds = calibration_folds(y, len(names), seed)
         # The fits run one after another: liblinear's random generator is process-global, so
         # fits in parallel threads would not be reproducible for a seed.
         steps = len(folds) + 3 + (embedder is not None)
@@ -178,22 +175,22 @@ class LocalClassifier:
             held_rows = [np.empty(0, dtype=np.int64)]
             for number, (fit_rows, held_out) in enumerate(folds, start=1):
                 progress.set_postfix_str(f"calibration fold {number}")
-                fold_model = _fit_svm(
+                fold_model = fit_svm(
                     matrix[fit_rows],
                     y[fit_rows],
                     seed,
                     sample_weight=None if row_weights is None else row_weights[fit_rows],
                 )
                 rows = held_out[np.isin(y[held_out], fold_model.classes_)]
-                held_margins.append(_svm_margins(fold_model, matrix[rows], len(names)))
+                held_margins.append(svm_margins(fold_model, matrix[rows], len(names)))
                 held_labels.append(y[rows])
                 held_rows.append(rows)
                 progress.update()
             progress.set_postfix_str("fit")
-            model = _fit_svm(matrix, y, seed, sample_weight=row_weights)
+            model = fit_svm(matrix, y, seed, sample_weight=row_weights)
             progress.update()
             progress.set_postfix_str("calibration")
-            temperature = _fit_temperature(
+            temperature = fit_temperature(
                 np.concatenate(held_margins),
                 np.concatenate(held_labels),
                 weights=None if row_weights is None else row_weights[np.concatenate(held_rows)],
@@ -216,7 +213,7 @@ class LocalClassifier:
                     sample_weight=row_weights,
                 )
                 progress.update()
-        indptr, classes, weights, intercept = _sparse_weights(model, len(names))
+        indptr, classes, weights, intercept = sparse_weights(model, len(names))
         classifier = cls(
             labels=names,
             vocabularies=vocabularies,
@@ -446,100 +443,3 @@ def _softmax_rows(scaled: FloatArray) -> FloatArray:
     probabilities: FloatArray = np.exp(scaled - top)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return probabilities
-
-
-def _calibration_folds(y: IntArray, n_labels: int, seed: int) -> list[tuple[IntArray, IntArray]]:
-    """Stratified folds (fit rows, held-out rows), as many as needed for enough held-out rows."""
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(y), dtype=np.int64)
-    for label in range(n_labels):
-        members = np.flatnonzero(y == label)
-        rng.shuffle(members)
-        fold_of[members] = (np.arange(len(members)) + rng.integers(_FOLDS)) % _FOLDS
-    folds: list[tuple[IntArray, IntArray]] = []
-    held_out_rows = 0
-    for fold in range(_FOLDS):
-        fit_rows = np.flatnonzero(fold_of != fold)
-        held_out = np.flatnonzero(fold_of == fold)
-        if len(np.unique(y[fit_rows])) < 2 or not np.isin(y[held_out], y[fit_rows]).any():
-            continue
-        folds.append((fit_rows, held_out))
-        held_out_rows += len(held_out)
-        if held_out_rows >= _CALIBRATION_ROWS:
-            break
-    return folds
-
-
-def _fit_svm(
-    matrix: Any, y: IntArray, seed: int, *, sample_weight: FloatArray | None = None
-) -> Any:
-    model = LinearSVC(C=_SVM_C, max_iter=_SVM_MAX_ITER, random_state=seed)
-    with warnings.catch_warnings():
-        # Rare, tiny or separable label sets can stop short of the tolerance; the fit is still
-        # usable and calibration measures how good it is.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(matrix, y, sample_weight=sample_weight)
-    return model
-
-
-def _svm_margins(model: Any, matrix: Any, n_labels: int) -> FloatArray:
-    """Margins for every label (-inf for labels the model never saw), one row per text."""
-    raw = model.decision_function(matrix)
-    if raw.ndim == 1:
-        raw = np.column_stack([-raw / 2, raw / 2])
-    margins = np.full((matrix.shape[0], n_labels), -np.inf)
-    margins[:, model.classes_] = raw
-    return margins
-
-
-def _fit_temperature(
-    margins: FloatArray, y: IntArray, *, weights: FloatArray | None = None
-) -> float:
-    """The scale `a` for softmax(a * margins) with the least smoothed log loss on held-out rows
-    (weighted by `weights` when given).
-
-    The targets are smoothed by 1 / (rows + 2), so a handful of rows that all happen to be right
-    cannot push the probabilities to 1; with no rows at all the scale stays 1.
-    """
-    if len(y) == 0:
-        return 1.0
-    smoothing = 1.0 / (len(y) + 2)
-    finite = np.isfinite(margins)
-    true_margin = margins[np.arange(len(y)), y]
-
-    def loss(log_scale: float) -> float:
-        scaled = np.where(finite, margins * math.exp(log_scale), -np.inf)
-        top = scaled.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(scaled - top).sum(axis=1))
-        true_nll = log_norm - true_margin * math.exp(log_scale)
-        mean_nll = log_norm - np.where(finite, scaled, 0.0).sum(axis=1) / finite.sum(axis=1)
-        row_loss = (1 - smoothing) * true_nll + smoothing * mean_nll
-        if weights is None:
-            return float(row_loss.mean())
-        return float(np.average(row_loss, weights=weights))
-
-    result = minimize_scalar(loss, bounds=(-4.0, 6.0), method="bounded")
-    return math.exp(float(result.x))
-
-
-def _sparse_weights(
-    model: Any, n_labels: int
-) -> tuple[IntArray, NDArray[np.int32], NDArray[np.float32], FloatArray]:
-    """The SVM's weights feature-major and sparse, keeping the largest when there are too many."""
-    coef = np.asarray(model.coef_, dtype=np.float64)
-    intercept = np.asarray(model.intercept_, dtype=np.float64)
-    if n_labels == 2:
-        coef = np.vstack([-coef[0] / 2, coef[0] / 2])
-        intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
-    nonzero = np.count_nonzero(coef)
-    if nonzero > _MAX_WEIGHTS:
-        magnitude = np.abs(coef)
-        cutoff = np.partition(magnitude.ravel(), -_MAX_WEIGHTS)[-_MAX_WEIGHTS]
-        coef[magnitude < cutoff] = 0.0
-    weights = sparse.csr_matrix(coef.T.astype(np.float32))
-    return (
-        weights.indptr.astype(np.int64),
-        weights.indices.astype(np.int32),
-        weights.data.astype(np.float32),
-        intercept,
-    )
