@@ -45,7 +45,8 @@ def routing_outcome_apply(routed: RoutedTicket) -> None:
             audit_item_maybe_open(ticket=ticket, decision=routed.decisions[-1])
     elif outcome.action == "clarify":
         assert outcome.pool is not None
-        ticket_status_set(ticket=ticket, status=Ticket.Status.AWAITING_CUSTOMER, pool=outcome.pool)
+        ticket.pool = outcome.pool
+        ticket_status_set(ticket=ticket, status=Ticket.Status.AWAITING_CUSTOMER)
         ticket_message_post(
             conversation=ticket.conversation,
             text=clarify_question(pool_name=outcome.pool.name, fields=outcome.missing_fields),

@@ -129,12 +129,12 @@ def ticket_queue(
         ticket.assignee = None
         ticket.assigned_at = None
         ticket.queued_at = ticket.queued_at or now
+        ticket.pool = pool
         if ticket.sla_due_at is None:
             ticket.sla_due_at = ticket.created_at + timedelta(minutes=pool.first_response_minutes)
         ticket_status_set(
             ticket=ticket,
             status=Status.QUEUED,
-            pool=pool,
             change="queued",
             previous_pool_id=previous_pool_id,
             previous_assignee_id=previous_assignee_id,

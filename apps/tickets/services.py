@@ -9,7 +9,7 @@ after commit. Who may do what to a ticket is checked by the callers (pools, revi
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -32,9 +32,6 @@ from apps.core.ratelimit import rate_limit_hit
 from apps.core.realtime import Publication, publish_many_on_commit
 from apps.tickets.models import Ticket, TicketActivity
 from apps.tickets.realtime import desk_ticket_item_publish, desk_ticket_publications
-
-if TYPE_CHECKING:  # a ticket's pool is named by the foreign key; pools build on tickets
-    from apps.pools.models import Pool
 
 
 @dataclass(frozen=True)
@@ -222,18 +219,15 @@ def ticket_status_set(
     *,
     ticket: Ticket,
     status: Ticket.Status,
-    pool: "Pool | None" = None,
     change: str = "status",
     previous_pool_id: int | None = None,
     previous_assignee_id: int | None = None,
 ) -> Ticket:
-    """Move a ticket to `status` (and `pool`), saving the other fields the caller set on it, and
+    """Move a ticket to `status`, saving the other fields the caller set on it (its pool, say), and
     tell the conversation's participants and the desks that list it."""
     with transaction.atomic():
         locked = conversation_lock(ticket.conversation_id)
         ticket.status = status
-        if pool is not None:
-            ticket.pool = pool
         ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None
         # Field checks only: each constraint check and foreign-key check is a query of its own
         # (a fifth of a routing run); the database holds the same constraints on save.

@@ -57,7 +57,8 @@ def test_status_change_emits_a_status_event_with_the_pool(conversation, billing_
     conv = conversation.conversation
     message_post(conversation=conv, text="invoice question", sender=CUSTOMER)
     ticket = Ticket.objects.get(conversation=conv)
-    ticket_status_set(ticket=ticket, status=Ticket.Status.QUEUED, pool=billing_pool)
+    ticket.pool = billing_pool
+    ticket_status_set(ticket=ticket, status=Ticket.Status.QUEUED)
     last = event_list_after(conversation_id=conv.id, after=2)
     assert [e.frame() for e in last] == [
         {"type": "status", "seq": 3, "status": "queued", "pool": "billing", "pool_name": "Billing"}
