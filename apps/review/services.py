@@ -53,15 +53,13 @@ def review_item_open(
     """Queue a ticket for a person: why, which pools came close (best first), and the trail's
     final decision. At most one open review item per ticket."""
     ranked = _candidate_list(candidates or {})
-    active = {pool.slug: pool for pool in Pool.objects.filter(active=True)}
-    suggested = next(
-        (
-            active[c["pool"]]
-            for c in ranked
-            if c["pool"] in active and c["score"] >= SUGGEST_MIN_SCORE
-        ),
-        None,
+    close = [c["pool"] for c in ranked if c["score"] >= SUGGEST_MIN_SCORE]
+    active = (
+        {pool.slug: pool for pool in Pool.objects.filter(active=True, slug__in=close)}
+        if close
+        else {}
     )
+    suggested = next((active[slug] for slug in close if slug in active), None)
     if reason not in ReviewItem.Reason.values:
         reason = ReviewItem.Reason.LOW_CONFIDENCE
     item, created = ReviewItem.objects.get_or_create(

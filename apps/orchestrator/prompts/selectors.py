@@ -2,6 +2,7 @@
 diff of a version against its parent, and the per-arm results of an A/B test."""
 
 import difflib
+import functools
 import json
 from dataclasses import dataclass
 
@@ -17,26 +18,42 @@ from apps.orchestrator.prompts.stats import (
 )
 
 
-def prompt_experiment_running(*, purpose: str = "router") -> PromptExperiment | None:
-    return (
-        PromptExperiment.objects.filter(purpose=purpose, status=PromptExperiment.Status.RUNNING)
-        .select_related("control", "variant")
-        .first()
-    )
-
-
 def prompt_for_ticket(*, ticket_id: int | None, purpose: str = "router") -> PromptVersion | None:
     """The prompt version that routes this ticket: the running A/B test's arm for it (stable
     per ticket), else the active version. Without a ticket (dry runs, evaluation): the
-    control, which is the active version."""
-    experiment = prompt_experiment_running(purpose=purpose)
+    control, which is the active version.
+
+    Every routing run asks, so the choice is narrow queries and the version itself (its
+    template and examples, decoded) comes from this process's memory: versions are
+    append-only, never rewritten or deleted, so a version read once is the same for ever. Its
+    `active` flag is the one it had when first read; the choice never uses it.
+    """
+    experiment = (
+        PromptExperiment.objects.filter(purpose=purpose, status=PromptExperiment.Status.RUNNING)
+        .values_list("pk", "split", "control_id", "variant_id")
+        .first()
+    )
     if experiment is None:
-        return PromptVersion.objects.filter(purpose=purpose, active=True).first()
+        active = (
+            PromptVersion.objects.filter(purpose=purpose, active=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        return None if active is None else prompt_version_read(active)
+    experiment_id, split, control_id, variant_id = experiment
     if ticket_id is not None and arm_is_variant(
-        experiment_id=experiment.pk, ticket_id=ticket_id, split=experiment.split
+        experiment_id=experiment_id, ticket_id=ticket_id, split=split
     ):
-        return experiment.variant
-    return experiment.control
+        return prompt_version_read(variant_id)
+    return prompt_version_read(control_id)
+
+
+@functools.lru_cache(maxsize=16)
+def prompt_version_read(pk: int) -> PromptVersion:
+    """Version `pk`, read once per process (versions are append-only). Shared between threads:
+    read it, never change it. A database whose ids are used again (a test's, rolled back)
+    must call `prompt_version_read.cache_clear()`."""
+    return PromptVersion.objects.get(pk=pk)
 
 
 def prompt_activation_list(*, version: PromptVersion | None = None) -> QuerySet[PromptActivation]:

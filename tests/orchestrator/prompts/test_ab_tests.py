@@ -5,6 +5,8 @@ tests/review/test_prompt_results.py."""
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
@@ -12,7 +14,11 @@ from apps.flows.messages import message_post
 from apps.flows.routing import ticket_route
 from apps.orchestrator.models import PromptExperiment, PromptVersion, RoutingDecision
 from apps.orchestrator.prompts.selectors import prompt_for_ticket
-from apps.orchestrator.prompts.services import prompt_experiment_start, prompt_version_append
+from apps.orchestrator.prompts.services import (
+    prompt_experiment_start,
+    prompt_version_activate,
+    prompt_version_append,
+)
 from apps.orchestrator.prompts.stats import arm_is_variant
 from apps.orchestrator.services import text_route_dry_run
 from apps.tickets.models import Ticket
@@ -92,3 +98,20 @@ def test_without_a_running_test_the_active_version_routes_every_ticket(pools, ll
     assert {prompt_for_ticket(ticket_id=ticket_id) for ticket_id in range(1, 50)} == {
         experiment.control
     }
+
+
+def test_a_version_is_read_once_a_process_and_a_new_activation_is_seen_at_once(pools):
+    first = PromptVersion.objects.get(purpose="router", active=True)
+    with CaptureQueriesContext(connection) as queries:
+        assert prompt_for_ticket(ticket_id=1) == first
+        assert prompt_for_ticket(ticket_id=2) == first
+    # The template and its examples are read once; each call asks only which version routes.
+    reads = [q["sql"] for q in queries if '"orchestrator_promptversion"."text"' in q["sql"]]
+    assert len(reads) == 1
+
+    second = prompt_version_append(
+        text=first.text + "\nSecond.", few_shot=first.few_shot, parent=first, author=None
+    )
+    prompt_version_activate(version=second, actor=None)
+    assert prompt_for_ticket(ticket_id=3) == second
+    assert prompt_for_ticket(ticket_id=3).text.endswith("Second.")
