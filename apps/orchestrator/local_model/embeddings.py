@@ -7,16 +7,15 @@ package) and truncated to `WINDOW` tokens, so a 20,000-character message costs w
 128-token one does; each text is run alone (see _BATCH). The output is the mean of the last
 hidden states over the real tokens, L2-normalised: 384 float32 numbers per text.
 
-`ROUTER_EMBEDDINGS=off` (any value but `on`, `1`, `true`, `yes`, as Django's settings read
-booleans) turns the tier off: `embedder()` gives None and the local model uses TF-IDF alone.
-Unset, it is on when the model is there or can be built.
+Whether the local model uses the tier is the setting `ROUTER_EMBEDDINGS` (default on; off, the
+local model uses TF-IDF alone), read in one place: `apps.orchestrator.selectors.local_embedder`.
+This module only says whether the embedder can be had (the model is there or can be built).
 One session per process (one thread), created once under a lock; onnxruntime's `run` and the
 tokenizer's `encode_batch` are safe to call from several threads.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Sequence
@@ -46,7 +45,6 @@ _THREADS = 1
 # to 0.953 (0.989 on average). Training embeds one by one too, so it fits the head on the very
 # vectors prediction sees; batches of 32 would save ~half the time (1.7 s vs 3.3 s for 1,000).
 _BATCH = 1
-_ON = frozenset({"on", "1", "true", "yes"})
 # Markup says nothing about what a customer wants, and in a short message its word pieces
 # outweigh the words ("<img src=x onerror=alert(1)> Please send me my invoice" read as no pool
 # at all): tags are dropped before tokenising. TF-IDF still sees the whole text.
@@ -82,11 +80,6 @@ class Remembering:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         return np.stack([self._rows[text] for text in texts])
-
-
-def embeddings_enabled() -> bool:
-    """False when ROUTER_EMBEDDINGS turns the tier off (read like settings.env_bool, default on)."""
-    return os.environ.get("ROUTER_EMBEDDINGS", "on").strip().lower() in _ON
 
 
 class Embedder:
@@ -135,9 +128,10 @@ _unavailable = False
 
 
 def embedder() -> Embedder | None:
-    """The process's embedder, or None when the tier is off or the model cannot be had."""
+    """The process's embedder, or None when the model cannot be had. Callers that route ask
+    `selectors.local_embedder()`, which also heeds ROUTER_EMBEDDINGS."""
     global _embedder, _unavailable  # one session per process
-    if not embeddings_enabled() or _unavailable:
+    if _unavailable:
         return None
     if _embedder is not None:
         return _embedder

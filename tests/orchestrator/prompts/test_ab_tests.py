@@ -115,4 +115,5 @@ def test_a_version_is_read_once_a_process_and_a_new_activation_is_seen_at_once(p
     prompt_version_activate(version=second, actor=None)
     chosen = prompt_for_ticket(ticket_id=3)
     assert chosen == second
-    assert chosen is not None and chosen.text.endswith("Second.")
+    assert chosen is not None
+    assert chosen.text.endswith("Second.")
