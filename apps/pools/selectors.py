@@ -13,7 +13,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from apps.chat.models import Attachment, Conversation, Message
 from apps.core.errors import NotFound
-from apps.pools.models import AgentProfile, Pool, PoolMembership
+from apps.pools.models import AgentProfile, Intent, Pool, PoolMembership
 from apps.tickets.models import Ticket
 
 StaffUser = AbstractBaseUser | AnonymousUser
@@ -23,6 +23,14 @@ def pool_list(*, active_only: bool = True) -> QuerySet[Pool]:
     """Pools in display order, by default only those that can receive tickets."""
     pools = Pool.objects.all()
     return pools.filter(active=True) if active_only else pools
+
+
+def intent_pools(*, active_only: bool = True) -> dict[str, str]:
+    """Each intent's pool: {intent slug: pool slug} (of active pools only, by default)."""
+    intents = Intent.objects.all()
+    if active_only:
+        intents = intents.filter(pool__active=True)
+    return dict(intents.values_list("slug", "pool__slug"))
 
 
 def user_is_staff(user: Any) -> bool:

@@ -128,7 +128,8 @@ class TrainingExample(models.Model):
     examples): the base every retraining starts from, with people's labels added on top."""
 
     text = models.TextField()
-    # A pool slug or "other"; a string, not a key, so that a data set may name pools that are
+    # A pool slug, an intent slug (an `Intent` of a pool: the model that learns it is a model
+    # of intents) or "other"; a string, not a key, so that a data set may name pools that are
     # inactive or not created yet (a retraining uses the labels of active pools only).
     label = models.CharField(max_length=64, db_index=True)
     dataset = models.CharField(max_length=200, blank=True, help_text="Where it came from.")

@@ -29,13 +29,14 @@ from apps.orchestrator.local_model import (
     threshold_for_misroute_rate,
 )
 from apps.orchestrator.models import ModelVersion, ModelVersionActivation, RoutingDecision
-from apps.pools.models import Pool
-from apps.pools.services import pool_upsert
+from apps.pools.models import Intent, Pool
+from apps.pools.services import intent_ensure, pool_upsert
 from apps.review.models import ReviewItem, RoutingLabel, TrainingExample
 from apps.review.services import review_item_resolve
 from apps.review.tasks import router_retrain_task, router_retrain_when_due_task
 from apps.review.training.examples import training_base
 from apps.review.training.labels import DISTILLED, label_held_out, training_labels
+from apps.review.training.prompt_examples import prompt_examples_gather
 from apps.review.training.retrain import (
     _gate,
     model_version_retrain,
@@ -43,7 +44,7 @@ from apps.review.training.retrain import (
 )
 from apps.review.training.versions import model_version_activate, model_version_train
 from apps.tickets.models import Ticket
-from tests.orchestrator.conftest import route_reply
+from tests.orchestrator.conftest import route_reply, seed_intents
 
 pytestmark = pytest.mark.django_db
 
@@ -513,6 +514,42 @@ def test_retraining_learns_from_the_base_plus_the_labels(pools, label_rows, sett
     counts = result.metrics["labels"]
     assert counts["base_examples"] == len(set(seed_examples()))
     assert result.version.training_examples == counts["base_examples"] + counts["train"]
+
+
+def test_retraining_a_model_of_intents_gives_a_model_of_intents(pools, label_rows, settings):
+    settings.ROUTER_RETRAIN_MIN_LABELS = 10
+    rows = seed_intents()
+    for _, intent, pool in rows:
+        if pool != OTHER:
+            intent_ensure(slug=intent, pool=pools[pool])
+    model_version_train(
+        examples=[(text, intent) for text, intent, _ in rows],
+        intents={intent: pool for _, intent, pool in rows},
+        note="intents",
+    )
+    label_rows(PLAIN)  # people's labels name pools
+
+    result = model_version_retrain()
+
+    assert result.version is not None
+    assert result.version.kind == ModelVersion.Kind.INTENT
+    intents = LocalClassifier.from_bytes(bytes(result.version.artifact)).intents
+    assert intents["billing_a"] == "billing"
+    assert intents["technical_b"] == "technical"
+    # A correction names a pool: next to intents, it is learnt as that pool's own intent.
+    assert intents["billing"] == "billing"
+    assert set(result.version.labels) == {"billing", "technical", "refund", OTHER}
+    # The router prompt's examples name the intents' pools.
+    labelled, _corrections = prompt_examples_gather(pools={"billing", "technical", "refund"})
+    assert {pool for _, pool in labelled} == {"billing", "technical", "refund"}
+    assert sum(pool != OTHER for _, _, pool in rows) <= len(labelled)
+    # Moving an intent to another pool is a change to learn from, not "nothing new".
+    Intent.objects.filter(slug="billing_a").update(pool=pools["refund"])
+    moved = model_version_retrain()
+    assert moved.version is not None
+    assert LocalClassifier.from_bytes(bytes(moved.version.artifact)).intents["billing_a"] == (
+        "refund"
+    )
 
 
 # --- activation and rollback -----------------------------------------------------------------

@@ -11,7 +11,7 @@ from apps.orchestrator.local_model import OTHER
 from apps.orchestrator.models import PromptVersion
 from apps.orchestrator.prompts.examples import prompt_examples_rank
 from apps.orchestrator.prompts.services import prompt_version_activate, prompt_version_append
-from apps.pools.selectors import pool_list
+from apps.pools.selectors import intent_pools, pool_list
 from apps.review.models import RoutingLabel
 from apps.review.training.examples import training_base
 from apps.review.training.labels import DISTILLED, training_labels
@@ -22,7 +22,13 @@ def prompt_examples_gather(
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(labelled, corrections) for `pools`: the curated examples and people's labels (not the
     LLM's distilled ones), and the texts people moved from one pool to another, newest first."""
-    labelled = [(text, label) for text, label in training_base(labels=pools) if label != OTHER]
+    # Curated examples may be labelled with a pool's intents: the prompt names their pools.
+    intents = {intent: pool for intent, pool in intent_pools().items() if pool in pools}
+    labelled = [
+        (text, intents.get(label, label))
+        for text, label in training_base(labels=pools | set(intents))
+        if label != OTHER
+    ]
     labelled += [
         (label.text, label.label)
         for label in training_labels()

@@ -71,7 +71,7 @@ from apps.orchestrator.local_model import (
 )
 from apps.orchestrator.local_model.embeddings import Remembering, TextEmbedder
 from apps.orchestrator.models import ModelVersion
-from apps.pools.selectors import pool_list
+from apps.pools.selectors import intent_pools, pool_list
 from apps.review.models import RoutingLabel
 from apps.review.training.examples import training_base
 from apps.review.training.labels import (
@@ -129,6 +129,7 @@ def model_version_retrain(
     if not 0.0 <= target < 1.0:
         raise ValidationFailed("The target misroute rate must be at least 0 and below 1.")
     known = set(pool_list().values_list("slug", flat=True)) | {OTHER}
+    intents = intent_pools()
     labels = [label for label in training_labels() if label.label in known]
     human = [label for label in labels if label.source != DISTILLED]
     distilled = [label for label in labels if label.source == DISTILLED]
@@ -152,9 +153,10 @@ def model_version_retrain(
         return RetrainResult(None, False, reason, {"labels": counts})
     if not held:
         return RetrainResult(None, False, "no label fell in the held-out slice", {"labels": counts})
-    base = [(text, label, 1.0) for text, label in training_base(labels=known)]
+    base = [(text, label, 1.0) for text, label in training_base(labels=known | set(intents))]
+    groups = _groups(base, intents=intents, pools=known)
     settings_used = {"seed": seed, "holdout_share": holdout_share, "target": target}
-    fingerprint = _fingerprint(labels, known, settings_used, base)
+    fingerprint = _fingerprint(labels, known, settings_used, base, groups)
     same = (
         ModelVersion.objects.filter(metrics__retrain__fingerprint=fingerprint)
         .values_list("pk", flat=True)
@@ -172,7 +174,7 @@ def model_version_retrain(
     # text is embedded once for all of them.
     found = selectors.local_embedder()
     embedder = Remembering(found) if found is not None else None
-    candidate = _train(rows, seed=seed, embedder=embedder)
+    candidate = _train(rows, seed=seed, embedder=embedder, groups=groups)
     held_texts, held_truth = [x.text for x in held], [x.label for x in held]
     candidate_eval = evaluate(candidate, texts=held_texts, labels=held_truth)
 
@@ -193,7 +195,7 @@ def model_version_retrain(
         outside = [
             (x.text, x.label, x.weight) for x, f in zip(learnt, fold_of, strict=True) if f != fold
         ]
-        model = _train(base + outside, seed=seed, embedder=embedder)
+        model = _train(base + outside, seed=seed, embedder=embedder, groups=groups)
         for x, prediction in zip(inside, model.predict_many([x.text for x in inside]), strict=True):
             if x.source == DISTILLED:
                 distilled_predictions.append(prediction)
@@ -289,6 +291,7 @@ def model_version_retrain(
         verdict = "activated" if passed else "kept inactive"
         version = ModelVersion.objects.create(
             labels=candidate.labels,
+            kind=ModelVersion.Kind.POOL if groups is None else ModelVersion.Kind.INTENT,
             artifact=artifact,
             signature=selectors.artifact_signature(artifact),
             metrics=metrics,
@@ -434,8 +437,26 @@ def _figures(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
+def _groups(
+    base: list[tuple[str, str, float]], *, intents: dict[str, str], pools: set[str]
+) -> dict[str, str] | None:
+    """Each label's pool when the base holds intents (a model of intents stays one), else None.
+
+    People's and distilled labels name pools: next to intents, a pool's slug is an intent of
+    that pool (as train_router treats the seed examples), so a correction teaches its pool
+    without guessing which of the pool's intents it is.
+    """
+    if not any(label in intents for _, label, _ in base):
+        return None
+    return {**{pool: pool for pool in pools}, **intents}
+
+
 def _train(
-    rows: list[tuple[str, str, float]], *, seed: int, embedder: TextEmbedder | None
+    rows: list[tuple[str, str, float]],
+    *,
+    seed: int,
+    embedder: TextEmbedder | None,
+    groups: dict[str, str] | None = None,
 ) -> LocalClassifier:
     weights = [weight for _, _, weight in rows]
     return LocalClassifier.train(
@@ -443,6 +464,7 @@ def _train(
         labels=[label for _, label, _ in rows],
         seed=seed,
         sample_weight=None if all(w == 1.0 for w in weights) else weights,
+        groups=groups,
         embedder=embedder,
     )
 
@@ -461,10 +483,12 @@ def _fingerprint(
     known: set[str],
     used: dict[str, Any],
     base: list[tuple[str, str, float]],
+    groups: dict[str, str] | None,
 ) -> str:
-    """A digest of everything a retraining learns from: base examples, labels, active pools
-    and settings."""
+    """A digest of everything a retraining learns from: base examples, labels, active pools,
+    intents' pools and settings."""
     payload = {
+        "groups": sorted((groups or {}).items()),
         "labels": [[x.ticket_id, x.text, x.label, x.weight, x.source] for x in labels],
         "pools": sorted(known),
         "settings": used,

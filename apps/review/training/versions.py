@@ -19,6 +19,7 @@ from apps.orchestrator.local_model import (
     threshold_for_precision,
 )
 from apps.orchestrator.models import ModelVersion, ModelVersionActivation
+from apps.pools.selectors import intent_pools
 from apps.review.training.examples import training_examples_store
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ def model_version_train(
 
     With `intents` (label -> pool, for every label of `examples`) the labels are intents: the
     model learns them and routes to the pool by the summed probability of its intents
-    (`ModelVersion.Kind.INTENT`); precision, accuracy and threshold are the pools', and the
-    examples kept for retraining carry their pools (retraining learns pools).
+    (`ModelVersion.Kind.INTENT`); precision, accuracy and threshold are the pools'. The
+    examples kept for retraining carry their intents (those stored as a pool's `Intent`), so
+    retraining learns intents again.
     """
     rows = list(examples)
 
@@ -132,8 +134,14 @@ def model_version_train(
                 version=version, previous=previous, note=f"trained: {note}"[:300]
             )
             # What an active model was trained on is the base later retrainings start from.
+            # An intent is kept as such when it is one of its pool's intents (`Intent`, as
+            # train_router stores them), so that retraining knows its pool; otherwise its pool.
+            known = intent_pools(active_only=False) if intents is not None else {}
             training_examples_store(
-                examples=[(text, pool_of(label)) for text, label in rows],
+                examples=[
+                    (text, label if known.get(label) == pool_of(label) else pool_of(label))
+                    for text, label in rows
+                ],
                 dataset=note or f"model v{version.pk}",
             )
         return version
