@@ -48,6 +48,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench._common import percentile
 from tests.servers import AsgiServer, NginxServer, Stack, embedded_env, manage, service_env
 
 # Every customer comes from 127.0.0.1: no rate limit or per-address bound may refuse the load.
@@ -61,13 +62,6 @@ BURST_TARGET = 0.20  # chat msg/s >= 20% of the echo's
 PACED_TARGET = 10.0  # chat p95 <= 10x the echo's p95
 # A message not back after this long counts as lost (its customer stops sending).
 RECEIVE_TIMEOUT_SECONDS = 120.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def create_conversation(base: str) -> dict:

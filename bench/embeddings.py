@@ -16,22 +16,15 @@ Bitext messages and on 2,000-character messages, with the tier on and off, on th
 import argparse
 import csv
 import json
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings.local")
-os.environ["SQLITE_PATH"] = str(Path(tempfile.mkdtemp(prefix="sd-embeddings-")) / "db.sqlite3")
-os.environ["ANTHROPIC_API_KEY"] = ""
+from bench._common import django_in_process, percentile, timed  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+django_in_process("sd-embeddings-", llm_standin=False)
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -43,22 +36,6 @@ from apps.orchestrator.local_model import LocalClassifier, embeddings  # noqa: E
 from apps.orchestrator.services import pipeline_build  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def timed(texts: list[str], fn: Callable[[str], object]) -> list[float]:
-    for text in texts[:30]:
-        fn(text)  # warm caches and code paths
-    out = []
-    for text in texts:
-        started = time.perf_counter()
-        fn(text)
-        out.append((time.perf_counter() - started) * 1000)
-    return out
 
 
 def accuracy_pair(
@@ -119,12 +96,20 @@ def latency_runs(n: int) -> None:
         pipeline = pipeline_build(use_llm=False, write_cache=False)
         label = "on " if tier_on else "off"
         rows.append(
-            (f"local model predict, embeddings {label}", timed(short, local.classifier.predict))
+            (
+                f"local model predict, embeddings {label}",
+                timed(short, local.classifier.predict, warm=30),
+            )
         )
-        rows.append((f"whole local path, embeddings {label}", timed(short, pipeline.run)))
-        rows.append((f"  2,000-char messages, embeddings {label}", timed(long, pipeline.run)))
+        rows.append((f"whole local path, embeddings {label}", timed(short, pipeline.run, warm=30)))
         rows.append(
-            (f"  2,000-char, local model predict {label}", timed(long, local.classifier.predict))
+            (f"  2,000-char messages, embeddings {label}", timed(long, pipeline.run, warm=30))
+        )
+        rows.append(
+            (
+                f"  2,000-char, local model predict {label}",
+                timed(long, local.classifier.predict, warm=30),
+            )
         )
     weight = selectors.local_tier_active().classifier.embedding_weight  # type: ignore[union-attr]
     print(

@@ -40,15 +40,11 @@ minutes on 2 cores (3-4 minutes for --tickets 1000).
 """
 
 import argparse
-import atexit
 import json
 import logging
-import os
 import random
 import re
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections import Counter
@@ -60,21 +56,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-_TMP = Path(tempfile.mkdtemp(prefix="sd-learning-"))
-atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
-os.environ["DJANGO_SETTINGS_MODULE"] = "supportdesk.settings.local"
-os.environ["SQLITE_PATH"] = str(_TMP / "db.sqlite3")
-os.environ.pop("DATABASE_URL", None)
-os.environ["REDIS_URL"] = ""  # Celery eager: routing runs inside message_post's on_commit
-os.environ["BACKGROUND_IN_THREAD"] = "false"
-os.environ["EMBEDDED_BEAT"] = "false"
-os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the stand-in's URL is set once it listens
-os.environ["DEBUG"] = "false"  # DEBUG keeps every SQL query in memory
-os.environ["LOG_LEVEL"] = "WARNING"
+from bench._common import django_in_process  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+# Celery runs eagerly: routing runs inside message_post's on_commit.
+django_in_process("sd-learning-", llm_standin=True)
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402

@@ -33,14 +33,10 @@ way to compare prompts' accuracy.
 """
 
 import argparse
-import atexit
 import csv
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -50,21 +46,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-_TMP = Path(tempfile.mkdtemp(prefix="sd-prompt-cost-"))
-atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
-os.environ["DJANGO_SETTINGS_MODULE"] = "supportdesk.settings.local"
-os.environ["SQLITE_PATH"] = str(_TMP / "db.sqlite3")
-os.environ.pop("DATABASE_URL", None)
-os.environ["REDIS_URL"] = ""
-os.environ["BACKGROUND_IN_THREAD"] = "false"
-os.environ["EMBEDDED_BEAT"] = "false"
-os.environ["ANTHROPIC_API_KEY"] = "bench-key"  # the stand-in's URL is set once it listens
-os.environ["DEBUG"] = "false"
-os.environ["LOG_LEVEL"] = "WARNING"
+from bench._common import django_in_process  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+django_in_process("sd-prompt-cost-", llm_standin=True)
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402

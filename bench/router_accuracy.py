@@ -47,6 +47,7 @@ from apps.orchestrator.local_model import (
     evaluate,
     threshold_for_precision,
 )
+from bench._common import percentile
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET_PRECISION = 0.98
@@ -80,11 +81,6 @@ class Figures:
 def best_in_scope(prediction: Prediction) -> str:
     """The most likely label other than "other" (the top 5 always hold four or more)."""
     return next(label for label in prediction.scores if label != OTHER)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(

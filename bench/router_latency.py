@@ -8,22 +8,14 @@ Target: the whole local path p95 <= 5 ms.
 
 import argparse
 import csv
-import os
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings.local")
-os.environ["SQLITE_PATH"] = str(Path(tempfile.mkdtemp(prefix="sd-latency-")) / "db.sqlite3")
-os.environ["ANTHROPIC_API_KEY"] = ""
+from bench._common import django_in_process, percentile, timed  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+django_in_process("sd-latency-", llm_standin=False)  # no key: the cheap tiers, never the LLM
 
 from django.core.management import call_command  # noqa: E402
 
@@ -36,22 +28,6 @@ from apps.orchestrator.selectors import local_tier_active, rule_list_active  # n
 from apps.orchestrator.services import pipeline_build  # noqa: E402
 from apps.orchestrator.validation import input_validate  # noqa: E402
 from apps.pools.models import Pool  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def timed(texts: list[str], fn: Callable[[str], object]) -> list[float]:
-    for text in texts[:50]:
-        fn(text)  # warm caches and code paths
-    out = []
-    for text in texts:
-        started = time.perf_counter()
-        fn(text)
-        out.append((time.perf_counter() - started) * 1000)
-    return out
 
 
 def load_texts(n: int) -> tuple[list[str], str]:
@@ -86,9 +62,9 @@ def main() -> None:
     rows = [
         (
             "validation (redact + injection)",
-            timed(texts, lambda t: input_validate(t, max_chars=8000)),
+            timed(texts, lambda t: input_validate(t, max_chars=8000), warm=50),
         ),
-        ("rules (20 active)", timed(texts, lambda t: rule_match(t, rules))),
+        ("rules (20 active)", timed(texts, lambda t: rule_match(t, rules), warm=50)),
         (
             "decision cache (key + get)",
             timed(
@@ -98,10 +74,11 @@ def main() -> None:
                         text=t, prompt_version=1, pools=["billing", "refund", "technical"]
                     )
                 ),
+                warm=50,
             ),
         ),
-        ("local model predict", timed(texts, local.classifier.predict)),
-        ("whole local path (pipeline.run)", timed(texts, pipeline.run)),
+        ("local model predict", timed(texts, local.classifier.predict, warm=50)),
+        ("whole local path (pipeline.run)", timed(texts, pipeline.run, warm=50)),
     ]
     print(
         f"router latency, in-process, {len(texts)} texts from {source}, local v{local.version.pk}"
