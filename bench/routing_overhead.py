@@ -257,6 +257,16 @@ def main() -> None:
         f"calls, {book['llm_attempts']} attempts); tickets with no model call: {without}; "
         f"with more than one: {sum(1 for calls in calls_per_ticket if calls > 1)}"
     )
+    # Little's law: in a closed loop each of the customers waits for the model and the
+    # overhead, so meeting the target takes this throughput, i.e. at most this much of the
+    # server's time per ticket (everything a new ticket costs it, one process).
+    needed = args.customers / ((args.model_ms + TARGET_MS) / 1000)
+    rate = len(tickets) / seconds
+    print(
+        f"closed loop: {args.customers} customers need {needed:.1f} tickets/s for the target, "
+        f"at most {1000 / needed:.2f} ms of the server's time a ticket; this run served "
+        f"{rate:.1f} tickets/s, {1000 / rate:.2f} ms a ticket ({needed / rate:.1f} times that)"
+    )
     p95 = percentile(overheads, 0.95)
     met = "met" if p95 <= TARGET_MS else "not met"
     print(f"routing overhead p95 = {p95:.1f} ms (target <= {TARGET_MS} ms): {met}")

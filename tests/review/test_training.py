@@ -696,7 +696,7 @@ def test_the_command_prints_json_and_says_when_it_trained_nothing(local_model, l
     call_command("retrain_router", "--json", stdout=out)
     payload = json.loads(out.getvalue())
     assert payload["version"] is None
-    assert payload["reason"] == "3 labels from people; retraining needs 20"
+    assert payload["reason"] == "3 labels from people; retraining needs 10"
     assert payload["metrics"]["labels"]["human"] == 3
 
     out = StringIO()
