@@ -19,6 +19,10 @@ its answer is written (the 0.25 s sleep included); a ticket's overhead is its el
 minus the stand-in time of the requests that carried its text (more than one if the SDK
 retried).
 
+Before the target line it prints what the target asks of such a loop (Little's law): C
+customers each waiting (model + overhead) need C / (0.25 s + 12.5 ms) tickets a second, so at
+most that many milliseconds of the server's time per new ticket, beside what this run served.
+
 The lane's thread count: ROUTING_THREADS (default 64 here) is passed to the server and printed;
 a checkout whose settings do not read it routes in one thread, so 50 tickets queue behind each
 other, and the header says so.
