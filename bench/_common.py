@@ -1,5 +1,6 @@
-"""What several benchmarks share: nearest-rank percentiles, timing a call per text, and the
-in-process Django set-up on a throwaway SQLite database.
+"""What several benchmarks share: timing a call per text, and the in-process Django set-up on a
+throwaway SQLite database. (Percentiles: `tests.integration.load.percentile`, which the load
+benchmarks and tests use too.)
 
 A script run as `.venv/bin/python bench/x.py` puts the checkout on sys.path itself before it
 imports this module (`sys.path.insert(0, str(ROOT))`).
@@ -14,14 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import django
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank q-quantile (0 <= q <= 1) of values; NaN when there are none."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def timed(texts: Sequence[str], fn: Callable[[str], object], *, warm: int) -> list[float]:

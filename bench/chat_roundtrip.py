@@ -48,7 +48,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import percentile
+from tests.integration.load import percentile
 from tests.servers import AsgiServer, NginxServer, Stack, embedded_env, manage, service_env
 
 # Every customer comes from 127.0.0.1: no rate limit or per-address bound may refuse the load.

@@ -47,7 +47,7 @@ from apps.orchestrator.local_model import (
     evaluate,
     threshold_for_precision,
 )
-from bench._common import percentile
+from tests.integration.load import percentile
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET_PRECISION = 0.98

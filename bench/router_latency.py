@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._common import django_in_process, percentile, timed  # noqa: E402
+from bench._common import django_in_process, timed  # noqa: E402
+from tests.integration.load import percentile  # noqa: E402
 
 django_in_process("sd-latency-", llm_standin=False)  # no key: the cheap tiers, never the LLM
 

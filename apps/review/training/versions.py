@@ -136,10 +136,10 @@ def model_version_train(
             # What an active model was trained on is the base later retrainings start from.
             # An intent is kept as such when it is one of its pool's intents (`Intent`, as
             # train_router stores them), so that retraining knows its pool; otherwise its pool.
-            known = intent_pools(active_only=False) if intents is not None else {}
+            stored = intent_pools(active_only=False) if intents is not None else {}
             training_examples_store(
                 examples=[
-                    (text, label if known.get(label) == pool_of(label) else pool_of(label))
+                    (text, label if stored.get(label) == pool_of(label) else pool_of(label))
                     for text, label in rows
                 ],
                 dataset=note or f"model v{version.pk}",
