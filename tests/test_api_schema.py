@@ -30,7 +30,7 @@ from apps.flows.messages import message_post
 from apps.flows.routing import ticket_route
 from apps.pools.services import pool_upsert
 from tests.fakes.files import png_bytes
-from tests.servers import ROOT, AsgiServer, embedded_env, manage
+from tests.servers import ROOT, AsgiServer, embedded_env, manage, migrated_sqlite
 
 # --- In-process: the app's answers against the schema it serves -----------------------------
 
@@ -257,8 +257,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
         CONVERSATION_CREATE_RATE="100000/hour",
         ROUTE_DRY_RUN_RATE="100000/minute",
     )
-    manage("migrate", "--noinput", env=env)
-    manage("seed_demo", env=env)
+    migrated_sqlite(env, seed=True)
     staff_token = manage("drf_create_token", "admin", env=env).split()[2]
     server = AsgiServer(env, log=workdir / "server.log")
     server.start()

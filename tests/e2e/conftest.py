@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.fakes.messages_api import MessagesApiStandIn
-from tests.servers import AsgiServer, embedded_env, manage
+from tests.servers import AsgiServer, embedded_env, migrated_sqlite
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -32,8 +32,7 @@ CHROMIUM_ARGS = [
 def live_server_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiServer]:
     workdir = tmp_path_factory.mktemp("live")
     env = embedded_env(workdir, MEDIA_ROOT=str(workdir / "media"))
-    manage("migrate", "--noinput", env=env)
-    manage("seed_demo", env=env)
+    migrated_sqlite(env, seed=True)
     server = AsgiServer(env, log=workdir / "server.log")
     # Only the page's own origin may open the chat socket.
     env["CHAT_ALLOWED_ORIGINS"] = server.url
@@ -69,8 +68,7 @@ def live_server_with_llm(
         ANTHROPIC_API_KEY="sk-ant-test-key",
         ANTHROPIC_BASE_URL=messages_api_standin.url,
     )
-    manage("migrate", "--noinput", env=env)
-    manage("seed_demo", env=env)
+    migrated_sqlite(env, seed=True)
     server = AsgiServer(env, log=workdir / "server.log")
     env["CHAT_ALLOWED_ORIGINS"] = server.url
     server.start()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.servers import AsgiServer, embedded_env, manage
+from tests.servers import AsgiServer, embedded_env, migrated_sqlite
 
 pytestmark = pytest.mark.browser
 
@@ -29,8 +29,7 @@ def reports_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiSer
     """A live server of its own: the tickets this test opens stay out of the desk tests' queues."""
     workdir = tmp_path_factory.mktemp("live-reports")
     env = embedded_env(workdir, MEDIA_ROOT=str(workdir / "media"))
-    manage("migrate", "--noinput", env=env)
-    manage("seed_demo", env=env)
+    migrated_sqlite(env, seed=True)
     server = AsgiServer(env, log=workdir / "server.log")
     server.start()
     yield server

@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Browser, Page, StorageState, expect
 
 from tests.fakes.files import pdf_bytes, png_bytes
-from tests.servers import AsgiServer, embedded_env, manage
+from tests.servers import AsgiServer, embedded_env, manage, migrated_sqlite
 
 pytestmark = pytest.mark.browser
 
@@ -220,8 +220,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterato
     with every payload stored through the paths people use: the widget, REST, the shell."""
     workdir = tmp_path_factory.mktemp("live-xss")
     env = embedded_env(workdir, MEDIA_ROOT=str(workdir / "media"), CHAT_RATE_LIMIT="1000/minute")
-    manage("migrate", "--noinput", env=env)
-    manage("seed_demo", env=env)
+    migrated_sqlite(env, seed=True)
     server = AsgiServer(env, log=workdir / "server.log")
     env["CHAT_ALLOWED_ORIGINS"] = server.url
     server.start()

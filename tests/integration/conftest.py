@@ -18,7 +18,7 @@ from tests.servers import (
     PostgresServer,
     RedisServer,
     Stack,
-    manage,
+    migrated_postgres,
     service_env,
 )
 
@@ -47,7 +47,7 @@ class ScaleCluster:
 @pytest.fixture(scope="session")
 def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleCluster]:
     workdir = tmp_path_factory.mktemp("scale")
-    redis, postgres = RedisServer(), PostgresServer()
+    redis, postgres = RedisServer(), PostgresServer(template=migrated_postgres())
     redis.start()
     postgres.start()
     # Every process (both ASGI servers, the worker) writes its Prometheus counters here, and
@@ -69,8 +69,6 @@ def scale_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleClu
     servers: list[AsgiServer] = []
     worker: subprocess.Popen[bytes] | None = None
     try:
-        manage("migrate", "--noinput", env=env)
-        manage("seed_demo", env=env)  # pools and the local router model
         for n in range(2):
             server = AsgiServer(env, log=workdir / f"asgi-{n}.log")
             server.start()
@@ -126,7 +124,7 @@ def fault_stack(
     stack = Stack(
         workdir,
         env_base=service_env(os.environ),
-        seed=True,
+        template=migrated_postgres(),  # migrated and seeded: pools and the local router model
         worker_concurrency=worker_concurrency,
         extra_env={**FAULT_ENV, **llm, **extra_env},
     )

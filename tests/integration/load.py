@@ -37,7 +37,7 @@ from tests.servers import (
     Stack,
     embedded_env,
     free_ports,
-    manage,
+    migrated_sqlite,
     service_env,
 )
 
@@ -254,8 +254,7 @@ def embedded_target(workdir: Path) -> Iterator[Target]:
     channel layer, routing in a background thread of the same process."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = embedded_env(workdir, **LOAD_ENV)
-    manage("migrate", "--noinput", env=env)
-    manage("seed_demo", env=env)  # pools and the local router model
+    migrated_sqlite(env, seed=True)  # pools and the local router model
     server = AsgiServer(env, log=workdir / "asgi.log")
     server.start()
     try:
@@ -265,13 +264,17 @@ def embedded_target(workdir: Path) -> Iterator[Target]:
 
 
 @contextmanager
-def scale_target(workdir: Path, *, worker_concurrency: int = 2) -> Iterator[Target]:
+def scale_target(
+    workdir: Path, *, worker_concurrency: int = 2, template: Path | None = None
+) -> Iterator[Target]:
     """The scale-out profile as `make up` runs it: PostgreSQL, Redis, two uvicorn, a Celery
-    worker (2 pool processes unless told) and beat, nginx in front with the shipped site."""
+    worker (2 pool processes unless told) and beat, nginx in front with the shipped site.
+    `template`: a migrated and seeded cluster to copy (tests: `migrated_postgres()`)."""
     stack = Stack(
         workdir,
         env_base=service_env(os.environ),
         seed=True,
+        template=template,
         extra_env={**LOAD_ENV, "LOG_LEVEL": "WARNING"},
         worker_concurrency=worker_concurrency,
     )

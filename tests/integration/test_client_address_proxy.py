@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import AsgiServer, NginxServer, embedded_env, free_port, manage
+from tests.servers import AsgiServer, NginxServer, embedded_env, free_port, migrated_sqlite
 
 pytestmark = [pytest.mark.scale, pytest.mark.timeout(120)]
 
@@ -30,7 +30,7 @@ def post_conversation(port: int, *, source: str = "127.0.0.1", forged: str | Non
 
 def server(workdir: Path, *, proxy_headers: bool) -> AsgiServer:
     env = embedded_env(workdir, CONVERSATION_CREATE_RATE="3/hour", EMBEDDED_BEAT="false")
-    manage("migrate", "--noinput", env=env)
+    migrated_sqlite(env, seed=False)
     return AsgiServer(env, log=workdir / "asgi.log", port=free_port(), proxy_headers=proxy_headers)
 
 

@@ -22,7 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from tests.integration.customers import http_json
-from tests.servers import AsgiServer, embedded_env, manage
+from tests.servers import AsgiServer, embedded_env, migrated_sqlite
 
 pytestmark = [pytest.mark.scale, pytest.mark.timeout(300)]
 
@@ -39,7 +39,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AsgiSer
         # The sweeps write too; they are not what this test holds the lock against.
         EMBEDDED_BEAT="false",
     )
-    manage("migrate", "--noinput", env=env)
+    migrated_sqlite(env, seed=False)
     server = AsgiServer(env, log=workdir / "asgi.log")
     server.start()
     try:

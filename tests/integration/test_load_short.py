@@ -27,6 +27,7 @@ from tests.integration.load import (
     soak_breaches,
     soak_run,
 )
+from tests.servers import migrated_postgres
 
 pytestmark = [pytest.mark.scale, pytest.mark.timeout(300)]
 
@@ -36,7 +37,8 @@ SOAK_CUSTOMERS, SOAK_MESSAGES, SOAK_WARMUP = 30, 600, 2
 
 @pytest.fixture(scope="module")
 def scale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    with scale_target(tmp_path_factory.mktemp("load-scale")) as target:
+    workdir = tmp_path_factory.mktemp("load-scale")
+    with scale_target(workdir, template=migrated_postgres()) as target:
         yield target
 
 

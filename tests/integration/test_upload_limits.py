@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.files import png_bytes
-from tests.servers import AsgiServer, embedded_env, manage
+from tests.servers import AsgiServer, embedded_env, migrated_sqlite
 
 pytestmark = pytest.mark.scale
 
@@ -97,7 +97,7 @@ def _length(data: bytes) -> int:
 def upload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upload]:
     workdir = tmp_path_factory.mktemp("upload-limits")
     env = embedded_env(workdir, MEDIA_ROOT=str(workdir / "media"), ATTACHMENT_MAX_BYTES=str(LIMIT))
-    manage("migrate", "--noinput", env=env)
+    migrated_sqlite(env, seed=False)
     server = AsgiServer(env, log=workdir / "server.log")
     server.start()
     try:
