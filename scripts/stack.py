@@ -892,6 +892,7 @@ class Stack:
         seed: bool = False,
         worker_concurrency: int = 2,
         template: Path | None = None,
+        graceful_timeout: int = 10,
     ) -> None:
         chosen = free_ports(3)
         self.port = port or chosen[0]
@@ -901,6 +902,9 @@ class Stack:
         self.seed = seed
         self.seed_output = ""
         # Not under `workdir`: PostgreSQL runs as its own user, which may not enter it.
+        # `graceful_timeout`: seconds uvicorn waits for open requests and sockets at a stop.
+        # A channel-layer receive that channels_redis was cancelling can hold a socket's task
+        # that long; the tests, which stop a dozen stacks, wait 3 s.
         # A data directory from `postgres_template`, migrated (and seeded, if it was built so):
         # copied in place of initdb, migrate and seed_demo. The tests start a dozen stacks.
         self.template = template
@@ -929,7 +933,7 @@ class Stack:
                 port=asgi_port,
                 proxy_headers=True,
                 log_level="info",  # an access log per process: which one answered
-                graceful_timeout=10,
+                graceful_timeout=graceful_timeout,
             )
             for asgi_port in self.asgi_ports
         ]

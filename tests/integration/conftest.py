@@ -125,6 +125,7 @@ def fault_stack(
         workdir,
         env_base=service_env(os.environ),
         template=migrated_postgres(),  # migrated and seeded: pools and the local router model
+        graceful_timeout=3,
         worker_concurrency=worker_concurrency,
         extra_env={**FAULT_ENV, **llm, **extra_env},
     )

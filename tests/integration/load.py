@@ -265,16 +265,22 @@ def embedded_target(workdir: Path) -> Iterator[Target]:
 
 @contextmanager
 def scale_target(
-    workdir: Path, *, worker_concurrency: int = 2, template: Path | None = None
+    workdir: Path,
+    *,
+    worker_concurrency: int = 2,
+    template: Path | None = None,
+    graceful_timeout: int = 10,
 ) -> Iterator[Target]:
     """The scale-out profile as `make up` runs it: PostgreSQL, Redis, two uvicorn, a Celery
     worker (2 pool processes unless told) and beat, nginx in front with the shipped site.
-    `template`: a migrated and seeded cluster to copy (tests: `migrated_postgres()`)."""
+    `template`: a migrated and seeded cluster to copy (tests: `migrated_postgres()`);
+    `graceful_timeout`: uvicorn's at a stop (`Stack`)."""
     stack = Stack(
         workdir,
         env_base=service_env(os.environ),
         seed=True,
         template=template,
+        graceful_timeout=graceful_timeout,
         extra_env={**LOAD_ENV, "LOG_LEVEL": "WARNING"},
         worker_concurrency=worker_concurrency,
     )

@@ -38,7 +38,7 @@ SOAK_CUSTOMERS, SOAK_MESSAGES, SOAK_WARMUP = 30, 600, 2
 @pytest.fixture(scope="module")
 def scale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     workdir = tmp_path_factory.mktemp("load-scale")
-    with scale_target(workdir, template=migrated_postgres()) as target:
+    with scale_target(workdir, template=migrated_postgres(), graceful_timeout=3) as target:
         yield target
 
 
