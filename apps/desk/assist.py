@@ -21,8 +21,6 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics.pairwise import linear_kernel
 
 from apps.chat.models import Message
 from apps.core.errors import ApplicationError, Conflict, NotFound
@@ -30,6 +28,7 @@ from apps.core.ratelimit import rate_limit_hit
 from apps.desk import selectors
 from apps.desk.models import DraftReply, TicketContext
 from apps.desk.services import placeholders_fill
+from apps.desk.similarity import tfidf_cosines
 from apps.orchestrator.metrics import draft_record
 from apps.orchestrator.pricing import Usage, cost_usd, price_for
 from apps.orchestrator.providers.base import DraftProvider, ProviderError
@@ -341,20 +340,6 @@ def context_earlier_tickets(given: ContextInput) -> list[dict[str, Any]]:
     ]
 
 
-def _similarities(query: str, documents: list[str]) -> list[float]:
-    """TF-IDF cosine of `query` with each document (0 for all when nothing is comparable)."""
-    if not query.strip() or not documents:
-        return [0.0] * len(documents)
-    vectorizer = TfidfVectorizer(
-        strip_accents="unicode", sublinear_tf=True, ngram_range=(1, 2), stop_words="english"
-    )
-    try:
-        matrix = vectorizer.fit_transform([query, *documents])
-    except ValueError:  # an empty vocabulary: only stop words, digits or symbols
-        return [0.0] * len(documents)
-    return [float(score) for score in linear_kernel(matrix[0:1], matrix[1:]).ravel()]
-
-
 def context_similar_tickets(given: ContextInput) -> list[dict[str, Any]]:
     """Recently resolved tickets most like this one by their customer text; same pool first."""
     ticket = given.ticket
@@ -377,7 +362,7 @@ def context_similar_tickets(given: ContextInput) -> list[dict[str, Any]]:
         row.pk: row for row in Ticket.objects.filter(pk__in=list(texts)).select_related("pool")
     }
     order = list(candidates)
-    scores = _similarities(given.text, ["\n".join(texts[pk])[:CONTEXT_TEXT_CHARS] for pk in order])
+    scores = tfidf_cosines(given.text, ["\n".join(texts[pk])[:CONTEXT_TEXT_CHARS] for pk in order])
     ranked = sorted(
         (
             (
@@ -409,7 +394,7 @@ def context_canned_replies(given: ContextInput) -> list[dict[str, Any]]:
     replies = list(
         selectors.canned_reply_list(pool=given.ticket.pool).order_by("title", "id")[:CANNED_WINDOW]
     )
-    scores = _similarities(given.text, [f"{reply.title}\n{reply.text}" for reply in replies])
+    scores = tfidf_cosines(given.text, [f"{reply.title}\n{reply.text}" for reply in replies])
     ranked = sorted(
         ((score, reply) for score, reply in zip(scores, replies, strict=True) if score > 0),
         key=lambda pair: (-pair[0], pair[1].title, pair[1].pk),

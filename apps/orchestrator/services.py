@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -26,21 +27,32 @@ from apps.orchestrator.models import (
 from apps.orchestrator.outcomes import DecisionDraft, ReviewReason, RoutingOutcome
 from apps.orchestrator.pipeline import RoutingPipeline
 from apps.orchestrator.prompts.selectors import prompt_for_ticket
-from apps.orchestrator.providers.anthropic import AnthropicProvider
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
 from apps.pools.models import Pool
 from apps.pools.selectors import pool_list
 from apps.tickets.models import Ticket
 
+if TYPE_CHECKING:
+    from apps.orchestrator.providers.anthropic import AnthropicProvider
+
 logger = logging.getLogger(__name__)
 
 
-def router_provider() -> AnthropicProvider | None:
+def _anthropic_provider() -> "type[AnthropicProvider]":
+    """The SDK's provider class, imported on first use: the `anthropic` package takes about a
+    second to import, which a process without a key never pays (a process with one imports it
+    at start: apps.py)."""
+    from apps.orchestrator.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider
+
+
+def router_provider() -> "AnthropicProvider | None":
     """The configured LLM provider, or None without an API key (LLM tiers are then skipped)."""
     if not settings.ANTHROPIC_API_KEY:
         return None
-    return AnthropicProvider(
+    return _anthropic_provider()(
         api_key=settings.ANTHROPIC_API_KEY,
         base_url=settings.ANTHROPIC_BASE_URL,
         timeout=settings.ROUTER_TIMEOUT_SECONDS,
@@ -48,12 +60,12 @@ def router_provider() -> AnthropicProvider | None:
     )
 
 
-def draft_provider() -> AnthropicProvider | None:
+def draft_provider() -> "AnthropicProvider | None":
     """The provider for AI draft replies (a longer answer from the larger model: its own
     timeout), or None without an API key."""
     if not settings.ANTHROPIC_API_KEY:
         return None
-    return AnthropicProvider(
+    return _anthropic_provider()(
         api_key=settings.ANTHROPIC_API_KEY,
         base_url=settings.ANTHROPIC_BASE_URL,
         timeout=settings.DRAFT_TIMEOUT_SECONDS,

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from apps.orchestrator.local_model.features import FloatArray, IntArray
 
@@ -66,6 +64,10 @@ def fit_logistic(
 ) -> tuple[NDArray[np.float32], FloatArray]:
     """Multinomial logistic regression; weights for every label (labels it never saw get a
     very low score, so they get no probability)."""
+    # Imported where a head is fitted: routing with a stored model needs no scikit-learn.
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=_LR_C, max_iter=_LR_MAX_ITER, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

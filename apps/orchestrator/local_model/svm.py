@@ -11,9 +11,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
-from scipy.optimize import minimize_scalar
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
 
 from apps.orchestrator.local_model.features import FloatArray, IntArray
 
@@ -47,6 +44,11 @@ def calibration_folds(y: IntArray, n_labels: int, seed: int) -> list[tuple[IntAr
 
 
 def fit_svm(matrix: Any, y: IntArray, seed: int, *, sample_weight: FloatArray | None = None) -> Any:
+    # scikit-learn is imported where a model is fitted (about a second): a process that only
+    # routes with a stored model never needs it.
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
     model = LinearSVC(C=_SVM_C, max_iter=_SVM_MAX_ITER, random_state=seed)
     with warnings.catch_warnings():
         # Rare, tiny or separable label sets can stop short of the tolerance; the fit is still
@@ -75,6 +77,8 @@ def fit_temperature(
     The targets are smoothed by 1 / (rows + 2), so a handful of rows that all happen to be right
     cannot push the probabilities to 1; with no rows at all the scale stays 1.
     """
+    from scipy.optimize import minimize_scalar
+
     if len(y) == 0:
         return 1.0
     smoothing = 1.0 / (len(y) + 2)

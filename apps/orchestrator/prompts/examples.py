@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from apps.core.errors import ValidationFailed
 from apps.orchestrator.validation import input_validate, text_normalise
@@ -62,6 +61,8 @@ def _central(rows: list[tuple[str, str]], per_pool: int) -> dict[str, list[str]]
     """Per pool, up to `per_pool` texts nearest the pool's TF-IDF centroid, nearest first."""
     if not rows:
         return {}
+    from sklearn.feature_extraction.text import TfidfVectorizer  # a second to import: on use
+
     rows = sorted(rows, key=lambda row: (row[1], row[0]))  # the input's order must not matter
     matrix = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1).fit_transform(
         [text for text, _ in rows]
