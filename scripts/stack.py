@@ -852,15 +852,12 @@ def postgres_template(env_base: Mapping[str, str], *, seed: bool) -> Path:
 
 
 def sqlite_template(env: Mapping[str, str], *, seed: bool) -> Path:
-    """A SQLite file migrated and (with `seed`) seeded by the real commands under `env` (an
-    `embedded_env`, whose SQLITE_PATH is replaced): `sqlite_copy` puts it where a server's
-    SQLITE_PATH points. Removed when this Python process exits."""
-    path = scratch_dir("sd-sqlite-") / "db.sqlite3"
-    env = {**env, "SQLITE_PATH": str(path)}
+    """The SQLite file at `env`'s SQLITE_PATH (an `embedded_env`), migrated and (with `seed`)
+    seeded by the real commands: `sqlite_copy` puts it where a server's SQLITE_PATH points."""
     manage("migrate", "--noinput", env=env)
     if seed:
         manage("seed_demo", env=env)
-    return path
+    return Path(env["SQLITE_PATH"])
 
 
 def sqlite_copy(template: Path, destination: Path) -> None:
@@ -902,9 +899,6 @@ class Stack:
         self.seed = seed
         self.seed_output = ""
         # Not under `workdir`: PostgreSQL runs as its own user, which may not enter it.
-        # `graceful_timeout`: seconds uvicorn waits for open requests and sockets at a stop.
-        # A channel-layer receive that channels_redis was cancelling can hold a socket's task
-        # that long; the tests, which stop a dozen stacks, wait 3 s.
         # A data directory from `postgres_template`, migrated (and seeded, if it was built so):
         # copied in place of initdb, migrate and seed_demo. The tests start a dozen stacks.
         self.template = template
@@ -933,6 +927,8 @@ class Stack:
                 port=asgi_port,
                 proxy_headers=True,
                 log_level="info",  # an access log per process: which one answered
+                # Seconds uvicorn waits for open requests and sockets at a stop: a channel-layer
+                # receive that channels_redis was cancelling can hold a socket's task that long.
                 graceful_timeout=graceful_timeout,
             )
             for asgi_port in self.asgi_ports

@@ -73,6 +73,7 @@ def _router_settings(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 @cache
 def _sqlite_template(seed: bool, router: tuple[tuple[str, str], ...]) -> Path:
+    """Built in a directory removed when this process exits (`scratch_dir`)."""
     return stack.sqlite_template(
         embedded_env(stack.scratch_dir("sd-db-"), **dict(router)), seed=seed
     )
