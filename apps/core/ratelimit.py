@@ -13,16 +13,42 @@ from functools import cache
 from django.conf import settings
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
-from limits.storage import Storage, storage_from_string
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from apps.core.errors import RateLimited
 from apps.core.outages import outage_log
 
 
+class _Memory(MemoryStorage):
+    """limits' memory storage (one process, the embedded profile), dropping expired entries at
+    most once a second, in the thread that counts a hit.
+
+    limits schedules that sweep on every hit, in a new thread 10 ms later unless the last one
+    is still running: under a chat burst that was a thread started for almost every message and
+    a walk over every key of every limit each time, all of it holding the interpreter the
+    sockets share. In a moving window (the only strategy used here) an entry past its window
+    never counts, whenever it is dropped: dropping it later changes no decision, and the sweep
+    is left only to bound memory.
+    """
+
+    EXPIRE_EVERY_SECONDS = 1.0
+    _expired_at = 0.0
+
+    # MemoryStorage calls its private __schedule_expiry on every hit; its mangled name is the
+    # only way in (limits 5.8, pinned; tests/core/test_ratelimit.py fails if that changes).
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now - self._expired_at >= self.EXPIRE_EVERY_SECONDS:
+            self._expired_at = now
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]  # mangled
+
+
 @cache
 def _limiter(storage_uri: str) -> MovingWindowRateLimiter:
     # wrap_exceptions: every storage failure is a StorageError, whatever the backend.
+    if storage_uri.startswith("memory://"):
+        return MovingWindowRateLimiter(_Memory(storage_uri, wrap_exceptions=True))
     storage = storage_from_string(storage_uri, wrap_exceptions=True)
     assert isinstance(storage, Storage), "use a synchronous storage URI"
     return MovingWindowRateLimiter(storage)
