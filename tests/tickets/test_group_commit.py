@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from apps.chat.models import ConversationEvent, Message
+from apps.chat.models import Conversation, ConversationEvent, Message
 from apps.chat.selectors import event_list_after
 from apps.chat.services import conversation_create
 from apps.core.errors import EmptyText, RateLimited
@@ -70,6 +70,21 @@ def test_each_conversation_gets_its_events_in_the_order_given():
     assert first.routing_due  # it opened the ticket
     assert not second.routing_due  # the ticket is routing already
     assert first.ticket == second.ticket
+
+
+def test_each_conversation_stores_its_last_seq_and_the_next_batch_goes_on_from_it():
+    conversations = [conversation_create().conversation for _ in range(3)]
+    ids = [conversation.pk for conversation in conversations]
+    before = {c.pk: c.updated_at for c in Conversation.objects.filter(pk__in=ids)}
+    ticket_messages_post([NewMessage(c, "first", CUSTOMER) for c in conversations])
+    ticket_messages_post([NewMessage(conversations[0], "again", CUSTOMER)])
+    stored = {c.pk: c for c in Conversation.objects.filter(pk__in=ids)}
+    # message + status each, and the first one's second message
+    assert [stored[c.pk].last_seq for c in conversations] == [3, 2, 2]
+    assert all(stored[pk].updated_at > before[pk] for pk in before)
+    for conversation in conversations:  # the log and the counter agree
+        seqs = [event.seq for event in event_list_after(conversation_id=conversation.pk, after=0)]
+        assert seqs == list(range(1, stored[conversation.pk].last_seq + 1))
 
 
 def test_a_resend_in_the_same_batch_or_after_it_stores_one_message():
