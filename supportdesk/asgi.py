@@ -18,7 +18,13 @@ from django.conf import settings  # noqa: E402
 
 from apps.core.bodylimit import RequestBodyLimit  # noqa: E402
 from apps.core.scheduler import EmbeddedBeat  # noqa: E402
+from apps.desk.similarity import similarity_warm  # noqa: E402
 from supportdesk.routing import websocket_urlpatterns  # noqa: E402
+
+# What the first routed ticket would import while every socket waits (scikit-learn, for the
+# agent's context), imported before the server accepts a connection. Celery workers and
+# management commands never load this module and start without it.
+similarity_warm()
 
 if settings.EMBEDDED_BEAT:
     EmbeddedBeat(settings.CELERY_BEAT_SCHEDULE).start()
