@@ -1,13 +1,16 @@
 """The agent desk in real Chromium, next to a real customer widget: what each person sees."""
 
+import contextlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.request import Request, urlopen
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.fakes.files import pdf_bytes, png_bytes
 from tests.fakes.messages_api import error, text
@@ -67,6 +70,15 @@ def ticket_of(server, desk_page: Page, conversation_id: str) -> int:
             return int(answer["results"][0]["id"])
         desk_page.wait_for_timeout(200)
     raise AssertionError(f"no ticket visible for conversation {conversation_id}")
+
+
+def wait_until(page: Page, condition: Callable[[], object], failure: str) -> None:
+    """Wait, letting the page's events arrive, until `condition()` holds (at most 10 s)."""
+    for _ in range(100):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(failure)
 
 
 def customer_asks(browser: Browser, server, question: str):
@@ -308,6 +320,41 @@ def test_after_an_outage_the_desk_shows_what_it_missed(
         expect(by_testid(billing, "desk-connection")).to_have_text("Live", timeout=30_000)
         expect(by_testid(billing, "desk-message").filter(has_text=missed)).to_have_count(1)
         expect(row(billing, ticket_id)).to_contain_text(missed)
+    finally:
+        customer_context.close()
+
+
+def test_the_newest_navigation_wins_over_a_slower_one_sent_before_it(
+    live_server_proc, browser: Browser, staff_page
+):
+    """An agent clicks a tab, then a ticket in the list still shown before the tab's answer
+    came: the ticket stays open, the late tab answer does not replace it."""
+    billing = open_desk(staff_page, live_server_proc, "agent-billing", "pool:billing")
+    customer_context, _customer, conversation = customer_asks(
+        browser, live_server_proc, "Why was I billed twice this month?"
+    )
+    try:
+        ticket_id = ticket_of(live_server_proc, billing, conversation["id"])
+        expect(row(billing, ticket_id)).to_be_visible()
+        held: list[Route] = []
+        ended: list[str] = []  # the tab's request, once answered or given up
+        billing.route(re.compile(r"/desk/\?tab=mine"), lambda route: held.append(route))
+        for event in ("requestfinished", "requestfailed"):
+            billing.on(event, lambda request: ended.append(request.url))
+        billing.locator('[data-testid="desk-tab"][data-tab="mine"]').click()
+        wait_until(billing, lambda: held, "the tab's request never left the page")
+
+        row(billing, ticket_id).click()
+        expect(by_testid(billing, "desk-ticket-title")).to_contain_text(f"#{ticket_id}")
+        with contextlib.suppress(PlaywrightError):  # or its request was given up
+            held[0].continue_()  # the slow answer comes now
+        wait_until(billing, lambda: any("tab=mine" in url for url in ended), "no tab answer")
+        billing.wait_for_timeout(500)  # an answer that came is swapped in by now
+        expect(by_testid(billing, "desk-ticket-title")).to_contain_text(f"#{ticket_id}")
+        expect(
+            billing.locator('[data-testid="desk-tab"][data-tab="pool:billing"]')
+        ).to_have_attribute("aria-selected", "true")
+        expect(billing).to_have_url(re.compile(rf"ticket={ticket_id}$"))
     finally:
         customer_context.close()
 

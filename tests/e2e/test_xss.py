@@ -452,6 +452,10 @@ def open_desk(world: World, page: Page, tab: str) -> None:
     page.goto(world.server.url + "/desk/")
     expect(by_testid(page, "desk-connection")).to_have_text("Live")
     page.locator(f'[data-testid="desk-tab"][data-tab="{tab}"]').click()
+    # The tab's list is shown (not the one before it) before anything in it is read or clicked.
+    expect(page.locator(f'[data-testid="desk-tab"][data-tab="{tab}"]')).to_have_attribute(
+        "aria-selected", "true"
+    )
 
 
 def test_the_desk_of_an_agent_of_the_pool_shows_every_payload_as_text(
