@@ -17,6 +17,7 @@ from apps.chat.selectors import token_hash
 from apps.core.errors import EmptyText, InvalidText, TextTooLong
 from apps.core.ratelimit import rate_limit_hit
 from apps.core.realtime import Publication, group_send
+from apps.core.sql import rows_where
 from apps.core.text import refused_characters
 
 
@@ -80,11 +81,12 @@ def conversations_lock(conversation_ids: Collection[uuid.UUID]) -> dict[uuid.UUI
     not block the KEY SHARE lock a foreign-key insert takes (a message referencing a ticket
     another transaction has locked), which is how a lock-order deadlock arises.
     """
-    locked = (
-        Conversation.objects.select_for_update(no_key=True)
-        .only("id", "last_seq", "wants_human")
-        .filter(pk__in=conversation_ids)
-        .order_by("pk")
+    locked = rows_where(
+        Conversation,
+        [("id", "in", sorted(set(conversation_ids)))],
+        columns=("last_seq", "wants_human"),
+        order_by="id",
+        lock=True,
     )
     conversations = {conversation.pk: conversation for conversation in locked}
     missing = set(conversation_ids) - conversations.keys()

@@ -30,6 +30,7 @@ from apps.chat.services import (
 from apps.core.errors import ApplicationError, RateLimited
 from apps.core.ratelimit import rate_limit_hit
 from apps.core.realtime import Publication, publish_many_on_commit
+from apps.core.sql import rows_where
 from apps.tickets.models import Ticket, TicketActivity
 from apps.tickets.realtime import desk_ticket_item_publish, desk_ticket_publications
 
@@ -132,18 +133,19 @@ def _messages_store(
     racing resends store one message. Returns the locked conversations."""
     conversations = conversations_lock({posts[index].conversation.pk for index in texts})
     client_ids = [posts[index].client_id for index in texts if posts[index].client_id]
-    stored: dict[tuple[uuid.UUID, uuid.UUID | None], Message] = {}
-    if client_ids:
-        stored = {
-            (message.conversation_id, message.client_id): message
-            for message in Message.objects.filter(
-                conversation__in=conversations.keys(), client_id__in=client_ids
-            ).select_related("ticket")
-        }
+    # Both reads by key, on every message: statements written once (apps/core/sql.py).
+    stored: dict[tuple[uuid.UUID, uuid.UUID | None], Message] = {
+        (message.conversation_id, message.client_id): message
+        for message in rows_where(
+            Message,
+            [("conversation", "in", list(conversations)), ("client_id", "in", client_ids)],
+        )
+    }
     open_tickets = {
         ticket.conversation_id: ticket
-        for ticket in Ticket.objects.filter(conversation__in=conversations.keys()).exclude(
-            status=Ticket.Status.RESOLVED
+        for ticket in rows_where(
+            Ticket,
+            [("conversation", "in", list(conversations)), ("status", "<>", Ticket.Status.RESOLVED)],
         )
     }
     new: list[tuple[int, Message, bool]] = []  # (index, message, opened its ticket)

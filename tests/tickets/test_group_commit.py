@@ -3,9 +3,11 @@ statements do not grow with their number; each conversation's events in order; a
 alone leaves the others stored."""
 
 import uuid
+from unittest import mock
 
 import pytest
 from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from apps.chat.models import Conversation, ConversationEvent, Message
@@ -43,6 +45,29 @@ def test_statements_do_not_grow_with_the_number_of_conversations():
 
     assert _statements(later(many)) == _statements(later(few))
     assert Message.objects.count() == 2 * (len(few) + len(many))
+
+
+def test_a_later_message_compiles_no_select_through_the_orm():
+    """The busy path's reads (the locked conversations, resends, open tickets) are statements
+    written once per shape (apps/core/sql.py): compiling them cost most of a message's CPU."""
+    conversations = [conversation_create().conversation for _ in range(3)]
+    for conversation in conversations:
+        ticket_messages_post([NewMessage(conversation, "hello", CUSTOMER)])
+    compiled: list[str] = []
+    original = SQLCompiler.as_sql
+
+    def as_sql(compiler, *args, **kwargs):
+        compiled.append(type(compiler).__name__)
+        return original(compiler, *args, **kwargs)
+
+    later = [
+        NewMessage(conversation, "my invoice is wrong", CUSTOMER, client_id=uuid.uuid4())
+        for conversation in conversations
+    ]
+    with mock.patch.object(SQLCompiler, "as_sql", as_sql):
+        assert _statements(later) > 0
+    assert "SQLCompiler" not in compiled  # SELECTs; the inserts compile as before
+    assert Message.objects.count() == 6
 
 
 def test_each_conversation_gets_its_events_in_the_order_given():

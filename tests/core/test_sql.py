@@ -1,0 +1,94 @@
+"""`rows_where`: the hot path's reads by key, written once per shape from the models' metadata,
+give what the ORM gives, lock where the database has row locks, and compile nothing."""
+
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
+from django.db.models.sql.compiler import SQLCompiler
+from django.test.utils import CaptureQueriesContext
+
+from apps.chat.models import Conversation
+from apps.chat.services import conversation_create
+from apps.core.sql import rows_where, statement
+from apps.tickets.models import Ticket
+
+pytestmark = pytest.mark.django_db
+
+
+def _tickets(statuses: list[str]) -> list[Ticket]:
+    return [
+        Ticket.objects.create(conversation=conversation_create().conversation, status=status)
+        for status in statuses
+    ]
+
+
+def test_the_rows_and_their_values_are_the_orms():
+    tickets = _tickets(["awaiting_customer", "resolved", "routing", "resolved", "in_review"])
+    outside = _tickets(["routing"])  # not asked for
+    asked = [ticket.conversation_id for ticket in tickets]
+    orm = Ticket.objects.filter(conversation__in=asked).exclude(status="resolved")
+    rows = rows_where(
+        Ticket, [("conversation", "in", asked), ("status", "<>", Ticket.Status.RESOLVED)]
+    )
+    assert sorted((t.pk, t.conversation_id, t.status, t.created_at) for t in rows) == sorted(
+        (t.pk, t.conversation_id, t.status, t.created_at) for t in orm
+    )
+    assert len(rows) == 3
+    assert outside[0].pk not in {t.pk for t in rows}
+    assert all(isinstance(t.conversation_id, type(tickets[0].conversation_id)) for t in rows)
+
+
+def test_named_columns_are_loaded_and_the_others_deferred_in_the_order_asked():
+    conversations = [conversation_create().conversation for _ in range(4)]
+    ids = [c.pk for c in conversations]
+    rows = rows_where(
+        Conversation, [("id", "in", ids)], columns=("last_seq", "wants_human"), order_by="id"
+    )
+    assert [row.pk for row in rows] == sorted(ids)
+    assert "last_seq" not in rows[0].get_deferred_fields()
+    assert "customer_id" in rows[0].get_deferred_fields()
+
+
+def test_an_empty_in_list_matches_nothing_without_a_query():
+    with CaptureQueriesContext(connection) as queries:
+        assert rows_where(Ticket, [("conversation", "in", [])]) == []
+    assert len(queries) == 0
+
+
+def test_values_are_parameters_never_part_of_the_statement():
+    sql = statement(
+        Ticket,
+        ("status",),
+        (("status", "=", 0), ("pool", "in", 3)),
+        order_by=None,
+        lock=False,
+        db=connection,
+    )
+    assert sql == (
+        'SELECT "id", "status" FROM "chat_ticket" WHERE "status" = %s AND "pool_id" IN (%s, %s, %s)'
+    )
+
+
+def test_nothing_is_compiled_by_the_orm():
+    tickets = _tickets(["routing", "in_review"])
+    with mock.patch.object(SQLCompiler, "as_sql", side_effect=AssertionError("compiled")):
+        rows = rows_where(Ticket, [("conversation", "in", [t.conversation_id for t in tickets])])
+    assert len(rows) == 2
+
+
+def test_a_locking_read_is_for_no_key_update_on_postgresql_and_plain_on_sqlite():
+    postgres = PostgresWrapper({"NAME": "x", "USER": "", "PASSWORD": "", "HOST": "", "PORT": ""})
+    shape = (("id", "in", 2),)
+    on_postgres = statement(
+        Conversation, ("last_seq",), shape, order_by="id", lock=True, db=postgres
+    )
+    assert on_postgres == (
+        'SELECT "id", "last_seq" FROM "chat_conversation" WHERE "id" IN (%s, %s) '
+        'ORDER BY "id" FOR NO KEY UPDATE'
+    )
+    on_sqlite = statement(
+        Conversation, ("last_seq",), shape, order_by="id", lock=True, db=connection
+    )
+    assert "FOR" not in on_sqlite
