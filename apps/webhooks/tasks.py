@@ -16,9 +16,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from apps.core.background import BackgroundLane
+from apps.webhooks.delivery import webhook_delivery_attempt
 from apps.webhooks.models import WebhookDelivery
 from apps.webhooks.selectors import webhook_delivery_list_due
-from apps.webhooks.services import webhook_delivery_attempt
 
 # The delivery row is kept: the sweep sends it again when it is due or its lease runs out.
 _lane = BackgroundLane("webhooks", recovery="the delivery sweep sends it again")

@@ -15,8 +15,9 @@ from apps.flows.messages import message_post
 from apps.flows.routing import ticket_route
 from apps.pools.services import ticket_resolve
 from apps.tickets.models import Ticket
+from apps.webhooks.delivery import webhook_delivery_attempt
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
-from apps.webhooks.services import webhook_delivery_attempt, webhook_event_emit
+from apps.webhooks.services import webhook_event_emit
 from apps.webhooks.tasks import webhook_deliveries_retry_task
 from tests.orchestrator.conftest import route_reply
 from tests.webhooks.receiver import signature_valid
