@@ -3,7 +3,8 @@
 import-linter (`make lint`, pyproject.toml) checks that each app imports only the apps below
 it, counting imports inside functions too. What it cannot tell is *where* an import sits: an
 import of another app inside a function body is how a cycle used to be hidden, so none may
-remain (an app's own modules may still be imported late, as Django's `AppConfig.ready` does).
+remain. An app's own modules may still be imported late (as Django's `AppConfig.ready` does),
+but never one that imports the importing module back: that is a circle, hidden the same way.
 """
 
 import ast
@@ -40,6 +41,34 @@ def test_no_app_imports_another_app_inside_a_function():
             if app_of(module) != own:
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert offenders == []
+
+
+def module_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every `apps.*` module `path` imports, anywhere in it (`from m import name`: m, m.name)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {module for module in found if app_of(module)}
+
+
+def test_no_module_imports_inside_a_function_one_that_imports_it_back():
+    """A late import of an app's own module is allowed (Django's `AppConfig.ready`), but not to
+    hide a circle: the module imported late must not import the one importing it."""
+    circles = []
+    for path in sorted(APPS.rglob("*.py")):
+        for line, module in imports_in_function_bodies(path):
+            target = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+            if target.exists() and module_of(path) in imported_modules(target):
+                circles.append(f"{path.relative_to(ROOT)}:{line}: {module} imports it back")
+    assert circles == []
 
 
 def test_the_check_finds_an_import_inside_a_function(tmp_path):
