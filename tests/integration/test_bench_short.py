@@ -1,5 +1,5 @@
-"""Short runs of issue 14's benchmarks, as the commands a person types: bench/chat_roundtrip.py
-and bench/routing_overhead.py at tiny sizes, each in its own process.
+"""Short runs of issue 14's benchmarks, as the commands a person types: bench/chat_roundtrip.py,
+bench/routing_overhead.py and bench/chat_cpu.py at tiny sizes, each in its own process.
 
 They prove the benchmarks run to the end and print their table and target lines, and that
 nothing went missing on the way (every message sent came back, every ticket was routed, once,
@@ -67,3 +67,12 @@ def test_routing_overhead_prints_its_figures_and_routes_every_ticket_once_by_the
     assert re.search(
         r"^routing overhead p95 = [\d.]+ ms \(target <= 12.5 ms\): (not )?met", out, re.M
     )
+
+
+def test_chat_cpu_prints_the_cpu_of_each_message_and_every_message_comes_back():
+    out = bench("chat_cpu.py", "--messages", "20", "--runs", "1", "--gap-ms", "5")
+    assert re.search(r"^run +cpu ms/msg +p50 ms +p95 ms +sent +back$", out, re.M), out
+    (row,) = re.findall(r"^ +1 +([\d.]+) +[\d.]+ +[\d.]+ +(\d+) +(\d+)$", out, re.M)
+    cpu, sent, back = row
+    assert float(cpu) > 0
+    assert (sent, back) == ("20", "20")
