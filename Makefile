@@ -88,6 +88,7 @@ bench: $(STAMP)
 	@$(PY) bench/chat_roundtrip.py --think-ms 2000
 	@$(PY) bench/chat_memory.py
 	@$(PY) bench/routing_overhead.py
+	@$(PY) bench/chat_cpu.py
 	@$(PY) bench/prompt_cost.py
 
 ## Load and soak, both profiles (bench/chat_load.py, bench/soak.py; docs/benchmarks.md): long.
