@@ -353,11 +353,20 @@ def gate_verdict(result: RetrainResult) -> str:
     return "kept"
 
 
+def fast_start_figures(pools: dict[str, Any] | None) -> str:
+    """A retraining's fast start: the floor of the pools' own thresholds, how many pools have
+    one, and the share of its out-of-sample labels they would route."""
+    if not pools:
+        return ""
+    floor = f"{pools['floor']:.4f}" if pools.get("floor_met") else "none"
+    return f" {floor:>8} {pools['pools']:>8} {100 * pools['auto_routed_share']:>6.1f}%"
+
+
 def print_retrains(events: Sequence[RetrainEvent]) -> None:
     print(
         f"{'after':>6} {'version':>7} {'gate':>10} {'held-out':>8} {'cand acc/Brier':>15} "
         f"{'active acc/Brier':>17} {'threshold':>10} {'auto@thr':>8} {'human':>6} "
-        f"{'distilled':>9} {'train s':>7}"
+        f"{'distilled':>9} {'train s':>7} {'fs floor':>8} {'fs pools':>8} {'fs auto':>7}"
     )
     for event in events:
         r = event.result
@@ -380,6 +389,7 @@ def print_retrains(events: Sequence[RetrainEvent]) -> None:
             f"{threshold['value']:>9.4f}{' ' if threshold['met'] else '*'} "
             f"{100 * threshold['auto_routed_share']:>7.1f}% "
             f"{labels.get('human', 0):>6} {labels.get('distilled', 0):>9} {event.seconds:>7.1f}"
+            f"{fast_start_figures(r.metrics.get('pools'))}"
         )
     if any(e.result.version and not e.result.metrics["threshold"]["met"] for e in events):
         print("* no threshold met the target misroute rate on people's labels (1.0 is used)")
