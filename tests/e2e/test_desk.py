@@ -4,7 +4,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.request import Request, urlopen
 
@@ -92,6 +92,22 @@ def customer_asks(browser: Browser, server, question: str):
     by_testid(customer, "sd-send").click()
     expect(by_testid(customer, "sd-status")).to_contain_text("Billing team")
     return context, customer, customer_conversation(customer)
+
+
+@contextlib.contextmanager
+def billing_ticket(
+    staff_page, server, browser: Browser, question: str
+) -> Iterator[tuple[Page, int, dict]]:
+    """The billing desk (its pool's tab) once a customer's question is a row in it: the desk
+    page, the ticket's id and the customer's stored conversation."""
+    billing = open_desk(staff_page, server, "agent-billing", "pool:billing")
+    customer_context, _customer, conversation = customer_asks(browser, server, question)
+    try:
+        ticket_id = ticket_of(server, billing, conversation["id"])
+        expect(row(billing, ticket_id)).to_be_visible()
+        yield billing, ticket_id, conversation
+    finally:
+        customer_context.close()
 
 
 def test_a_billing_question_is_answered_noted_and_moved_on_the_desk(
@@ -290,13 +306,12 @@ message_post(conversation=Conversation.objects.get(pk=os.environ["CONVERSATION"]
 def test_after_an_outage_the_desk_shows_what_it_missed(
     live_server_proc, browser: Browser, staff_page
 ):
-    billing = open_desk(staff_page, live_server_proc, "agent-billing", "pool:billing")
-    customer_context, _customer, conversation = customer_asks(
-        browser, live_server_proc, "My invoice has the wrong address on it"
-    )
-    try:
-        ticket_id = ticket_of(live_server_proc, billing, conversation["id"])
-        expect(row(billing, ticket_id)).to_be_visible()
+    question = "My invoice has the wrong address on it"
+    with billing_ticket(staff_page, live_server_proc, browser, question) as (
+        billing,
+        ticket_id,
+        conversation,
+    ):
         # The filter and the presence menu answer from the server.
         by_testid(billing, "desk-filter").select_option("resolved")
         expect(row(billing, ticket_id)).to_have_count(0)
@@ -320,8 +335,6 @@ def test_after_an_outage_the_desk_shows_what_it_missed(
         expect(by_testid(billing, "desk-connection")).to_have_text("Live", timeout=30_000)
         expect(by_testid(billing, "desk-message").filter(has_text=missed)).to_have_count(1)
         expect(row(billing, ticket_id)).to_contain_text(missed)
-    finally:
-        customer_context.close()
 
 
 def test_the_newest_navigation_wins_over_a_slower_one_sent_before_it(
@@ -329,13 +342,8 @@ def test_the_newest_navigation_wins_over_a_slower_one_sent_before_it(
 ):
     """An agent clicks a tab, then a ticket in the list still shown before the tab's answer
     came: the ticket stays open, the late tab answer does not replace it."""
-    billing = open_desk(staff_page, live_server_proc, "agent-billing", "pool:billing")
-    customer_context, _customer, conversation = customer_asks(
-        browser, live_server_proc, "Why was I billed twice this month?"
-    )
-    try:
-        ticket_id = ticket_of(live_server_proc, billing, conversation["id"])
-        expect(row(billing, ticket_id)).to_be_visible()
+    question = "Why was I billed twice this month?"
+    with billing_ticket(staff_page, live_server_proc, browser, question) as (billing, ticket_id, _):
         held: list[Route] = []
         ended: list[str] = []  # the tab's request, once answered or given up
         billing.route(re.compile(r"/desk/\?tab=mine"), lambda route: held.append(route))
@@ -356,8 +364,6 @@ def test_the_newest_navigation_wins_over_a_slower_one_sent_before_it(
         ).to_have_attribute("aria-selected", "true")
         expect(billing).to_have_url(re.compile(rf"ticket={ticket_id}$"))
         expect(by_testid(billing, "desk-error")).to_be_hidden()  # a request given up is no error
-    finally:
-        customer_context.close()
 
 
 def test_the_desk_needs_a_staff_login(live_server_proc, page: Page):
