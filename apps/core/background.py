@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 import kombu.exceptions
 from celery import Task
+from celery.exceptions import Retry
 from django.conf import settings
 from django.db import close_old_connections
 
-from apps.core.outages import REDIS_ERRORS, outage_log
+from apps.core.outages import DEPENDENCY_ERRORS, REDIS_ERRORS, outage_log
 
 logger = logging.getLogger(__name__)
 
@@ -110,11 +111,22 @@ class BackgroundLane:
             _current.lane = self
             try:
                 task.apply(args=args, throw=True)
-            except Exception:
-                logger.exception("%s%s failed; %s", task.name, args, self.recovery)
+            except Exception as exc:
+                self._failure_log(task, args, exc)
             finally:
                 _current.lane = None
                 close_old_connections()
+
+    def _failure_log(self, task: Task[Any, Any], args: tuple[Any, ...], exc: Exception) -> None:
+        """A database or Redis outage is one line (apps.outages), like every outage: expected,
+        and the work is picked up again. Anything else is a failure, with its traceback. A
+        task that retries on an outage raises Celery's `Retry` here (the lane runs it eagerly),
+        with the outage as its cause."""
+        cause = exc.exc if isinstance(exc, Retry) else exc
+        if isinstance(cause, DEPENDENCY_ERRORS):
+            outage_log(cause, where=f"{task.name}{args}; {self.recovery}")
+        else:
+            logger.exception("%s%s failed; %s", task.name, args, self.recovery)
 
 
 class _Foreground:

@@ -3,10 +3,12 @@ setting gives (routing mostly waits on the model, so fifty new tickets must not 
 compute one at a time and wait on other services together; a low-priority lane's work waits
 for the other lanes' (a burst of routing before the agents' context), but not for ever."""
 
+import logging
 import threading
 import time
 
 from celery import shared_task
+from django.db import DatabaseError, OperationalError
 from django.test import override_settings
 
 from apps.core.background import BackgroundLane, waiting
@@ -42,6 +44,16 @@ def _hold(name: str) -> None:
 @shared_task
 def _note(name: str) -> None:
     _state["order"].append(name)
+
+
+@shared_task(autoretry_for=(DatabaseError,), max_retries=3)
+def _locked(n: int) -> None:
+    raise OperationalError("database is locked")  # SQLite held past its busy timeout
+
+
+@shared_task
+def _broken(n: int) -> None:
+    raise ValueError("a bug")
 
 
 def _lane(settings, threads: int) -> BackgroundLane:
@@ -97,3 +109,22 @@ def test_low_priority_work_runs_after_its_delay_under_steady_load(settings):
     _state["release"].set()
     busy.executor.shutdown(wait=True)
     assert _state["order"][-1] == "routing ended"
+
+
+@override_settings(BACKGROUND_IN_THREAD=True)
+def test_an_outage_in_a_lane_is_one_line_and_a_bug_keeps_its_traceback(settings, caplog):
+    lane = _lane(settings, 1)
+    with caplog.at_level(logging.WARNING):
+        lane.submit(_locked, 1)  # retried on the outage: Celery's Retry, the outage its cause
+        lane.submit(_broken, 2)
+        lane.executor.shutdown(wait=True)
+    outages = [record for record in caplog.records if record.name == "apps.outages"]
+    assert [record.getMessage() for record in outages] == [
+        f"dependency unavailable in {_locked.name}(1,); nothing: "
+        "OperationalError: database is locked"
+    ]
+    assert outages[0].exc_info is None
+    (failure,) = [record for record in caplog.records if record.name == "apps.core.background"]
+    assert failure.getMessage() == f"{_broken.name}(2,) failed; nothing"
+    assert failure.exc_info is not None
+    assert failure.exc_info[0] is ValueError
