@@ -1,4 +1,4 @@
-"""Reads on the chat's hot path, as statements written once from the models' metadata.
+"""Statements on the chat's hot path, written once from the models' metadata.
 
 Django compiles a queryset's SQL anew on every evaluation. On the 2-core development machine
 that costs 0.65-0.89 ms of CPU for a SELECT of one row by key that SQLite answers in 0.03 ms
@@ -7,13 +7,16 @@ sockets' one database thread: with the two inserts, most of the 4.2 ms of CPU it
 `rows_where` writes such a statement from the model's metadata once per shape (which columns,
 which conditions, how many values in each IN list, the database's vendor) and runs it through
 `Manager.raw`, which converts the values and builds the instances as the ORM does.
+`rows_update` saves a few fields of many rows with one UPDATE run once per row (`executemany`:
+one SQLite call, one PostgreSQL pipeline); `bulk_update`'s CASE of one WHEN per row cost 0.29 ms
+of ORM work per row (58.7 ms for 200 conversations, against 1.1-1.7 ms this way, in-process).
 
 Only names from the models' metadata, quoted by the database's own rules, go into a statement;
 every value is a parameter, prepared by its field as the ORM prepares it. Kept for the few
 reads measured to matter; everything else stays ORM.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
 
@@ -52,6 +55,46 @@ def rows_where(
         for item in value if op == "in" else (value,):
             params.append(field.get_db_prep_value(item, connection))
     return list(model._default_manager.raw(sql, params))
+
+
+def rows_update(
+    model: type[Model],
+    rows: Iterable[tuple[Any, ...]],
+    *,
+    fields: Sequence[str],
+    common: Mapping[str, Any] | None = None,
+) -> None:
+    """Set `fields` of each row, given as (primary key, a value for each field), and the
+    `common` fields to the same values on every row (prepared once)."""
+    common = dict(common or {})
+    pk = model._meta.pk
+    assert pk is not None
+    own = [_column(model, name) for name in fields]
+    shared = tuple(
+        _column(model, name).get_db_prep_value(value, connection) for name, value in common.items()
+    )
+    quote = connection.ops.quote_name
+    assignments = ", ".join(
+        f"{quote(_column(model, name).column)} = %s" for name in [*fields, *common]
+    )
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {quote(pk.column)} = %s"
+    )
+    params = [
+        (
+            *(
+                field.get_db_prep_value(value, connection)
+                for field, value in zip(own, values, strict=True)
+            ),
+            *shared,
+            pk.get_db_prep_value(key, connection),
+        )
+        for key, *values in rows
+    ]
+    if params:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
 
 
 Shape = tuple[tuple[str, str, int], ...]  # (field name, operator, how many values)

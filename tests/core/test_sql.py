@@ -1,4 +1,4 @@
-"""`rows_where`: the hot path's reads by key, written once per shape from the models' metadata,
+"""`rows_where` and `rows_update`: the hot path's statements, written from the models' metadata,
 give what the ORM gives, lock where the database has row locks, and compile nothing."""
 
 from unittest import mock
@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.chat.models import Conversation
 from apps.chat.services import conversation_create
-from apps.core.sql import rows_where, statement
+from apps.core.sql import rows_update, rows_where, statement
 from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
@@ -92,3 +92,25 @@ def test_a_locking_read_is_for_no_key_update_on_postgresql_and_plain_on_sqlite()
         Conversation, ("last_seq",), shape, order_by="id", lock=True, db=connection
     )
     assert "FOR" not in on_sqlite
+
+
+def test_an_update_sets_each_rows_fields_and_the_common_ones_and_no_other_row():
+    first, second, untouched = (conversation_create().conversation for _ in range(3))
+    stamp = first.updated_at.replace(year=2031)
+    with mock.patch.object(SQLCompiler, "as_sql", side_effect=AssertionError("compiled")):
+        rows_update(
+            Conversation,
+            [(first.pk, 7), (second.pk, 9)],
+            fields=("last_seq",),
+            common={"updated_at": stamp},
+        )
+    stored = {c.pk: (c.last_seq, c.updated_at) for c in Conversation.objects.all()}
+    assert stored[first.pk] == (7, stamp)
+    assert stored[second.pk] == (9, stamp)
+    assert stored[untouched.pk] == (untouched.last_seq, untouched.updated_at)
+
+
+def test_an_update_of_no_rows_runs_nothing():
+    with CaptureQueriesContext(connection) as queries:
+        rows_update(Conversation, [], fields=("last_seq",))
+    assert len(queries) == 0
