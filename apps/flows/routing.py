@@ -38,9 +38,7 @@ def routing_outcome_apply(routed: RoutedTicket) -> None:
         ticket_activity_add(ticket, TicketActivity.Kind.HUMAN_REQUESTED)
     if outcome.action == "route":
         assert outcome.pool is not None
-        ticket_queue(
-            ticket=ticket, pool=outcome.pool, tier=ticket_deciding_tier(ticket_id=ticket.pk)
-        )
+        ticket_queue(ticket=ticket, pool=outcome.pool, tier=_deciding_tier(routed))
         if not routed.human:
             audit_item_maybe_open(ticket=ticket, decision=routed.decisions[-1])
     elif outcome.action == "clarify":
@@ -66,6 +64,15 @@ def routing_outcome_apply(routed: RoutedTicket) -> None:
             text=handoff_message(pool_name=outcome.pool.name if outcome.pool else None),
             sender=Message.Sender.BOT,
         )
+
+
+def _deciding_tier(routed: RoutedTicket) -> str | None:
+    """The tier that chose the pool: this run's deciding attempt, held in memory; the one
+    before it when this run recorded none (a person asked for, the pool already known)."""
+    for decision in reversed(routed.decisions):
+        if decision.ends_run:
+            return str(decision.tier)
+    return ticket_deciding_tier(ticket_id=routed.ticket.pk)
 
 
 def ticket_human_request(*, conversation: Conversation) -> Ticket | None:

@@ -199,6 +199,8 @@ def agent_slots_fill(*, user_id: int | None, pool: Pool | None = None) -> list[i
     )
     if pool is not None:
         pool_ids.add(pool.pk)
+    if not pool_ids:
+        return []
     waiting = (
         Pool.objects.filter(pk__in=pool_ids, tickets__status=Status.QUEUED)
         .annotate(oldest=Min("tickets__queued_at"))

@@ -3,6 +3,8 @@ applied (apps/flows/routing.py) under the ticket's lock, or nothing of the run s
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
@@ -70,3 +72,19 @@ def test_an_outcome_that_cannot_be_applied_leaves_nothing_and_the_next_run_route
     ticket.refresh_from_db()
     assert (ticket.status, ticket.pool) == (Ticket.Status.QUEUED, pools["billing"])
     assert RoutingDecision.objects.filter(ticket=ticket, ends_run=True).count() == 1
+
+
+def test_the_queue_is_told_the_deciding_tier_without_reading_the_decisions_back(pools):  # noqa: F811
+    """The run holds the decisions it wrote: the tier that chose the pool (the `ticket.routed`
+    event and the routed-tickets metric carry it) is not read back from the database."""
+    RoutingRule.objects.create(name="invoice", pattern="invoice", pool=pools["billing"])
+    ticket = ticket_waiting("Where is my invoice?")
+    table = RoutingDecision._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        ticket_route(ticket=ticket)
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT") and table in q["sql"]]
+    # The one read is whether the ticket was asked a question before (a clarify decision).
+    assert len(reads) == 1, reads
+    assert "clarify" in str(reads[0])
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.pool) == (Ticket.Status.QUEUED, pools["billing"])
