@@ -3,9 +3,8 @@
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 
 from apps.core.clients import request_client_address
@@ -25,35 +24,19 @@ def request_id_from(value: str | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Reads X-Request-ID (or makes one), binds it for the logs, and returns it."""
+    """Reads X-Request-ID (or makes one), binds it for the logs, and returns it. Synchronous,
+    as the whole chain is (see DependencyOutageMiddleware)."""
 
     sync_capable = True
-    async_capable = True
+    async_capable = False
 
-    def __init__(
-        self,
-        get_response: Callable[[HttpRequest], HttpResponseBase]
-        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
-    ) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
-        if self.is_async:
-            return self.__acall__(request)
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         with log_request(request_id=request_id, client=request_client_address(request)):
             response = self.get_response(request)
-            assert isinstance(response, HttpResponseBase)
-        response[REQUEST_ID_HEADER] = request_id
-        return response
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        with log_request(request_id=request_id, client=request_client_address(request)):
-            response: HttpResponseBase = await self.get_response(request)  # type: ignore[misc]
         response[REQUEST_ID_HEADER] = request_id
         return response
 
@@ -62,21 +45,23 @@ class DependencyOutageMiddleware:
     """A page or API view that meets a dependency outage (database, Redis) answers 503 with
     Retry-After instead of a 500: JSON in the API's error shape under /api/, a short page
     elsewhere. DRF views answer it themselves (apps.core.api.exception_handler); this covers
-    the admin, the desk and report pages, and anything outside DRF."""
+    the admin, the desk and report pages, and anything outside DRF.
+
+    Synchronous only, and last in MIDDLEWARE on purpose: Django then runs the whole chain
+    (every middleware above it can run either way) and the view in one thread, entering it
+    once per request. WhiteNoise runs only synchronously, so with this one asynchronous the
+    middleware below WhiteNoise ran in the event loop, each stepping into the request's thread
+    and back for its own hooks: 16 crossings per request, about a third of an API request's CPU
+    (docs/benchmarks.md, "Issue 14 at 2fd200a").
+    """
 
     sync_capable = True
-    async_capable = True
+    async_capable = False
 
-    def __init__(
-        self,
-        get_response: Callable[[HttpRequest], HttpResponseBase]
-        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
-    ) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
-        if iscoroutinefunction(get_response):
-            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
