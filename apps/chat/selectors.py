@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from apps.chat.models import Conversation, ConversationEvent, Message
+from apps.core.sql import Condition, rows_where
 
 
 def token_hash(token: str) -> str:
@@ -18,7 +19,9 @@ def conversation_get_by_token(*, token: str) -> Conversation | None:
     if not token or len(token) > 200:
         return None
     digest = token_hash(token)
-    conversation = Conversation.objects.filter(token_hash=digest).first()
+    # Every socket's hello asks: a statement written once (apps/core/sql.py).
+    found = rows_where(Conversation, [("token_hash", "=", digest)], limit=1)
+    conversation = found[0] if found else None
     # The lookup is by an indexed hash; compare again in constant time for good measure.
     if conversation is None or not hmac.compare_digest(conversation.token_hash, digest):
         return None
@@ -55,9 +58,15 @@ def message_page(*, conversation: Conversation, before: int | None, limit: int) 
 def event_list_after(
     *, conversation_id: uuid.UUID, after: int, until: int | None = None, limit: int | None = None
 ) -> list[ConversationEvent]:
-    """Events with `after < seq (<= until)`, in seq order."""
-    events = ConversationEvent.objects.filter(conversation_id=conversation_id, seq__gt=after)
+    """Events with `after < seq (<= until)`, in seq order. Every socket reads them at hello
+    and when quiet (its resync), so the statement is written once (apps/core/sql.py)."""
+    where: list[Condition] = [("conversation", "=", conversation_id), ("seq", ">", after)]
     if until is not None:
-        events = events.filter(seq__lte=until)
-    events = events.order_by("seq")
-    return list(events[:limit] if limit is not None else events)
+        where.append(("seq", "<=", until))
+    return rows_where(ConversationEvent, where, order_by="seq", limit=limit)
+
+
+def conversation_last_seq(*, conversation_id: uuid.UUID) -> int:
+    """The conversation's latest event seq (0 before any, or for no such conversation)."""
+    found = rows_where(Conversation, [("id", "=", conversation_id)], columns=["last_seq"])
+    return found[0].last_seq if found else 0

@@ -27,7 +27,7 @@ from django.db.models import Field, Model
 M = TypeVar("M", bound=Model)
 
 # (field name, operator, value): "in" takes a collection, the others one value.
-Condition = tuple[str, Literal["in", "=", "<>"], Any]
+Condition = tuple[str, Literal["in", "=", "<>", "<", "<=", ">", ">="], Any]
 
 
 def rows_where(
@@ -36,10 +36,12 @@ def rows_where(
     *,
     columns: Sequence[str] = (),
     order_by: str | None = None,
+    limit: int | None = None,
     lock: bool = False,
 ) -> list[M]:
     """The rows of `model` that meet every condition, as instances (`columns`: the fields
-    to load, the primary key always among them; empty: all; the others deferred).
+    to load, the primary key always among them; empty: all; the others deferred), in
+    `order_by`'s order (ascending), the first `limit` of them.
 
     `lock` locks them for the transaction's writer as `select_for_update(no_key=True)` does
     where the database has row locks (PostgreSQL); SQLite serialises writers by its
@@ -48,12 +50,16 @@ def rows_where(
     if any(op == "in" and not value for _name, op, value in where):
         return []
     shape = tuple((name, op, len(value) if op == "in" else 0) for name, op, value in where)
-    sql = _statement(model, tuple(columns), shape, order_by, lock, connection.vendor)
+    sql = _statement(
+        model, tuple(columns), shape, order_by, limit is not None, lock, connection.vendor
+    )
     params: list[Any] = []
     for name, op, value in where:
         field = _column(model, name)
         for item in value if op == "in" else (value,):
             params.append(field.get_db_prep_value(item, connection))
+    if limit is not None:
+        params.append(int(limit))
     return list(model._default_manager.raw(sql, params))
 
 
@@ -106,10 +112,13 @@ def _statement(
     columns: tuple[str, ...],
     shape: Shape,
     order_by: str | None,
+    limited: bool,
     lock: bool,
     vendor: str,  # part of the key: the statement is the vendor's
 ) -> str:
-    return statement(model, columns, shape, order_by=order_by, lock=lock, db=connection)
+    return statement(
+        model, columns, shape, order_by=order_by, limited=limited, lock=lock, db=connection
+    )
 
 
 def statement(
@@ -120,8 +129,10 @@ def statement(
     order_by: str | None,
     lock: bool,
     db: BaseDatabaseWrapper,
+    limited: bool = False,
 ) -> str:
-    """The SELECT `rows_where` runs for that shape on `db`'s database."""
+    """The SELECT `rows_where` runs for that shape on `db`'s database (`limited`: its last
+    parameter is a LIMIT)."""
     meta, quote = model._meta, db.ops.quote_name
     pk = meta.pk
     assert pk is not None
@@ -141,6 +152,8 @@ def statement(
     )
     if order_by:
         sql += f" ORDER BY {quote(_column(model, order_by).column)}"
+    if limited:
+        sql += " LIMIT %s"
     if lock and db.features.has_select_for_update:
         sql += " " + db.ops.for_update_sql(no_key=db.features.has_select_for_no_key_update)
     return sql

@@ -211,7 +211,9 @@ class CustomerChatConsumer(FrameRequestIdMixin, ClientBoundsMixin, OutageAwareCo
 
     def _latest_seq(self) -> int:
         assert self.conversation is not None
-        self.conversation.refresh_from_db(fields=["last_seq"])
+        self.conversation.last_seq = selectors.conversation_last_seq(
+            conversation_id=self.conversation.id
+        )
         return self.conversation.last_seq
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:

@@ -9,9 +9,9 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrappe
 from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 
-from apps.chat.models import Conversation
+from apps.chat.models import Conversation, ConversationEvent
 from apps.chat.services import conversation_create
-from apps.core.sql import rows_update, rows_where, statement
+from apps.core.sql import Condition, rows_update, rows_where, statement
 from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +49,28 @@ def test_named_columns_are_loaded_and_the_others_deferred_in_the_order_asked():
     assert [row.pk for row in rows] == sorted(ids)
     assert "last_seq" not in rows[0].get_deferred_fields()
     assert "customer_id" in rows[0].get_deferred_fields()
+
+
+def test_ranges_order_and_limit_are_the_orms():
+    conversation = conversation_create().conversation
+    for seq in range(1, 7):
+        ConversationEvent.objects.create(
+            conversation=conversation,
+            seq=seq,
+            type=ConversationEvent.Type.STATUS,
+            payload={"n": seq},
+        )
+    for after, until, limit in [(0, None, None), (2, None, None), (1, 4, None), (0, None, 2)]:
+        orm = ConversationEvent.objects.filter(conversation=conversation, seq__gt=after)
+        where: list[Condition] = [("conversation", "=", conversation.pk), ("seq", ">", after)]
+        if until is not None:
+            orm = orm.filter(seq__lte=until)
+            where.append(("seq", "<=", until))
+        expected = list(orm.order_by("seq"))[:limit]
+        rows = rows_where(ConversationEvent, where, order_by="seq", limit=limit)
+        assert [(e.pk, e.seq, e.payload) for e in rows] == [
+            (e.pk, e.seq, e.payload) for e in expected
+        ]
 
 
 def test_an_empty_in_list_matches_nothing_without_a_query():

@@ -4,11 +4,13 @@ import logging
 import threading
 import uuid
 from contextlib import asynccontextmanager
+from unittest import mock
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db.models.sql.compiler import SQLCompiler
 from django.test import override_settings
 
 from apps.chat.models import Message
@@ -98,6 +100,27 @@ async def test_reconnect_with_last_seq_gets_exactly_the_missed_events(created):
         assert await hello(ws, created, last_seq=3) == {"type": "welcome", "seq": 5}
         frames = await receive_until_quiet(ws)
     assert [(f["seq"], f.get("text")) for f in frames] == [(4, "two"), (5, "three")]
+
+
+async def test_a_hello_with_missed_events_compiles_no_select_through_the_orm(created):
+    """Every socket's hello reads the conversation by its token, its latest seq and the events
+    it missed (and a quiet socket reads the last again): statements written once per shape
+    (apps/core/sql.py), not compiled by the ORM each time."""
+    post = database_sync_to_async(message_post)
+    await post(conversation=created.conversation, text="one", sender=Message.Sender.CUSTOMER)
+    compiled: list[str] = []
+    original = SQLCompiler.as_sql
+
+    def as_sql(compiler, *args, **kwargs):
+        compiled.append(type(compiler).__name__)
+        return original(compiler, *args, **kwargs)
+
+    with mock.patch.object(SQLCompiler, "as_sql", as_sql):
+        async with socket() as ws:
+            assert await hello(ws, created, last_seq=1) == {"type": "welcome", "seq": 3}
+            frames = await receive_until_quiet(ws)
+    assert [f["seq"] for f in frames] == [2, 3]
+    assert "SQLCompiler" not in compiled, compiled
 
 
 async def test_events_while_connected_arrive_once_and_in_order(created):
