@@ -1,4 +1,5 @@
-"""Statements on the chat's hot path, written once from the models' metadata.
+"""Statements on the hot paths (a chat message, a socket's hello, a routing run), written once
+from the models' metadata.
 
 Django compiles a queryset's SQL anew on every evaluation. On the 2-core development machine
 that costs 0.65-0.89 ms of CPU for a SELECT of one row by key that SQLite answers in 0.03 ms
@@ -12,8 +13,8 @@ one SQLite call, one PostgreSQL pipeline); `bulk_update`'s CASE of one WHEN per 
 of ORM work per row (58.7 ms for 200 conversations, against 1.1-1.7 ms this way, in-process).
 
 Only names from the models' metadata, quoted by the database's own rules, go into a statement;
-every value is a parameter, prepared by its field as the ORM prepares it. Kept for the few
-reads measured to matter; everything else stays ORM.
+every value is a parameter, prepared by its field as the ORM prepares it. Kept for the reads
+measured to matter on those paths (plain conditions, no joins); everything else stays ORM.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,13 +36,13 @@ def rows_where(
     where: Sequence[Condition],
     *,
     columns: Sequence[str] = (),
-    order_by: str | None = None,
+    order_by: str | Sequence[str] = (),
     limit: int | None = None,
     lock: bool = False,
 ) -> list[M]:
     """The rows of `model` that meet every condition, as instances (`columns`: the fields
     to load, the primary key always among them; empty: all; the others deferred), in
-    `order_by`'s order (ascending), the first `limit` of them.
+    `order_by`'s order (a field name, "-name" for descending, or several), the first `limit`.
 
     `lock` locks them for the transaction's writer as `select_for_update(no_key=True)` does
     where the database has row locks (PostgreSQL); SQLite serialises writers by its
@@ -50,8 +51,9 @@ def rows_where(
     if any(op == "in" and not value for _name, op, value in where):
         return []
     shape = tuple((name, op, len(value) if op == "in" else 0) for name, op, value in where)
+    order = (order_by,) if isinstance(order_by, str) else tuple(order_by)
     sql = _statement(
-        model, tuple(columns), shape, order_by, limit is not None, lock, connection.vendor
+        model, tuple(columns), shape, order, limit is not None, lock, connection.vendor
     )
     params: list[Any] = []
     for name, op, value in where:
@@ -111,7 +113,7 @@ def _statement(
     model: type[Model],
     columns: tuple[str, ...],
     shape: Shape,
-    order_by: str | None,
+    order_by: tuple[str, ...],
     limited: bool,
     lock: bool,
     vendor: str,  # part of the key: the statement is the vendor's
@@ -126,7 +128,7 @@ def statement(
     columns: Sequence[str],
     shape: Shape,
     *,
-    order_by: str | None,
+    order_by: str | Sequence[str] | None = (),
     lock: bool,
     db: BaseDatabaseWrapper,
     limited: bool = False,
@@ -150,8 +152,14 @@ def statement(
         f"SELECT {', '.join(quote(field.column) for field in fields)} "  # noqa: S608
         f"FROM {quote(meta.db_table)} WHERE {' AND '.join(conditions)}"
     )
-    if order_by:
-        sql += f" ORDER BY {quote(_column(model, order_by).column)}"
+    order = [order_by] if isinstance(order_by, str) else list(order_by or ())
+    if order:
+        terms = [
+            f"{quote(_column(model, name.lstrip('-')).column)}"
+            + (" DESC" if name.startswith("-") else "")
+            for name in order
+        ]
+        sql += f" ORDER BY {', '.join(terms)}"
     if limited:
         sql += " LIMIT %s"
     if lock and db.features.has_select_for_update:

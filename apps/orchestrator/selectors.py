@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from apps.chat.models import Message
+from apps.core.sql import rows_where
 from apps.orchestrator.local_model import LocalClassifier, embeddings
 from apps.orchestrator.models import ModelVersion, PromptVersion, RoutingDecision, RoutingRule
 from apps.orchestrator.outcomes import LocalTier
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 # another model.
 _classifiers: dict[tuple[int, str, bool], LocalClassifier] = {}
 _classifiers_lock = threading.Lock()
+# A version's fields but its artifact (the model's bytes, read only when not yet loaded).
+_VERSION_COLUMNS = [f.name for f in ModelVersion._meta.concrete_fields if f.name != "artifact"]
 
 
 def artifact_signature(artifact: bytes) -> str:
@@ -45,9 +48,17 @@ def rule_list_active() -> list[RoutingRule]:
 
 def local_tier_active() -> LocalTier | None:
     """The active local model, loaded once per process and version; None if there is none."""
-    version = ModelVersion.objects.filter(active=True).defer("artifact").first()
-    if version is None:
+    # Every routing run asks: a statement written once (apps/core/sql.py), the artifact left.
+    found = rows_where(
+        ModelVersion,
+        [("active", "=", True)],
+        columns=_VERSION_COLUMNS,
+        order_by="-created_at",
+        limit=1,
+    )
+    if not found:
         return None
+    version = found[0]
     key = (version.pk, version.signature, bool(settings.ROUTER_EMBEDDINGS))
     classifier = _classifiers.get(key)
     if classifier is None:
@@ -83,12 +94,13 @@ def local_tier_active() -> LocalTier | None:
 
 def ticket_routing_text(*, ticket: Ticket) -> str:
     """Everything the customer wrote on this ticket, oldest first."""
-    texts = (
-        Message.objects.filter(ticket=ticket, sender=Message.Sender.CUSTOMER)
-        .order_by("created_at", "id")
-        .values_list("text", flat=True)
+    texts = rows_where(
+        Message,
+        [("ticket", "=", ticket.pk), ("sender", "=", Message.Sender.CUSTOMER)],
+        columns=["text"],
+        order_by=["created_at", "id"],
     )
-    return "\n".join(texts)
+    return "\n".join(message.text for message in texts)
 
 
 def decision_list(

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.chat.models import Message
 from apps.core.errors import ValidationFailed
 from apps.core.logging import log_context
+from apps.core.sql import rows_where
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
 from apps.orchestrator.metrics import routing_decisions_record
@@ -269,7 +270,14 @@ def _ticket_route_leased(
             "route", ticket.pool, [], _redacted(text), ticket.injection_suspected
         )
     else:
-        asked_before = ticket.decisions.filter(tier=RoutingDecision.Tier.CLARIFY).exists()
+        asked_before = bool(
+            rows_where(
+                RoutingDecision,
+                [("ticket", "=", ticket.pk), ("tier", "=", RoutingDecision.Tier.CLARIFY)],
+                columns=["id"],
+                limit=1,
+            )
+        )
         pipeline = pipeline_build(
             provider=provider,
             clarify_allowed=not (asked_before or human),

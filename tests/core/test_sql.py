@@ -73,6 +73,16 @@ def test_ranges_order_and_limit_are_the_orms():
         ]
 
 
+def test_several_orderings_ascending_and_descending_are_the_orms():
+    tickets = _tickets(["resolved", "routing", "resolved", "in_review", "routing"])
+    asked = [ticket.conversation_id for ticket in tickets]
+    for order in (["-status", "id"], ["status", "-id"], "-id"):
+        names = [order] if isinstance(order, str) else order
+        orm = Ticket.objects.filter(conversation__in=asked).order_by(*names)
+        rows = rows_where(Ticket, [("conversation", "in", asked)], order_by=order, limit=4)
+        assert [t.pk for t in rows] == [t.pk for t in orm][:4]
+
+
 def test_an_empty_in_list_matches_nothing_without_a_query():
     with CaptureQueriesContext(connection) as queries:
         assert rows_where(Ticket, [("conversation", "in", [])]) == []

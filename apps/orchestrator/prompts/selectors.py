@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
+from apps.core.sql import rows_where
 from apps.orchestrator.models import (
     PromptActivation,
     PromptExperiment,
@@ -23,29 +24,34 @@ def prompt_for_ticket(*, ticket_id: int | None, purpose: str = "router") -> Prom
     per ticket), else the active version. Without a ticket (dry runs, evaluation): the
     control, which is the active version.
 
-    Every routing run asks, so the choice is narrow queries and the version itself (its
+    Every routing run asks, so the choice is statements written once (apps/core/sql.py) and
+    the version itself (its
     template and examples, decoded) comes from this process's memory: versions are
     append-only, never rewritten or deleted, so a version read once is the same for ever. Its
     `active` flag is the one it had when first read; the choice never uses it.
     """
-    experiment = (
-        PromptExperiment.objects.filter(purpose=purpose, status=PromptExperiment.Status.RUNNING)
-        .values_list("pk", "split", "control_id", "variant_id")
-        .first()
+    running = rows_where(
+        PromptExperiment,
+        [("purpose", "=", purpose), ("status", "=", PromptExperiment.Status.RUNNING)],
+        columns=["split", "control", "variant"],
+        order_by=["-started_at", "-id"],
+        limit=1,
     )
-    if experiment is None:
-        active = (
-            PromptVersion.objects.filter(purpose=purpose, active=True)
-            .values_list("pk", flat=True)
-            .first()
+    if not running:
+        active = rows_where(
+            PromptVersion,
+            [("purpose", "=", purpose), ("active", "=", True)],
+            columns=["id"],
+            order_by="-created_at",
+            limit=1,
         )
-        return None if active is None else prompt_version_read(active)
-    experiment_id, split, control_id, variant_id = experiment
+        return prompt_version_read(active[0].pk) if active else None
+    experiment = running[0]
     if ticket_id is not None and arm_is_variant(
-        experiment_id=experiment_id, ticket_id=ticket_id, split=split
+        experiment_id=experiment.pk, ticket_id=ticket_id, split=experiment.split
     ):
-        return prompt_version_read(variant_id)
-    return prompt_version_read(control_id)
+        return prompt_version_read(experiment.variant_id)
+    return prompt_version_read(experiment.control_id)
 
 
 @functools.lru_cache(maxsize=16)
