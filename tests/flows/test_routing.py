@@ -103,7 +103,7 @@ def test_a_run_reads_the_prompt_the_model_version_and_the_text_without_compiling
 
     def as_sql(compiler, *args, **kwargs):
         if type(compiler) is SQLCompiler:  # a SELECT
-            compiled.append(compiler.query.model.__name__)
+            compiled.append(getattr(compiler.query.model, "__name__", ""))
         return original(compiler, *args, **kwargs)
 
     with mock.patch.object(SQLCompiler, "as_sql", as_sql):
