@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.chat.models import Attachment, Message
 from apps.core.errors import Conflict, NotFound, PermissionDenied
+from apps.core.sql import rows_where
 from apps.pools import selectors
 from apps.pools.hooks import ticket_queued_listeners
 from apps.pools.models import AgentProfile, Intent, Pool, PoolMembership
@@ -140,18 +141,19 @@ def ticket_queue(
             previous_assignee_id=previous_assignee_id,
         )
         ticket_activity_add(ticket, Kind.QUEUED, actor=actor, pool=pool.slug)
-        pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
-        agent_slots_fill(user_id=previous_assignee_id)
+        assigned = pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
+        assigned += agent_slots_fill(user_id=previous_assignee_id)
         # Listeners (the desk gathers the agent's context: the pool's canned replies, similar
         # tickets) hear of every arrival in a queue (routed, reviewed, moved, reopened).
         # Robust: what they do is a help for the agent; failing it must not fail the move.
         ticket_id = ticket.pk
         for listener in ticket_queued_listeners():
             transaction.on_commit(partial(listener, ticket_id), robust=True)
-    ticket.refresh_from_db()
+    if ticket.pk in assigned:  # assigned through another instance of it
+        ticket.refresh_from_db()
     webhook_event_emit(
         event="ticket.routed",
-        payload=ticket_routed_payload(
+        payload=lambda: ticket_routed_payload(
             ticket=ticket, previous_pool=previous_pool_slug, actor=actor, tier=tier
         ),
     )
@@ -221,7 +223,7 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
     """
     assigned: list[int] = []
     with transaction.atomic():
-        Pool.objects.select_for_update(no_key=True).filter(pk=pool.pk).first()
+        rows_where(Pool, [("id", "=", pool.pk)], columns=["id"], lock=True)  # every routed ticket
         agents = list(
             selectors.pool_agents(pool=pool)
             .filter(presence=Presence.ONLINE)

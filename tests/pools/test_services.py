@@ -12,6 +12,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.chat.models import ConversationEvent, Message
@@ -115,6 +117,38 @@ def test_a_queued_ticket_goes_to_the_least_loaded_online_member(pools):
     assert assignee(queued(billing)) == ann  # 2 against 2: the tie goes to the lower id
     assert fresh(third).status == Status.ASSIGNED
     assert fresh(third).assigned_at is not None
+
+
+def test_the_queued_ticket_returned_is_current_and_read_back_only_when_assigned(pools):
+    """`ticket_queue` returns the ticket as stored: assigned by the queue (through another
+    instance of it), it is read back; left waiting, the instance it saved is already current."""
+    billing = pools["billing"]
+    ann = staff("ann", pools=(billing,), capacity=1)
+    agent_presence_connect(user=ann)
+    conversations = [conversation_create(name="Grace").conversation for _ in range(2)]
+    for conversation in conversations:
+        message_post(conversation=conversation, text="invoice?", sender=Message.Sender.CUSTOMER)
+    table = Ticket._meta.db_table
+    returned, reads = [], []
+    for conversation in conversations:
+        ticket = Ticket.objects.get(conversation=conversation)
+        with CaptureQueriesContext(connection) as queries:
+            returned.append(ticket_queue(ticket=ticket, pool=billing))
+        reads.append([q["sql"] for q in queries if q["sql"].startswith(f'SELECT "{table}"."id"')])
+    first, second = returned
+    assert (first.status, first.assignee, first.assigned_at is not None) == (
+        Status.ASSIGNED,
+        ann,
+        True,
+    )
+    assert (second.status, second.assignee) == (Status.QUEUED, None)  # Ann has no room
+    assert [(t.status, t.assignee_id) for t in map(fresh, returned)] == [
+        (Status.ASSIGNED, ann.pk),
+        (Status.QUEUED, None),
+    ]
+    by_pk = f'WHERE "{table}"."id" = {second.pk}'
+    assert not [sql for sql in reads[1] if by_pk in sql]  # not read back
+    assert [sql for sql in reads[0] if f'WHERE "{table}"."id" = {first.pk}' in sql]
 
 
 def test_offline_and_away_members_get_no_tickets(pools):

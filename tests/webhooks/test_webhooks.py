@@ -169,6 +169,28 @@ def test_only_active_endpoints_subscribed_to_the_event_receive_it(
     assert WebhookDelivery.objects.get().endpoint == endpoint
 
 
+def test_a_payload_built_on_demand_is_built_once_and_only_for_a_subscriber(
+    receiver, django_capture_on_commit_callbacks
+):
+    """Hot paths (every routed ticket) pass a function: with nobody subscribed it is never
+    called; with subscribers, once, and each of them gets what it returned."""
+    built: list[int] = []
+
+    def payload() -> dict[str, int]:
+        built.append(1)
+        return {"ticket": 9}
+
+    assert webhook_event_emit(event="ticket.resolved", payload=payload) == []
+    assert built == []
+    for name in ("CRM", "Data warehouse"):
+        WebhookEndpoint.objects.create(name=name, url=receiver.url, events=["ticket.resolved"])
+    with django_capture_on_commit_callbacks(execute=True):
+        deliveries = webhook_event_emit(event="ticket.resolved", payload=payload)
+    assert built == [1]
+    assert [d.endpoint.name for d in deliveries] == ["CRM", "Data warehouse"]
+    assert [r.json["data"] for r in receiver.received] == [{"ticket": 9}, {"ticket": 9}]
+
+
 def test_a_failing_receiver_is_retried_with_exponential_backoff_and_logged(
     endpoint, receiver, django_capture_on_commit_callbacks
 ):
