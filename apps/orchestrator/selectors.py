@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.conf import settings
@@ -42,8 +43,21 @@ def prompt_active(*, purpose: str = "router") -> PromptVersion | None:
     return PromptVersion.objects.filter(purpose=purpose, active=True).first()
 
 
-def rule_list_active() -> list[RoutingRule]:
-    return list(RoutingRule.objects.filter(active=True, pool__active=True).select_related("pool"))
+def routing_pools() -> list[Pool]:
+    """The pools a ticket may be routed to (the active ones), in display order. Every routing
+    run reads them: a statement written once (apps/core/sql.py)."""
+    return rows_where(Pool, [("active", "=", True)], order_by=["name", "id"])
+
+
+def rule_list_active(*, pools: Sequence[Pool] | None = None) -> list[RoutingRule]:
+    """The active rules of active pools, highest priority first, each with its pool (`pools`:
+    the active pools, when the caller has read them already)."""
+    by_id = {pool.pk: pool for pool in (routing_pools() if pools is None else pools)}
+    rules = rows_where(RoutingRule, [("active", "=", True)], order_by=["-priority", "id"])
+    for rule in rules:
+        if rule.pool_id in by_id:
+            rule.pool = by_id[rule.pool_id]
+    return [rule for rule in rules if rule.pool_id in by_id]
 
 
 def local_tier_active() -> LocalTier | None:

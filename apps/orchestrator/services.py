@@ -31,7 +31,6 @@ from apps.orchestrator.prompts.selectors import prompt_for_ticket
 from apps.orchestrator.providers.base import BatchProvider, RouterProvider
 from apps.orchestrator.validation import input_validate
 from apps.pools.models import Pool
-from apps.pools.selectors import pool_list
 from apps.tickets.models import Ticket
 
 if TYPE_CHECKING:
@@ -96,9 +95,10 @@ def pipeline_build(
     """
     if use_llm and provider is None:
         provider = router_provider()
+    pools = selectors.routing_pools()
     return RoutingPipeline(
-        pools=list(pool_list()),
-        rules=selectors.rule_list_active(),
+        pools=pools,
+        rules=selectors.rule_list_active(pools=pools),
         prompt=prompt or prompt_for_ticket(ticket_id=ticket_id),
         local=selectors.local_tier_active(),
         provider=provider if use_llm else None,
@@ -246,7 +246,7 @@ def _needs_routing(ticket: Ticket) -> bool:
 def _ticket_route(
     *, ticket: Ticket, apply: OutcomeApply, provider: RouterProvider | None, run_id: str
 ) -> RoutingDecision | None:
-    ticket = Ticket.objects.select_related("conversation", "pool").get(pk=ticket.pk)
+    ticket = _ticket_read(ticket.pk)
     if not _needs_routing(ticket):
         return None
     if not _lease_take(ticket.pk, run_id):
@@ -257,6 +257,15 @@ def _ticket_route(
     except BaseException:
         _lease_release(ticket.pk, run_id)
         raise
+
+
+def _ticket_read(ticket_id: int, *, lock: bool = False) -> Ticket:
+    """The ticket as stored (locked for this transaction's writes with `lock`); its conversation
+    and pool are read when used. Twice a run: a statement written once (apps/core/sql.py)."""
+    found = rows_where(Ticket, [("id", "=", ticket_id)], lock=lock)
+    if not found:
+        raise Ticket.DoesNotExist(f"No ticket {ticket_id}.")
+    return found[0]
 
 
 def _ticket_route_leased(
@@ -290,11 +299,7 @@ def _ticket_route_leased(
         outcome = _handoff(outcome)
     request_id = uuid.uuid4()
     with transaction.atomic():
-        locked = (
-            Ticket.objects.select_for_update(no_key=True)
-            .select_related("conversation")
-            .get(pk=ticket.pk)
-        )
+        locked = _ticket_read(ticket.pk, lock=True)
         locked.routing_lease_owner, locked.routing_lease_until = "", None
         if not _needs_routing(locked):
             locked.save(update_fields=["routing_lease_owner", "routing_lease_until"])

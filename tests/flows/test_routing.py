@@ -94,8 +94,9 @@ def test_the_queue_is_told_the_deciding_tier_without_reading_the_decisions_back(
 
 
 def test_a_run_reads_the_prompt_the_model_version_and_the_text_without_compiling(pools):  # noqa: F811
-    """What every run reads (the running experiment or the active prompt, the active local
-    model, the customer's words, whether a question was asked) are statements written once
+    """What every run reads (the ticket, twice; the pools and rules; the running experiment or
+    the active prompt; the active local model; the customer's words; whether a question was
+    asked) are statements written once
     (apps/core/sql.py): compiling them was a fifth of a run's CPU."""
     ticket = ticket_waiting("My card was charged twice")
     compiled: list[str] = []
@@ -109,6 +110,15 @@ def test_a_run_reads_the_prompt_the_model_version_and_the_text_without_compiling
     with mock.patch.object(SQLCompiler, "as_sql", as_sql):
         ticket_route(ticket=ticket)
     ticket.refresh_from_db()
-    assert ticket.status != Ticket.Status.ROUTING
-    read_once = {"PromptExperiment", "PromptVersion", "ModelVersion", "Message", "RoutingDecision"}
+    assert ticket.status == Ticket.Status.IN_REVIEW  # no rule, no model, no key: a person
+    read_once = {
+        "Ticket",
+        "Pool",
+        "RoutingRule",
+        "PromptExperiment",
+        "PromptVersion",
+        "ModelVersion",
+        "Message",
+        "RoutingDecision",
+    }
     assert not read_once & set(compiled), compiled
