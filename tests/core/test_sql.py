@@ -83,6 +83,31 @@ def test_several_orderings_ascending_and_descending_are_the_orms():
         assert [t.pk for t in rows] == [t.pk for t in orm][:4]
 
 
+def test_every_value_comes_back_as_the_orm_gives_it_whatever_order_the_columns_are_named():
+    """Converted as the ORM converts (aware timestamps, UUIDs, booleans, JSON), each value in
+    its own field even when the columns are named out of the model's order."""
+    conversation = conversation_create(name="Ada", email="ada@example.com").conversation
+    Conversation.objects.filter(pk=conversation.pk).update(wants_human=True, last_seq=7)
+    ConversationEvent.objects.create(
+        conversation=conversation, seq=1, type=ConversationEvent.Type.STATUS, payload={"a": [1]}
+    )
+    orm = Conversation.objects.get(pk=conversation.pk)
+    (whole,) = rows_where(Conversation, [("id", "=", conversation.pk)])
+    fields = [f.attname for f in Conversation._meta.concrete_fields]
+    assert [getattr(whole, name) for name in fields] == [getattr(orm, name) for name in fields]
+    (some,) = rows_where(
+        Conversation, [("id", "=", conversation.pk)], columns=("wants_human", "last_seq")
+    )
+    assert (some.wants_human, some.last_seq, some.pk) == (True, 7, conversation.pk)
+    assert "created_at" in some.get_deferred_fields()
+    (event,) = rows_where(ConversationEvent, [("conversation", "=", conversation.pk)])
+    assert (event.payload, event.conversation_id, event.created_at.tzinfo is not None) == (
+        {"a": [1]},
+        conversation.pk,
+        True,
+    )
+
+
 def test_an_empty_in_list_matches_nothing_without_a_query():
     with CaptureQueriesContext(connection) as queries:
         assert rows_where(Ticket, [("conversation", "in", [])]) == []
