@@ -52,7 +52,7 @@ class DependencyOutageMiddleware:
     once per request. WhiteNoise runs only synchronously, so with this one asynchronous the
     middleware below WhiteNoise ran in the event loop, each stepping into the request's thread
     and back for its own hooks: 16 crossings per request, about a third of an API request's CPU
-    (docs/benchmarks.md, "Issue 14 at 4fe1196").
+    (docs/benchmarks.md, "Issue 14 at d9ec012").
     """
 
     sync_capable = True
