@@ -64,18 +64,21 @@ def rows_where(
             params.append(field.get_db_prep_value(item, connection))
     if limit is not None:
         params.append(int(limit))
-    attnames, converters = _loader(model, tuple(columns), connection.vendor)
+    attnames, selected = _loader(model, tuple(columns), connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    alias = connection.alias
-    instances = []
+    ops, instances = connection.ops, []
     for row in rows:
         values = list(row)
-        for i, (expression, functions) in converters:
-            for function in functions:
-                values[i] = function(values[i], expression, connection)
-        instances.append(model.from_db(alias, attnames, values))
+        for i, expression, functions in selected:
+            for function, of_ops in functions:
+                values[i] = (
+                    function(ops, values[i], expression, connection)
+                    if of_ops
+                    else function(values[i], expression, connection)
+                )
+        instances.append(model.from_db(connection.alias, attnames, values))
     return instances
 
 
@@ -137,26 +140,32 @@ def _statement(
     )
 
 
+# A converter, and whether it is a method of the database's operations (called with the
+# calling thread's: a cached bound method would keep the first thread's connection open).
+Converter = tuple[Any, bool]
+
+
 @lru_cache(maxsize=512)
 def _loader(
     model: type[Model], columns: tuple[str, ...], vendor: str
-) -> tuple[list[str], list[tuple[int, tuple[Any, tuple[Any, ...]]]]]:
+) -> tuple[list[str], list[tuple[int, Any, tuple[Converter, ...]]]]:
     """How a row of that shape becomes an instance, as the ORM's iterable does it: the fields'
-    attribute names, and for each column that needs them the database's and the field's
-    converters (a timestamp, a JSON document, a UUID on SQLite). The database's converters are
-    those of the first thread's connection; they read only the alias's settings (its time
-    zone), the same for every connection to it."""
-    fields = _selected(model, columns)
-    converters = []
+    attribute names, and for each column that needs them its expression and converters (the
+    database's: a timestamp, a UUID on SQLite; the field's: a JSON document)."""
+    fields, selected = _selected(model, columns), []
     for i, field in enumerate(fields):
         expression = field.get_col(model._meta.db_table)
-        functions = (
-            *connection.ops.get_db_converters(expression),
-            *field.get_db_converters(connection),  # type: ignore[attr-defined]  # not in the stubs
-        )
+        functions: list[Converter] = [
+            (function.__func__, True)
+            if getattr(function, "__self__", None) is connection.ops
+            else (function, False)
+            for function in connection.ops.get_db_converters(expression)
+        ]
+        # django-stubs does not declare Field.get_db_converters (Django has it since 1.8).
+        functions += [(f, False) for f in field.get_db_converters(connection)]  # type: ignore[attr-defined]
         if functions:
-            converters.append((i, (expression, tuple(functions))))
-    return [field.attname for field in fields], converters
+            selected.append((i, expression, tuple(functions)))
+    return [field.attname for field in fields], selected
 
 
 def _selected(model: type[Model], columns: Sequence[str]) -> "list[Field[Any, Any]]":

@@ -25,10 +25,9 @@ def prompt_for_ticket(*, ticket_id: int | None, purpose: str = "router") -> Prom
     control, which is the active version.
 
     Every routing run asks, so the choice is statements written once (apps/core/sql.py) and
-    the version itself (its
-    template and examples, decoded) comes from this process's memory: versions are
-    append-only, never rewritten or deleted, so a version read once is the same for ever. Its
-    `active` flag is the one it had when first read; the choice never uses it.
+    the version itself (its template and examples, decoded) comes from this process's memory:
+    versions are append-only, never rewritten or deleted, so a version read once is the same
+    for ever. Its `active` flag is the one it had when first read; the choice never uses it.
     """
     running = rows_where(
         PromptExperiment,
