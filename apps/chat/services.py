@@ -17,7 +17,7 @@ from apps.chat.selectors import token_hash
 from apps.core.errors import EmptyText, InvalidText, TextTooLong
 from apps.core.ratelimit import rate_limit_hit
 from apps.core.realtime import Publication, group_send
-from apps.core.sql import rows_update, rows_where
+from apps.core.sql import rows_insert, rows_update, rows_where
 from apps.core.text import refused_characters
 
 
@@ -121,7 +121,7 @@ def events_append(
         touched[conversation.pk] = conversation
     if not events:
         return []
-    ConversationEvent.objects.bulk_create([event for event, _ticket_id in events])
+    rows_insert([event for event, _ticket_id in events])
     _conversations_seq_save(touched.values())
     return [
         (
@@ -199,7 +199,7 @@ def messages_store(messages: Sequence[tuple[Message, Sequence[Attachment]]]) -> 
     Texts are already clean (`message_text_clean`); attachments are unsaved rows whose files
     are in storage (apps/chat/attachments.py). The caller appends their `message` events.
     """
-    Message.objects.bulk_create([message for message, _attachments in messages])
+    rows_insert([message for message, _attachments in messages])
     for message, attachments in messages:
         for attachment in attachments:
             attachment.conversation_id = message.conversation_id

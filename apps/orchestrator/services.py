@@ -16,7 +16,7 @@ from django.utils import timezone
 from apps.chat.models import Message
 from apps.core.errors import ValidationFailed
 from apps.core.logging import log_context
-from apps.core.sql import rows_where
+from apps.core.sql import row_save, rows_insert, rows_where
 from apps.orchestrator import selectors
 from apps.orchestrator.fields import field_label, human_requested_in
 from apps.orchestrator.metrics import routing_decisions_record
@@ -114,7 +114,7 @@ def _decisions_save(
     rows = [
         _decision_from_draft(draft, outcome, ticket, request_id, dry_run) for draft in outcome.trail
     ]
-    saved = RoutingDecision.objects.bulk_create(rows)
+    saved = rows_insert(rows)
     routing_decisions_record(saved)  # Prometheus counters, once the rows are committed
     return saved
 
@@ -302,21 +302,22 @@ def _ticket_route_leased(
         locked = _ticket_read(ticket.pk, lock=True)
         locked.routing_lease_owner, locked.routing_lease_until = "", None
         if not _needs_routing(locked):
-            locked.save(update_fields=["routing_lease_owner", "routing_lease_until"])
+            row_save(locked, fields=["routing_lease_owner", "routing_lease_until"])
             return None  # routed meanwhile (a person, or a run whose lease had run out)
         decisions = _decisions_save(outcome, ticket=locked, request_id=request_id, dry_run=False)
         locked.injection_suspected = outcome.injection
         locked.missing_fields = outcome.missing_fields if outcome.action == "clarify" else []
         locked.human_requested = human
-        locked.save(
-            update_fields=[
+        row_save(
+            locked,
+            fields=[
                 "injection_suspected",
                 "missing_fields",
                 "human_requested",
                 "routing_lease_owner",
                 "routing_lease_until",
                 "updated_at",
-            ]
+            ],
         )
         apply(RoutedTicket(ticket=locked, outcome=outcome, decisions=decisions, human=human))
     logger.info(

@@ -4,11 +4,12 @@ it — routing the ticket and recording the reviewer's verdict as a label — in
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.chat.models import Message
 from apps.core.errors import Conflict, PermissionDenied, ValidationFailed
+from apps.core.sql import Condition, rows_insert, rows_where
 from apps.orchestrator.models import RoutingDecision
 from apps.pools.models import Pool
 from apps.pools.services import ticket_queue
@@ -62,20 +63,34 @@ def review_item_open(
     suggested = next((active[slug] for slug in close if slug in active), None)
     if reason not in ReviewItem.Reason.values:
         reason = ReviewItem.Reason.LOW_CONFIDENCE
-    item, created = ReviewItem.objects.get_or_create(
-        ticket=ticket,
-        kind=ReviewItem.Kind.REVIEW,
-        status=ReviewItem.Status.OPEN,
-        defaults={
-            "reason": reason,
-            "candidates": ranked,
-            "suggested_pool": suggested,
-            "decision": decision,
-            "tier": decision.tier if decision else "",
-        },
-    )
-    if created:
-        webhook_event_emit(event="review.created", payload=review_created_payload(item=item))
+    # get_or_create, with its read written once (a routing run holds SQLite's write lock here).
+    open_item: list[Condition] = [
+        ("ticket", "=", ticket.pk),
+        ("kind", "=", ReviewItem.Kind.REVIEW),
+        ("status", "=", ReviewItem.Status.OPEN),
+    ]
+    existing = rows_where(ReviewItem, open_item, limit=1)
+    if existing:
+        return existing[0]
+    try:
+        with transaction.atomic():
+            (item,) = rows_insert(
+                [
+                    ReviewItem(
+                        ticket=ticket,
+                        kind=ReviewItem.Kind.REVIEW,
+                        status=ReviewItem.Status.OPEN,
+                        reason=reason,
+                        candidates=ranked,
+                        suggested_pool=suggested,
+                        decision=decision,
+                        tier=decision.tier if decision else "",
+                    )
+                ]
+            )
+    except IntegrityError:  # opened meanwhile (one open item per ticket and kind)
+        return rows_where(ReviewItem, open_item, limit=1)[0]
+    webhook_event_emit(event="review.created", payload=review_created_payload(item=item))
     return item
 
 

@@ -30,7 +30,7 @@ from apps.chat.services import (
 from apps.core.errors import ApplicationError, RateLimited
 from apps.core.ratelimit import rate_limit_hit
 from apps.core.realtime import Publication, publish_many_on_commit
-from apps.core.sql import rows_where
+from apps.core.sql import row_save, rows_insert, rows_where
 from apps.tickets.models import Ticket, TicketActivity
 from apps.tickets.realtime import desk_ticket_item_publish, desk_ticket_publications
 
@@ -169,10 +169,14 @@ def _messages_store(
         ticket = open_tickets.get(conversation.pk)
         opened = ticket is None and customer
         if opened:
-            ticket = Ticket.objects.create(
-                conversation=conversation,
-                status=Ticket.Status.ROUTING,
-                human_requested=conversation.wants_human,
+            (ticket,) = rows_insert(
+                [
+                    Ticket(
+                        conversation=conversation,
+                        status=Ticket.Status.ROUTING,
+                        human_requested=conversation.wants_human,
+                    )
+                ]
             )
             open_tickets[conversation.pk] = ticket
             if conversation.wants_human:
@@ -234,7 +238,7 @@ def ticket_status_set(
         # Field checks only: each constraint check and foreign-key check is a query of its own
         # (a fifth of a routing run); the database holds the same constraints on save.
         ticket.full_clean(exclude=["conversation", "assignee", "pool"], validate_constraints=False)
-        ticket.save()
+        row_save(ticket)  # every field, as save() writes them, in a statement written once
         publications = conversation_events_append(
             locked, [(ConversationEvent.Type.STATUS, status_payload(ticket))], ticket_id=ticket.pk
         )

@@ -1,5 +1,6 @@
-"""`rows_where` and `rows_update`: the hot path's statements, written from the models' metadata,
-give what the ORM gives, lock where the database has row locks, and compile nothing."""
+"""`rows_where`, `rows_update`, `rows_insert` and `row_save`: the hot path's statements, written
+from the models' metadata, give what the ORM gives, lock where the database has row locks, and
+compile nothing."""
 
 from unittest import mock
 
@@ -9,9 +10,9 @@ from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrappe
 from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 
-from apps.chat.models import Conversation, ConversationEvent
+from apps.chat.models import Conversation, ConversationEvent, Message
 from apps.chat.services import conversation_create
-from apps.core.sql import Condition, rows_update, rows_where, statement
+from apps.core.sql import Condition, row_save, rows_insert, rows_update, rows_where, statement
 from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
@@ -171,3 +172,68 @@ def test_an_update_of_no_rows_runs_nothing():
     with CaptureQueriesContext(connection) as queries:
         rows_update(Conversation, [], fields=("last_seq",))
     assert len(queries) == 0
+
+
+def test_an_insert_stores_what_bulk_create_stores_and_reads_the_keys_back():
+    conversation = conversation_create().conversation
+    ticket = Ticket(conversation=conversation, status=Ticket.Status.ROUTING)
+    with mock.patch.object(SQLCompiler, "as_sql", side_effect=AssertionError("compiled")):
+        (inserted,) = rows_insert([ticket])
+    assert inserted is ticket
+    assert ticket.pk is not None
+    assert not ticket._state.adding
+    assert ticket.created_at is not None  # auto_now_add, as save() sets it
+    stored = Ticket.objects.get(pk=ticket.pk)
+    fields = [f.attname for f in Ticket._meta.concrete_fields]
+    assert [getattr(stored, name) for name in fields] == [getattr(ticket, name) for name in fields]
+    assert stored.missing_fields == []  # a JSON default, as the ORM writes it
+
+
+def test_many_rows_go_in_batches_each_row_with_its_own_key():
+    """More rows than SQLite takes parameters for in one statement: batches, every key read
+    back into its own instance."""
+    conversation = conversation_create().conversation
+    events = [
+        ConversationEvent(
+            conversation=conversation,
+            seq=seq,
+            type=ConversationEvent.Type.STATUS,
+            payload={"n": seq, "text": "<b>é</b>"},
+        )
+        for seq in range(1, 451)
+    ]
+    rows_insert(events)
+    stored = {e.pk: (e.seq, e.payload) for e in ConversationEvent.objects.all()}
+    assert len(stored) == 450
+    assert all(stored[e.pk] == (e.seq, e.payload) for e in events)
+
+
+def test_a_related_object_saved_after_it_was_set_gives_its_key():
+    conversation = conversation_create().conversation
+    ticket = Ticket(conversation=conversation)
+    message = Message(conversation=conversation, ticket=ticket, sender="customer", text="hi")
+    rows_insert([ticket])
+    rows_insert([message])
+    assert Message.objects.get(pk=message.pk).ticket_id == ticket.pk
+
+
+def test_a_row_save_writes_every_field_as_save_does_and_no_other_row():
+    first, second = _tickets(["routing", "routing"])
+    before = first.updated_at
+    first.status = Ticket.Status.IN_REVIEW
+    first.missing_fields = ["order_id"]
+    with mock.patch.object(SQLCompiler, "as_sql", side_effect=AssertionError("compiled")):
+        row_save(first)
+    stored = Ticket.objects.get(pk=first.pk)
+    assert (stored.status, stored.missing_fields) == ("in_review", ["order_id"])
+    assert stored.updated_at == first.updated_at > before  # auto_now, on the instance too
+    assert Ticket.objects.get(pk=second.pk).status == "routing"
+
+
+def test_a_row_save_of_named_fields_writes_only_those():
+    (ticket,) = _tickets(["routing"])
+    ticket.status = Ticket.Status.QUEUED
+    ticket.routing_lease_owner = "run-1"
+    row_save(ticket, fields=["routing_lease_owner"])
+    stored = Ticket.objects.get(pk=ticket.pk)
+    assert (stored.status, stored.routing_lease_owner) == ("routing", "run-1")

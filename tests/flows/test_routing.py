@@ -1,12 +1,13 @@
 """A routing run records its decisions and moves the ticket in one transaction: the outcome is
 applied (apps/flows/routing.py) under the ticket's lock, or nothing of the run stays."""
 
+import contextlib
 from unittest import mock
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler, SQLUpdateCompiler
 from django.test.utils import CaptureQueriesContext
 
 from apps.chat.models import Message
@@ -15,6 +16,7 @@ from apps.flows.routing import ticket_route
 from apps.orchestrator import services as routing
 from apps.orchestrator.models import RoutingDecision, RoutingRule
 from apps.orchestrator.services import RoutedTicket
+from apps.review.models import ReviewItem
 from apps.tickets.models import Ticket
 from apps.tickets.services import ticket_message_post
 from tests.orchestrator.conftest import pools  # noqa: F401  (a fixture)
@@ -122,3 +124,30 @@ def test_a_run_reads_the_prompt_the_model_version_and_the_text_without_compiling
         "RoutingDecision",
     }
     assert not read_once & set(compiled), compiled
+
+
+def test_a_run_to_review_compiles_nothing_while_it_holds_the_write_lock():
+    """Inside the run's transaction (SQLite's one write lock, which every customer's message
+    waits for) the ticket, its decision, its status event and its review item are written with
+    statements written once (apps/core/sql.py), as they are read."""
+    ticket = ticket_waiting("My card was charged twice")
+    compiled: list[str] = []
+    compilers = [SQLCompiler, SQLInsertCompiler, SQLUpdateCompiler]
+    originals = {klass: klass.as_sql for klass in compilers}
+
+    def recorder(klass):
+        def as_sql(compiler, *args, **kwargs):
+            if connection.in_atomic_block:
+                compiled.append(f"{klass.__name__} {compiler.query.model.__name__}")
+            return originals[klass](compiler, *args, **kwargs)
+
+        return as_sql
+
+    with contextlib.ExitStack() as patches:
+        for klass in compilers:
+            patches.enter_context(mock.patch.object(klass, "as_sql", recorder(klass)))
+        ticket_route(ticket=ticket)
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.IN_REVIEW
+    assert ReviewItem.objects.filter(ticket=ticket, status="open").count() == 1
+    assert compiled == []
