@@ -4,6 +4,7 @@ Permissions live here and in the services, not in views: an agent sees the ticke
 they belong to; a supervisor (the `pools.supervise` permission, or a superuser) sees all.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from apps.chat.models import Attachment, Conversation, Message
 from apps.core.errors import NotFound
+from apps.core.sql import rows_where
 from apps.pools.models import AgentProfile, Intent, Pool, PoolMembership
 from apps.tickets.models import Ticket
 
@@ -233,20 +235,45 @@ def queue_counts(*, user: Any) -> dict[str, Any]:
 
 
 def agent_load(*, user_ids: list[int]) -> dict[int, int]:
-    """Assigned (open) tickets per agent."""
-    rows = (
-        Ticket.objects.filter(assignee_id__in=user_ids, status=Ticket.Status.ASSIGNED)
-        .values("assignee_id")
-        .annotate(n=Count("id"))
+    """Assigned (open) tickets per agent: at most their capacity each, counted here from a
+    statement written once (a routed ticket's transaction reads it when an agent is online)."""
+    assigned = rows_where(
+        Ticket,
+        [("assignee", "in", user_ids), ("status", "=", Ticket.Status.ASSIGNED)],
+        columns=["assignee"],
     )
-    return {row["assignee_id"]: row["n"] for row in rows}
+    return dict(Counter(t.assignee_id for t in assigned if t.assignee_id is not None))
 
 
-def pool_agents(*, pool: Pool) -> QuerySet[AgentProfile]:
-    """Profiles of the pool's active staff members."""
-    return AgentProfile.objects.filter(
-        user__pool_memberships__pool=pool, user__is_active=True, user__is_staff=True
-    ).select_related("user")
+def pool_agents_online(*, pool: Pool, lock: bool = False) -> list[AgentProfile]:
+    """The profiles of the pool's online active staff members in id order, each with its user
+    (`lock`: the profiles locked for the caller's transaction, as pool assignment needs). Three
+    statements written once: every routed ticket's transaction runs them."""
+    members = rows_where(PoolMembership, [("pool", "=", pool.pk)], columns=["user"])
+    profiles = rows_where(
+        AgentProfile,
+        [
+            ("user", "in", [member.user_id for member in members]),
+            ("presence", "=", AgentProfile.Presence.ONLINE),
+        ],
+        order_by="id",
+        lock=lock,
+    )
+    staff = {
+        user.pk: user
+        for user in rows_where(
+            get_user_model(),
+            [
+                ("id", "in", [profile.user_id for profile in profiles]),
+                ("is_active", "=", True),
+                ("is_staff", "=", True),
+            ],
+        )
+    }
+    agents = [profile for profile in profiles if profile.user_id in staff]
+    for agent in agents:
+        agent.user = staff[agent.user_id]
+    return agents
 
 
 def attachment_get_readable(

@@ -141,7 +141,7 @@ def ticket_queue(
             previous_assignee_id=previous_assignee_id,
         )
         ticket_activity_add(ticket, Kind.QUEUED, actor=actor, pool=pool.slug)
-        assigned = pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id)
+        assigned = pool_assign_waiting(pool=pool, exclude_user_id=exclude_user_id, held=ticket)
         assigned += agent_slots_fill(user_id=previous_assignee_id)
         # Listeners (the desk gathers the agent's context: the pool's canned replies, similar
         # tickets) hear of every arrival in a queue (routed, reviewed, moved, reopened).
@@ -149,8 +149,8 @@ def ticket_queue(
         ticket_id = ticket.pk
         for listener in ticket_queued_listeners():
             transaction.on_commit(partial(listener, ticket_id), robust=True)
-    if ticket.pk in assigned:  # assigned through another instance of it
-        ticket.refresh_from_db()
+    if ticket.pk in assigned and ticket.status != Status.ASSIGNED:
+        ticket.refresh_from_db()  # assigned through another instance of it (a freed slot)
     webhook_event_emit(
         event="ticket.routed",
         payload=lambda: ticket_routed_payload(
@@ -214,9 +214,12 @@ def agent_slots_fill(*, user_id: int | None, pool: Pool | None = None) -> list[i
     return assigned
 
 
-def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> list[int]:
+def pool_assign_waiting(
+    *, pool: Pool, exclude_user_id: int | None = None, held: Ticket | None = None
+) -> list[int]:
     """Assign the pool's queued tickets, oldest first, each to the least-loaded online member
-    with room. Returns the ids of the tickets assigned.
+    with room. Returns the ids of the tickets assigned. `held`: the caller's current instance
+    of one of them (the ticket it just queued), assigned as itself.
 
     Serialised per pool by a row lock; the members' profiles are locked in id order so two
     pools sharing an agent cannot both fill their last slot.
@@ -224,12 +227,7 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
     assigned: list[int] = []
     with transaction.atomic():
         rows_where(Pool, [("id", "=", pool.pk)], columns=["id"], lock=True)  # every routed ticket
-        agents = list(
-            selectors.pool_agents(pool=pool)
-            .filter(presence=Presence.ONLINE)
-            .select_for_update(of=("self",), no_key=True)
-            .order_by("pk")
-        )
+        agents = selectors.pool_agents_online(pool=pool, lock=True)
         if not agents:
             return assigned
         load = selectors.agent_load(user_ids=[agent.user_id for agent in agents])
@@ -237,15 +235,18 @@ def pool_assign_waiting(*, pool: Pool, exclude_user_id: int | None = None) -> li
         slots = sum(max(0, free) for free in room.values())
         if slots == 0:
             return assigned
-        waiting = list(
-            # `of`: PostgreSQL cannot lock the nullable side of the joins select_related adds.
-            Ticket.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("pool", "conversation")
-            .filter(pool=pool, status=Status.QUEUED)
-            .order_by("queued_at", "id")[:slots]
+        waiting = rows_where(
+            Ticket,
+            [("pool", "=", pool.pk), ("status", "=", Status.QUEUED)],
+            order_by=("queued_at", "id"),
+            limit=slots,
+            lock=True,
         )
         users = {agent.user_id: agent.user for agent in agents}
         for ticket in waiting:
+            if held is not None and held.pk == ticket.pk:
+                ticket = held
+            ticket.pool = pool
             # The excluded agent (who just gave a ticket back) is passed over only while
             # someone else has room: a free slot is never left idle while tickets wait.
             others_have_room = any(

@@ -256,8 +256,8 @@ def ticket_activity_add(
     ticket: Ticket, kind: str, *, actor: Any = None, **data: Any
 ) -> TicketActivity:
     """Record something that happened to a ticket and show it to the desks viewing it."""
-    activity = TicketActivity.objects.create(
-        ticket=ticket, kind=kind, actor=actor, pool_id=ticket.pool_id, data=data
+    (activity,) = rows_insert(
+        [TicketActivity(ticket=ticket, kind=kind, actor=actor, pool_id=ticket.pool_id, data=data)]
     )
     desk_ticket_item_publish(
         ticket.pk,

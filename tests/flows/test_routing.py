@@ -2,9 +2,11 @@
 applied (apps/flows/routing.py) under the ticket's lock, or nothing of the run stays."""
 
 import contextlib
+from collections.abc import Iterator
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import connection
 from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler, SQLUpdateCompiler
@@ -16,6 +18,8 @@ from apps.flows.routing import ticket_route
 from apps.orchestrator import services as routing
 from apps.orchestrator.models import RoutingDecision, RoutingRule
 from apps.orchestrator.services import RoutedTicket
+from apps.pools.presence import agent_presence_connect
+from apps.pools.services import pool_membership_set
 from apps.review.models import ReviewItem
 from apps.tickets.models import Ticket
 from apps.tickets.services import ticket_message_post
@@ -126,28 +130,59 @@ def test_a_run_reads_the_prompt_the_model_version_and_the_text_without_compiling
     assert not read_once & set(compiled), compiled
 
 
-def test_a_run_to_review_compiles_nothing_while_it_holds_the_write_lock():
-    """Inside the run's transaction (SQLite's one write lock, which every customer's message
-    waits for) the ticket, its decision, its status event and its review item are written with
-    statements written once (apps/core/sql.py), as they are read."""
-    ticket = ticket_waiting("My card was charged twice")
-    compiled: list[str] = []
+@contextlib.contextmanager
+def compiled_in_transaction() -> Iterator[list[str]]:
+    """The statements the ORM compiles inside the first transaction begun in the block (a
+    routing run's: its lease was taken in autocommit before it), filled in at the block's end.
+    A listener's own transaction after the commit (the desk gathers the agent's context) is
+    not the run's."""
+    marks: list[tuple[int, str]] = []
     compilers = [SQLCompiler, SQLInsertCompiler, SQLUpdateCompiler]
     originals = {klass: klass.as_sql for klass in compilers}
 
     def recorder(klass):
         def as_sql(compiler, *args, **kwargs):
-            if connection.in_atomic_block:
-                compiled.append(f"{klass.__name__} {compiler.query.model.__name__}")
+            marks.append((len(connection.queries_log), compiler.query.model.__name__))
             return originals[klass](compiler, *args, **kwargs)
 
         return as_sql
 
-    with contextlib.ExitStack() as patches:
+    inside: list[str] = []
+    with CaptureQueriesContext(connection) as queries, contextlib.ExitStack() as patches:
         for klass in compilers:
             patches.enter_context(mock.patch.object(klass, "as_sql", recorder(klass)))
+        yield inside
+    sqls = [query["sql"] for query in queries.captured_queries]
+    begin = next(i for i, sql in enumerate(sqls) if sql.startswith("BEGIN"))
+    commit = next(i for i, sql in enumerate(sqls) if i > begin and sql == "COMMIT")
+    inside += [
+        name for position, name in marks if begin < position - queries.initial_queries <= commit
+    ]
+
+
+def test_a_run_to_review_compiles_nothing_while_it_holds_the_write_lock():
+    """Inside the run's transaction (SQLite's one write lock, which every customer's message
+    waits for) the ticket, its decision, its status event and its review item are written with
+    statements written once (apps/core/sql.py), as they are read."""
+    ticket = ticket_waiting("My card was charged twice")
+    with compiled_in_transaction() as compiled:
         ticket_route(ticket=ticket)
     ticket.refresh_from_db()
     assert ticket.status == Ticket.Status.IN_REVIEW
     assert ReviewItem.objects.filter(ticket=ticket, status="open").count() == 1
     assert compiled == []
+
+
+def test_a_run_to_a_queue_with_an_agent_online_compiles_nothing_in_its_transaction(pools):  # noqa: F811
+    """The same for a ticket a rule sends to a pool whose online agent takes it at once: the
+    queue, the activity log, the agents and their load, the waiting tickets, the assignment."""
+    agent = User.objects.create_user("ann", password="pw", is_staff=True)
+    pool_membership_set(user=agent, pools=[pools["billing"]])
+    agent_presence_connect(user=agent)
+    RoutingRule.objects.create(name="invoice", pattern="invoice", pool=pools["billing"])
+    ticket = ticket_waiting("Where is my invoice?")
+    with compiled_in_transaction() as compiled:
+        ticket_route(ticket=ticket)
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.assignee) == (Ticket.Status.ASSIGNED, agent)
+    assert compiled == [], "\n".join(compiled)

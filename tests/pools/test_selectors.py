@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.chat.models import Message
 from apps.chat.services import conversation_create
@@ -12,11 +14,11 @@ from apps.desk.models import CannedReply
 from apps.desk.selectors import canned_reply_list
 from apps.flows.demo import DEFAULT_POOLS
 from apps.flows.messages import message_post
-from apps.pools.models import Pool
+from apps.pools.models import AgentProfile, Pool
 from apps.pools.presence import agent_presence_connect
 from apps.pools.selectors import (
     agent_load,
-    pool_agents,
+    pool_agents_online,
     pool_list_for_user,
     queue_counts,
     ticket_can_access,
@@ -172,14 +174,21 @@ def test_agent_load_counts_assigned_tickets_of_every_pool(pools):
     assert agent_load(user_ids=[ann.pk, bob.pk]) == {ann.pk: 2}
 
 
-def test_pool_agents_are_its_active_staff_members(pools):
+def test_pool_agents_online_are_its_active_staff_members_who_are_online(pools):
     ann = staff("ann", pools=[pools["billing"]])
     staff("tom", pools=[pools["technical"]])
+    staff("off", pools=[pools["billing"]])  # never connected: offline
     gone = staff("gone", pools=[pools["billing"]])
-    User.objects.filter(pk=gone.pk).update(is_active=False)
     demoted = staff("dem", pools=[pools["billing"]])
+    for user in User.objects.all():
+        agent_presence_connect(user=user)
+    User.objects.filter(pk=gone.pk).update(is_active=False)
     User.objects.filter(pk=demoted.pk).update(is_staff=False)
-    assert [profile.user for profile in pool_agents(pool=pools["billing"])] == [ann]
+    AgentProfile.objects.filter(user__username="off").update(presence="offline", sockets=0)
+    with CaptureQueriesContext(connection) as queries:
+        agents = pool_agents_online(pool=pools["billing"], lock=True)
+    assert [profile.user for profile in agents] == [ann]
+    assert len(queries) == 3  # memberships, online profiles, their users: no join compiled
 
 
 def test_queue_counts_show_the_users_pools_presence_breaches_and_own_tickets(pools):
