@@ -13,12 +13,14 @@ did the same but looked the converters and columns up again on every run.
 `rows_update` saves a few fields of many rows with one UPDATE run once per row (`executemany`:
 one SQLite call, one PostgreSQL pipeline); `bulk_update`'s CASE of one WHEN per row cost 0.29 ms
 of ORM work per row (58.7 ms for 200 conversations, against 1.1-1.7 ms this way, in-process).
-`row_save` is `save()` for one row that way: a routing run's writes hold SQLite's one write
-lock, and every customer's message waits for it.
+`rows_insert` is `bulk_create` with its INSERT written once per number of rows, and `row_save`
+is `save()` for one row as one UPDATE: a routing run's transaction holds SQLite's one write
+lock, which every customer's message waits for; with these it compiles nothing.
 
 Only names from the models' metadata, quoted by the database's own rules, go into a statement;
-every value is a parameter, prepared by its field as the ORM prepares it. Kept for the reads
-measured to matter on those paths (plain conditions, no joins); everything else stays ORM.
+every value is a parameter, prepared by its field as the ORM prepares it. Kept for the
+statements measured to matter on those paths (plain conditions, no joins, models without signal
+receivers); everything else stays ORM.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
