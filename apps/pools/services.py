@@ -123,7 +123,7 @@ def ticket_queue(
     "wrong pool". The SLA clock starts when the ticket first reaches a queue and is not
     restarted by a move.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see ticket_status_set
         previous_pool_id, previous_assignee_id = ticket.pool_id, ticket.assignee_id
         previous_pool_slug = ticket.pool.slug if ticket.pool is not None else None
         now = timezone.now()
@@ -225,7 +225,7 @@ def pool_assign_waiting(
     pools sharing an agent cannot both fill their last slot.
     """
     assigned: list[int] = []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see ticket_status_set
         rows_where(Pool, [("id", "=", pool.pk)], columns=["id"], lock=True)  # every routed ticket
         agents = selectors.pool_agents_online(pool=pool, lock=True)
         if not agents:

@@ -231,7 +231,9 @@ def ticket_status_set(
 ) -> Ticket:
     """Move a ticket to `status`, saving the other fields the caller set on it (its pool, say), and
     tell the conversation's participants and the desks that list it."""
-    with transaction.atomic():
+    # No savepoint when the caller's transaction is open (a routing run's, a queue's): nothing
+    # recovers from half a status change, and each savepoint is two statements under the lock.
+    with transaction.atomic(savepoint=False):
         locked = conversation_lock(ticket.conversation_id)
         ticket.status = status
         ticket.resolved_at = timezone.now() if status == Ticket.Status.RESOLVED else None

@@ -186,3 +186,21 @@ def test_a_run_to_a_queue_with_an_agent_online_compiles_nothing_in_its_transacti
     ticket.refresh_from_db()
     assert (ticket.status, ticket.assignee) == (Ticket.Status.ASSIGNED, agent)
     assert compiled == [], "\n".join(compiled)
+
+
+def test_a_run_to_a_queue_sets_no_savepoint_in_its_transaction(pools):  # noqa: F811
+    """Queueing, a status change and an assignment run inside the run's transaction without
+    savepoints of their own (two statements each, under SQLite's one write lock)."""
+    agent = User.objects.create_user("ann", password="pw", is_staff=True)
+    pool_membership_set(user=agent, pools=[pools["billing"]])
+    agent_presence_connect(user=agent)
+    RoutingRule.objects.create(name="invoice", pattern="invoice", pool=pools["billing"])
+    ticket = ticket_waiting("Where is my invoice?")
+    with CaptureQueriesContext(connection) as queries:
+        ticket_route(ticket=ticket)
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.Status.ASSIGNED
+    sqls = [query["sql"] for query in queries.captured_queries]
+    begin = next(i for i, sql in enumerate(sqls) if sql.startswith("BEGIN"))
+    commit = sqls.index("COMMIT", begin)
+    assert not [sql for sql in sqls[begin:commit] if sql.startswith("SAVEPOINT")]
