@@ -40,7 +40,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,8 @@ class Tally:
 
     timings: list[float]
     sent: int = 0
+    # The round trip of the customer's first message, which opens the ticket and starts routing.
+    opening: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Row:
     timings: list[float]
     seconds: float
     sent: int
+    opening: list[float] = field(default_factory=list)  # chat rows: each first message's
 
     @property
     def rate(self) -> float:
@@ -143,6 +146,8 @@ async def chat_customer(
                             raise RuntimeError(f"server refused a message: {frame}")
                         if frame.get("client_id") == client_id:
                             tally.timings.append((time.perf_counter() - sent) * 1000)
+                            if n == 0:
+                                tally.opening.append(tally.timings[-1])
                             break
             except TimeoutError:
                 return tally  # counted as lost: sent but never seen back
@@ -175,7 +180,7 @@ async def echo_customer(base: str, messages: int, start: asyncio.Event, think: f
 
 async def run_load(
     make_customer: Callable[[asyncio.Event], Coroutine[Any, Any, Tally]], customers: int
-) -> tuple[list[float], float, int]:
+) -> tuple[list[Tally], float]:
     start = asyncio.Event()
     tasks = [asyncio.create_task(make_customer(start)) for _ in range(customers)]
     await asyncio.sleep(0.5)  # let every socket connect before the clock starts
@@ -183,19 +188,30 @@ async def run_load(
     start.set()
     results = await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - began
-    return [t for r in results for t in r.timings], elapsed, sum(r.sent for r in results)
+    return results, elapsed
+
+
+def tallied_row(name: str, path: str, tallies: list[Tally], elapsed: float) -> Row:
+    return Row(
+        name,
+        path,
+        [t for tally in tallies for t in tally.timings],
+        elapsed,
+        sum(tally.sent for tally in tallies),
+        [t for tally in tallies for t in tally.opening],
+    )
 
 
 def chat_row(name: str, base: str, customers: int, messages: int, think: float) -> Row:
     with ThreadPoolExecutor(16) as pool:
         conversations = list(pool.map(create_conversation, [base] * customers))
     iterator = iter(conversations)
-    timings, elapsed, sent = asyncio.run(
+    tallies, elapsed = asyncio.run(
         run_load(
             lambda start: chat_customer(base, next(iterator), messages, start, think), customers
         )
     )
-    return Row(name, "chat", timings, elapsed, sent)
+    return tallied_row(name, "chat", tallies, elapsed)
 
 
 def echo_row(
@@ -210,12 +226,12 @@ def echo_row(
     )
     try:
         echo.start()
-        timings, elapsed, sent = asyncio.run(
+        tallies, elapsed = asyncio.run(
             run_load(lambda start: echo_customer(echo.url, messages, start, think), customers)
         )
     finally:
         echo.stop()
-    return Row(name, "echo", timings, elapsed, sent)
+    return tallied_row(name, "echo", tallies, elapsed)
 
 
 def embedded_rows(
@@ -285,6 +301,19 @@ def target_line(chat: Row, echo: Row, think_ms: float) -> str:
     )
 
 
+def opening_line(chat: Row) -> str:
+    """The first messages apart from the others: each opens a ticket and starts its routing in
+    the same server, so in a paced run they are where the chat's tail comes from."""
+    later = list(chat.timings)
+    for t in chat.opening:
+        later.remove(t)
+    return (
+        f"{chat.server} chat: first messages (each opens a ticket, routed meanwhile) p50 "
+        f"{percentile(chat.opening, 0.5):.1f} / p95 {percentile(chat.opening, 0.95):.1f} ms; "
+        f"the others p50 {percentile(later, 0.5):.1f} / p95 {percentile(later, 0.95):.1f} ms"
+    )
+
+
 def main() -> None:
     # A plain `kill` unwinds like Ctrl-C: every server started so far is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -351,6 +380,9 @@ def main() -> None:
         )
     for chat, echo in pairs:
         print(target_line(chat, echo, args.think_ms))
+    for row in rows:
+        if row.path == "chat" and row.opening and args.messages > 1:
+            print(opening_line(row))
     if args.stack and len(pairs) > 1:
         one, two = pairs[0][0], pairs[1][0]
         note = " (paced: both carry the offered load; compare in a burst)" if think else ""

@@ -44,6 +44,13 @@ def test_chat_roundtrip_prints_its_table_and_target_and_every_message_comes_back
     assert re.search(
         r"^burst: chat msg/s = [\d.]+% of echo's \(target >= 20%\): (not )?met", out, re.M
     )
+    # The first messages (each opens a ticket) apart from the others, after the target line.
+    assert re.search(
+        r"^uvicorn chat: first messages .* p50 [\d.]+ / p95 [\d.]+ ms; "
+        r"the others p50 [\d.]+ / p95 [\d.]+ ms$",
+        out,
+        re.M,
+    ), out
 
 
 def test_routing_overhead_prints_its_figures_and_routes_every_ticket_once_by_the_model():
