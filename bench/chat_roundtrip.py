@@ -9,6 +9,9 @@ across noisy machines. After the table come issue 14's target lines, from the ro
 - burst (`--think-ms 0`): chat msg/s as a share of the echo's (target >= 20%);
 - paced (`--think-ms` > 0): chat p95 as a multiple of the echo's p95 (target <= 10x).
 
+Then, for each chat row, its first messages apart from the others: each opens a ticket whose
+routing runs in the same server meanwhile, and in a paced run they are the chat's tail.
+
 Embedded profile (default): one server process, SQLite, the in-memory channel layer; uvicorn
 only unless `--servers uvicorn,daphne` (the choice of server is made: docs/benchmarks.md).
 
