@@ -129,7 +129,8 @@ def rows_update(
 def rows_insert(instances: Sequence[M]) -> list[M]:
     """Insert new instances of one model as `bulk_create` does (every field's `pre_save` for an
     addition: `auto_now_add` timestamps; an auto-incremented key read back into each instance)
-    with a statement written once per number of rows. No signal is sent, as with bulk_create;
+    with a statement written once per number of rows (on PostgreSQL, several rows go as one
+    array a column, bulk_create's form there). No signal is sent, as with bulk_create;
     the model has no parent model; related objects are saved (their keys are taken as set)."""
     if not instances:
         return []
@@ -142,12 +143,17 @@ def rows_insert(instances: Sequence[M]) -> list[M]:
         chunk = instances[start : start + batch]
         for instance in chunk:  # a related object saved since it was set: its key, as bulk_create
             instance._prepare_related_fields_for_save(operation_name="rows_insert")  # type: ignore[attr-defined]
-        params = [
-            field.get_db_prep_save(field.pre_save(instance, True), connection)
+        values = [
+            [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
             for instance in chunk
-            for field in fields
         ]
-        sql = _insert_statement(model, len(chunk), connection.vendor)
+        arrays = len(chunk) > 1 and connection.vendor == "postgresql"
+        params: list[Any] = (
+            [list(column) for column in zip(*values, strict=True)]
+            if arrays
+            else [value for row in values for value in row]
+        )
+        sql = _insert_statement(model, 0 if arrays else len(chunk), connection.vendor)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             keys = cursor.fetchall() if returned is not None else []
@@ -171,15 +177,28 @@ def _inserted(model: type[Model]) -> "tuple[list[Field[Any, Any]], Field[Any, An
 
 @lru_cache(maxsize=512)
 def _insert_statement(model: type[Model], rows: int, vendor: str) -> str:
+    return insert_statement(model, rows, db=connection)
+
+
+def insert_statement(model: type[Model], rows: int, *, db: BaseDatabaseWrapper) -> str:
+    """The INSERT `rows_insert` runs for `rows` rows on `db`'s database; 0: one array a column
+    (PostgreSQL's `UNNEST`, bulk_create's form there for several rows: one statement, planned
+    once, for any number of rows), its parameters the columns' values."""
     fields, returned = _inserted(model)
-    quote = connection.ops.quote_name
-    values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * rows)
+    quote = db.ops.quote_name
+    if rows:
+        source = "VALUES " + ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * rows)
+    else:
+        # As bulk_create: the column's type without its length (varchar[], not varchar(50)[]).
+        types = [str(field.db_type(db)).split("(")[0] for field in fields]
+        arrays = ", ".join(f"(%s)::{kind}[]" for kind in types)
+        source = f"SELECT * FROM UNNEST({arrays})"  # noqa: S608 (types from the model's fields)
     sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608
-        f"({', '.join(quote(field.column) for field in fields)}) VALUES {values}"
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(field.column) for field in fields)}) {source}"
     )
     if returned is not None:
-        assert connection.features.can_return_rows_from_bulk_insert, vendor
+        assert db.features.can_return_rows_from_bulk_insert, db.vendor
         sql += f" RETURNING {quote(returned.column)}"
     return sql
 

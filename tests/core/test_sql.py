@@ -12,7 +12,15 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.chat.models import Conversation, ConversationEvent, Message
 from apps.chat.services import conversation_create
-from apps.core.sql import Condition, row_save, rows_insert, rows_update, rows_where, statement
+from apps.core.sql import (
+    Condition,
+    insert_statement,
+    row_save,
+    rows_insert,
+    rows_update,
+    rows_where,
+    statement,
+)
 from apps.tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
@@ -237,3 +245,18 @@ def test_a_row_save_of_named_fields_writes_only_those():
     row_save(ticket, fields=["routing_lease_owner"])
     stored = Ticket.objects.get(pk=ticket.pk)
     assert (stored.status, stored.routing_lease_owner) == ("routing", "run-1")
+
+
+def test_several_rows_go_to_postgresql_as_one_array_a_column_as_bulk_create_sends_them():
+    """One statement for any number of rows there (planned once), each column cast to its
+    type's array without its length; one row, and SQLite, take a VALUES list."""
+    postgres = PostgresWrapper({"NAME": "x", "USER": "", "PASSWORD": "", "HOST": "", "PORT": ""})
+    assert insert_statement(ConversationEvent, 0, db=postgres) == (
+        'INSERT INTO "chat_conversationevent" ("conversation_id", "seq", "type", "payload", '
+        '"created_at") SELECT * FROM UNNEST((%s)::uuid[], (%s)::bigint[], (%s)::varchar[], '
+        '(%s)::jsonb[], (%s)::timestamp with time zone[]) RETURNING "id"'
+    )
+    assert insert_statement(ConversationEvent, 2, db=connection) == (
+        'INSERT INTO "chat_conversationevent" ("conversation_id", "seq", "type", "payload", '
+        '"created_at") VALUES (%s, %s, %s, %s, %s), (%s, %s, %s, %s, %s) RETURNING "id"'
+    )
