@@ -82,10 +82,8 @@ def create_conversation(base: str) -> dict:
 class Tally:
     """One customer's messages: round trips of those that came back, and how many were sent."""
 
-    timings: list[float]
+    timings: list[float]  # in the order sent: a customer stops at its first message lost
     sent: int = 0
-    # The round trip of the customer's first message, which opens the ticket and starts routing.
-    opening: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -97,7 +95,9 @@ class Row:
     timings: list[float]
     seconds: float
     sent: int
-    opening: list[float] = field(default_factory=list)  # chat rows: each first message's
+    # Each customer's first round trip (a chat's opens its ticket) and the others, apart.
+    first: list[float] = field(default_factory=list)
+    later: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -149,8 +149,6 @@ async def chat_customer(
                             raise RuntimeError(f"server refused a message: {frame}")
                         if frame.get("client_id") == client_id:
                             tally.timings.append((time.perf_counter() - sent) * 1000)
-                            if n == 0:
-                                tally.opening.append(tally.timings[-1])
                             break
             except TimeoutError:
                 return tally  # counted as lost: sent but never seen back
@@ -201,7 +199,8 @@ def tallied_row(name: str, path: str, tallies: list[Tally], elapsed: float) -> R
         [t for tally in tallies for t in tally.timings],
         elapsed,
         sum(tally.sent for tally in tallies),
-        [t for tally in tallies for t in tally.opening],
+        [t for tally in tallies for t in tally.timings[:1]],
+        [t for tally in tallies for t in tally.timings[1:]],
     )
 
 
@@ -307,12 +306,10 @@ def target_line(chat: Row, echo: Row, think_ms: float) -> str:
 def opening_line(chat: Row) -> str:
     """The first messages apart from the others: each opens a ticket and starts its routing in
     the same server, so in a paced run they are where the chat's tail comes from."""
-    later = list(chat.timings)
-    for t in chat.opening:
-        later.remove(t)
+    first, later = chat.first, chat.later
     return (
         f"{chat.server} chat: first messages (each opens a ticket, routed meanwhile) p50 "
-        f"{percentile(chat.opening, 0.5):.1f} / p95 {percentile(chat.opening, 0.95):.1f} ms; "
+        f"{percentile(first, 0.5):.1f} / p95 {percentile(first, 0.95):.1f} ms; "
         f"the others p50 {percentile(later, 0.5):.1f} / p95 {percentile(later, 0.95):.1f} ms"
     )
 
@@ -384,7 +381,7 @@ def main() -> None:
     for chat, echo in pairs:
         print(target_line(chat, echo, args.think_ms))
     for row in rows:
-        if row.path == "chat" and row.opening and args.messages > 1:
+        if row.path == "chat" and row.first and row.later:
             print(opening_line(row))
     if args.stack and len(pairs) > 1:
         one, two = pairs[0][0], pairs[1][0]

@@ -158,7 +158,6 @@ def rows_insert(instances: Sequence[M]) -> list[M]:
             cursor.execute(sql, params)
             keys = cursor.fetchall() if returned is not None else []
         if returned is not None:
-            assert len(keys) == len(chunk)
             for instance, (key,) in zip(chunk, keys, strict=True):
                 setattr(instance, returned.attname, key)
         for instance in chunk:

@@ -54,10 +54,10 @@ def rule_list_active(*, pools: Sequence[Pool] | None = None) -> list[RoutingRule
     the active pools, when the caller has read them already)."""
     by_id = {pool.pk: pool for pool in (routing_pools() if pools is None else pools)}
     rules = rows_where(RoutingRule, [("active", "=", True)], order_by=["-priority", "id"])
-    for rule in rules:
-        if rule.pool_id in by_id:
-            rule.pool = by_id[rule.pool_id]
-    return [rule for rule in rules if rule.pool_id in by_id]
+    active = [rule for rule in rules if rule.pool_id in by_id]
+    for rule in active:
+        rule.pool = by_id[rule.pool_id]
+    return active
 
 
 def local_tier_active() -> LocalTier | None:
