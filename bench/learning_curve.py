@@ -13,7 +13,8 @@ pool") with probability --catch-rate. Every --check-every tickets (the period of
 `router_retrain_when_due_task`) `model_version_retrain_when_due` retrains when enough labels
 arrived since the last retraining, as the product does; with --retrain-every N,
 `model_version_retrain` runs every N tickets instead (the schedule before issue 15). A retraining
-trains a candidate from those labels (and the LLM's confident decisions, distilled), gives pools
+trains a candidate from those labels (and the LLM's confident decisions, distilled, and the local
+tier's routes nobody moved), gives pools
 thresholds of their own, and the gate activates it or not. The local model starts from
 --per-intent-seed-examples examples per intent of CLINC `train` (0: no local model at first); the
 stream is `test` + `val` (in scope), shuffled by --seed. The data is read where it lies
@@ -22,7 +23,7 @@ stream is `test` + `val` (in scope), shuffled by --seed. The data is read where 
     .venv/bin/python bench/learning_curve.py [--tickets 5000] [--check-every 25]
         [--retrain-every 0]
         [--llm-accuracy 0.9] [--per-intent-seed-examples 2] [--window 1000] [--seed 0]
-        [--catch-rate 0.8] [--audit-share 0.02] [--distill-weight W]
+        [--catch-rate 0.8] [--audit-share 0.02] [--distill-weight W] [--unmoved-weight W]
         [--target-misroute-rate R] [--holdout-share 0.3]
 
 Printed per window of tickets and in total: the LLM-call share (tickets with at least one LLM or
@@ -366,7 +367,8 @@ def print_retrains(events: Sequence[RetrainEvent]) -> None:
     print(
         f"{'after':>6} {'version':>7} {'gate':>10} {'held-out':>8} {'cand acc/Brier':>15} "
         f"{'active acc/Brier':>17} {'threshold':>10} {'auto@thr':>8} {'human':>6} "
-        f"{'distilled':>9} {'train s':>7} {'fs floor':>8} {'fs pools':>8} {'fs auto':>7}"
+        f"{'distilled':>9} {'train s':>7} {'fs floor':>8} {'fs pools':>8} {'fs auto':>7} "
+        f"{'unmoved':>7}"
     )
     for event in events:
         r = event.result
@@ -389,7 +391,7 @@ def print_retrains(events: Sequence[RetrainEvent]) -> None:
             f"{threshold['value']:>9.4f}{' ' if threshold['met'] else '*'} "
             f"{100 * threshold['auto_routed_share']:>7.1f}% "
             f"{labels.get('human', 0):>6} {labels.get('distilled', 0):>9} {event.seconds:>7.1f}"
-            f"{fast_start_figures(r.metrics.get('pools'))}"
+            f"{fast_start_figures(r.metrics.get('pools'))} {labels.get('unmoved', 0):>7}"
         )
     if any(e.result.version and not e.result.metrics["threshold"]["met"] for e in events):
         print("* no threshold met the target misroute rate on people's labels (1.0 is used)")
@@ -478,6 +480,9 @@ def main() -> None:
         "--distill-weight", type=float, default=None, help="default: ROUTER_DISTILL_WEIGHT"
     )
     parser.add_argument(
+        "--unmoved-weight", type=float, default=None, help="default: ROUTER_UNMOVED_WEIGHT"
+    )
+    parser.add_argument(
         "--target-misroute-rate",
         type=float,
         default=None,
@@ -525,6 +530,11 @@ def main() -> None:
                 if args.distill_weight is None
                 else {"ROUTER_DISTILL_WEIGHT": args.distill_weight}
             ),
+            **(
+                {}
+                if args.unmoved_weight is None
+                else {"ROUTER_UNMOVED_WEIGHT": args.unmoved_weight}
+            ),
         ),
     ):
         from django.conf import settings
@@ -552,8 +562,8 @@ def main() -> None:
                 if args.retrain_every
                 else f"retrain when due (checked every {args.check_every})"
             )
-            + f" (distill weight "
-            f"{settings.ROUTER_DISTILL_WEIGHT}, target misroute rate "
+            + f" (distill weight {settings.ROUTER_DISTILL_WEIGHT}, unmoved weight "
+            f"{settings.ROUTER_UNMOVED_WEIGHT}, target misroute rate "
             f"{target:.0%}, "
             f"held-out share {args.holdout_share}), seed {args.seed}",
             flush=True,

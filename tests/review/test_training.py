@@ -35,7 +35,7 @@ from apps.review.models import ReviewItem, RoutingLabel, TrainingExample
 from apps.review.services import review_item_resolve
 from apps.review.tasks import router_retrain_task, router_retrain_when_due_task
 from apps.review.training.examples import training_base
-from apps.review.training.labels import DISTILLED, label_held_out, training_labels
+from apps.review.training.labels import DISTILLED, UNMOVED, label_held_out, training_labels
 from apps.review.training.prompt_examples import prompt_examples_gather
 from apps.review.training.retrain import (
     _gate,
@@ -221,6 +221,44 @@ def test_review_verdicts_reroutes_and_confident_llm_decisions_become_weighted_la
     assert confident.pk not in {label.ticket_id for label in training_labels()}
 
 
+def test_the_local_tiers_routes_nobody_moved_become_weighted_labels_and_a_move_replaces_them(
+    local_model, pools, root, settings
+):
+    settings.ROUTER_UNMOVED_WEIGHT = 0.2
+    kept = open_ticket("I can't log in, it says my password is wrong")
+    moved = open_ticket("The page crashes whenever I upload a file")
+    for ticket in (kept, moved):  # the seed model routes plain words itself
+        assert (local_decision(ticket).action, ticket.status) == ("route", Ticket.Status.QUEUED)
+    ticket_reroute(ticket=moved, actor=root, pool=pools["billing"], reason="it is about a bill")
+    to_review = open_ticket("zorbit hub blinks orange twice")
+    assert (local_decision(to_review).action, to_review.status) == ("review", "in_review")
+
+    labels = {label.ticket_id: label for label in training_labels()}
+
+    # The local tier's decision that routed nothing is no label.
+    assert set(labels) == {kept.pk, moved.pk}
+    assert (labels[kept.pk].label, labels[kept.pk].source, labels[kept.pk].weight) == (
+        "technical",
+        UNMOVED,
+        0.2,
+    )
+    assert not labels[kept.pk].from_people
+    # The agent's move is a person's label, and it wins over the route it corrected.
+    assert (labels[moved.pk].label, labels[moved.pk].source, labels[moved.pk].weight) == (
+        "billing",
+        "reroute",
+        1.0,
+    )
+    assert labels[moved.pk].from_people
+    # The router prompt's examples are people's: the local tier's own routes are not among them.
+    labelled, _ = prompt_examples_gather(pools={"billing", "technical", "refund"})
+    assert ("The page crashes whenever I upload a file", "billing") in labelled
+    assert not any(text == labels[kept.pk].text for text, _ in labelled)
+
+    settings.ROUTER_UNMOVED_WEIGHT = 0
+    assert {label.ticket_id for label in training_labels()} == {moved.pk}
+
+
 def test_sample_weights_leave_unweighted_training_unchanged_and_count_less():
     texts, labels = [t for t, _ in seed_examples()], [p for _, p in seed_examples()]
     plain = LocalClassifier.train(texts=texts, labels=labels)
@@ -364,8 +402,8 @@ def test_a_candidate_that_learns_a_new_phrasing_is_activated_and_the_local_tier_
 def test_a_worse_candidate_stays_inactive_with_its_metrics_and_the_active_model_unchanged(
     local_model, label_rows
 ):
-    # Every label outside the held-out slice names a wrong pool.
-    label_rows(PLAIN * 3, flip_train=True)
+    # Every label outside the held-out slice names a wrong pool; 30 or more are held out.
+    label_rows(PLAIN * 8, flip_train=True)
 
     result = model_version_retrain()
 
@@ -382,6 +420,7 @@ def test_a_worse_candidate_stays_inactive_with_its_metrics_and_the_active_model_
     assert "less accurate than the active model" in metrics["gate"]["reason"]
     assert metrics["candidate"]["accuracy"] < metrics["active"]["accuracy"]
     assert metrics["candidate"]["n"] == metrics["active"]["n"] == metrics["labels"]["holdout"]
+    assert metrics["labels"]["holdout"] >= 30
     assert version.note.startswith("retrain_router: kept inactive: less accurate")
 
 
@@ -458,8 +497,11 @@ def test_the_gate_wants_accuracy_and_brier_score_no_worse_than_the_active_models
     assert not passed
     assert why.startswith("worse calibrated than the active model: accuracy 0.800 vs 0.800")
     assert "Brier 0.150 vs 0.120" in why
-    # On a handful of held-out labels a Brier score is noise: accuracy alone decides.
-    assert _gate(evaluation(0.80, 0.150, n=5), evaluation(0.80, 0.120, n=5), local_model)[0]
+    # On fewer than 30 held-out labels one text decides either score: the candidate passes.
+    passed, why = _gate(evaluation(4 / 6, 0.450, n=6), evaluation(1.0, 0.100, n=6), local_model)
+    assert passed
+    assert why.startswith("6 held-out labels, too few to compare on: accuracy 0.667 vs 1.000")
+    assert not _gate(evaluation(0.80, 0.100, n=30), evaluation(0.85, 0.100, n=30), local_model)[0]
 
 
 # --- the base a retraining starts from -------------------------------------------------------
@@ -682,12 +724,13 @@ def test_the_command_prints_the_labels_both_evaluations_the_threshold_and_the_ve
     call_command("retrain_router", "--target-misroute", "0.05", stdout=out)
     text = out.getvalue()
     version = ModelVersion.objects.get(active=True)
-    assert "labels: 52 from people (reroute 0, review 52, audit 0), 0 distilled" in text
+    assert "labels: 52 from people (reroute 0, review 52, audit 0), 0 distilled, 0 unmoved" in text
     assert f"candidate v{version.pk}: accuracy" in text
     assert f"active v{local_model.pk}: accuracy" in text
     assert f"threshold {version.threshold:.3f}: misroutes" in text
     assert "(target 5.0%)" in text
-    assert f"model v{version.pk} activated: no worse than the active model" in text
+    held_out = version.metrics["labels"]["holdout"]
+    assert f"model v{version.pk} activated: {held_out} held-out labels, too few to compare" in text
 
 
 def test_the_command_prints_json_and_says_when_it_trained_nothing(local_model, label_rows):
@@ -720,6 +763,10 @@ def test_new_pools_with_few_labels_get_thresholds_of_their_own_where_their_preci
 ):
     settings.ROUTER_RETRAIN_MIN_LABELS = 10
     settings.ROUTER_FAST_START_MIN_ACCEPTED = 10
+    # 90%, not the default 96%: on 48 labels, half of them a coin flip, every pool's precision
+    # together is far below 96% at any threshold, and a pool's own is shrunk towards it.
+    settings.ROUTER_POOL_TARGET_PRECISION = 0.9
+    settings.ROUTER_FAST_START_PRECISION = 0.9
     for slug in ("zorbit", "krell", "plumo", "vantix"):
         pools[slug] = pool_upsert(slug=slug, name=slug.capitalize(), description=f"{slug} gadgets")
     # 12 labels each for two new pools whose words are their own, and 24 that people split at
@@ -754,6 +801,28 @@ def test_new_pools_with_few_labels_get_thresholds_of_their_own_where_their_preci
     passed = open_ticket("my plumo beacon flickers at dusk this evening")
     assert local_decision(passed).action == "pass"
     assert passed.status == Ticket.Status.IN_REVIEW
+
+
+def test_a_retraining_learns_from_the_local_tiers_unmoved_routes_and_scores_them_out_of_sample(
+    local_model, label_rows, settings
+):
+    label_rows(JARGON[:12])
+    plain = ("I can't log in, it says my password is wrong", "My card keeps getting declined")
+    routed = [open_ticket(text) for text in plain]
+    assert [local_decision(ticket).action for ticket in routed] == ["route", "route"]
+
+    result = model_version_retrain()
+
+    labels = result.metrics["labels"]
+    assert (labels["human"], labels["distilled"], labels["unmoved"]) == (12, 0, 2)
+    # Only people's labels are held out for the gate and the version's threshold; the unmoved
+    # routes train, and are scored by the fold model that did not see them for the pools' own.
+    assert labels["train"] + labels["holdout"] == 12
+    assert result.metrics["threshold"]["labels_scored"] == 12
+    assert result.metrics["pools"]["labels_scored"] == 14
+    version = result.version
+    assert version is not None
+    assert version.training_examples == len(seed_examples()) + labels["train"] + 2
 
 
 def test_retraining_is_due_when_the_labels_have_grown_enough_since_the_last_one(

@@ -14,7 +14,7 @@ from apps.orchestrator.prompts.services import prompt_version_activate, prompt_v
 from apps.pools.selectors import intent_pools, pool_list
 from apps.review.models import RoutingLabel
 from apps.review.training.examples import training_base
-from apps.review.training.labels import DISTILLED, training_labels
+from apps.review.training.labels import training_labels
 
 
 def prompt_examples_gather(
@@ -32,7 +32,7 @@ def prompt_examples_gather(
     labelled += [
         (label.text, label.label)
         for label in training_labels()
-        if label.source != DISTILLED and label.label in pools
+        if label.from_people and label.label in pools
     ]
     corrections = list(
         RoutingLabel.objects.filter(pool__slug__in=pools, previous_pool__isnull=False)

@@ -1,4 +1,5 @@
-"""Retrain the local router model from people's labels (and distilled LLM decisions)."""
+"""Retrain the local router model from people's labels (and distilled LLM decisions and the local
+tier's routes nobody moved)."""
 
 import json
 from typing import Any
@@ -64,7 +65,8 @@ def _summary(result: RetrainResult) -> str:
     labels = result.metrics["labels"]
     by_source = ", ".join(f"{source} {n}" for source, n in labels["by_source"].items())
     lines = [
-        f"labels: {labels['human']} from people ({by_source}), {labels['distilled']} distilled; "
+        f"labels: {labels['human']} from people ({by_source}), {labels['distilled']} distilled, "
+        f"{labels['unmoved']} unmoved local routes; "
         f"train {labels['train']}, held out {labels['holdout']}"
     ]
     if result.version is None:
