@@ -804,7 +804,7 @@ def test_new_pools_with_few_labels_get_thresholds_of_their_own_where_their_preci
 
 
 def test_a_retraining_learns_from_the_local_tiers_unmoved_routes_and_scores_them_out_of_sample(
-    local_model, label_rows, settings
+    local_model, label_rows
 ):
     label_rows(JARGON[:12])
     plain = ("I can't log in, it says my password is wrong", "My card keeps getting declined")
