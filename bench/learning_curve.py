@@ -14,11 +14,10 @@ pool") with probability --catch-rate. Every --check-every tickets (the period of
 arrived since the last retraining, as the product does; with --retrain-every N,
 `model_version_retrain` runs every N tickets instead (the schedule before issue 15). A retraining
 trains a candidate from those labels (and the LLM's confident decisions, distilled, and the local
-tier's routes nobody moved), gives pools
-thresholds of their own, and the gate activates it or not. The local model starts from
---per-intent-seed-examples examples per intent of CLINC `train` (0: no local model at first); the
-stream is `test` + `val` (in scope), shuffled by --seed. The data is read where it lies
-(../shared/data beside the checkout), never copied.
+tier's routes nobody moved), gives pools thresholds of their own, and the gate activates it or
+not. The local model starts from --per-intent-seed-examples examples per intent of CLINC `train`
+(0: no local model at first); the stream is `test` + `val` (in scope), shuffled by --seed. The
+data is read where it lies (../shared/data beside the checkout), never copied.
 
     .venv/bin/python bench/learning_curve.py [--tickets 5000] [--check-every 25]
         [--retrain-every 0]
