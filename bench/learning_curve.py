@@ -30,9 +30,10 @@ escalation call), the review share, the automatic decisions (routed without a pe
 accuracy against the true intent, the share decided by the local model and its accuracy, the
 local model's top-1 accuracy on every ticket it scored (whatever its confidence), the cost per
 ticket (the sum of RoutingDecision.cost_usd over the window's tickets), and the labels people
-gave; then what the active local model would have decided at fixed thresholds (0.9, 0.95,
-0.99), which separates what it learned from the threshold retraining chose; then every
-retraining and what the gate did; then issue 15's fast-start target on tickets 1-1,000
+gave; then what the active local model would have decided at fixed thresholds of its score
+(0.9, 0.95, 0.99; the margin over the runner-up, what its thresholds hold against), which
+separates what it learned from the threshold retraining chose; then every retraining and what
+the gate did; then issue 15's fast-start target on tickets 1-1,000
 (model-call share <= 60% at an automatic accuracy >= 94.4%), the local model's precision per
 pool there, and the active model's pools with thresholds of their own. Audit draws are
 seeded too (REVIEW_AUDIT_SEED), so a seed reproduces a run. A default run takes about 6-8
@@ -176,7 +177,8 @@ class Tally:
     local_top1: int = 0  # ... whose top label was the true intent, whatever the confidence
     cost: Decimal = Decimal(0)
     labels: dict[str, int] = field(default_factory=dict)
-    # The local model's (confidence, right) on every ticket it scored, "other" left out.
+    # The local model's (score, right) on every ticket it scored, "other" left out; the score
+    # is what its thresholds hold against (Prediction.score: its margin over the runner-up).
     scores: list[tuple[float, bool]] = field(default_factory=list)
     # Pool -> (tickets the local model routed there, rightly).
     local_pools: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -259,10 +261,13 @@ def ticket_run(
     scored = next((d for d in decisions if d.tier == Tier.LOCAL), None)
     if scored is not None:
         tally.local_ran = 1
-        label = json.loads(scored.raw_output).get("label")
+        output = json.loads(scored.raw_output)
+        label = output.get("label")
         tally.local_top1 = int(label == truth)
-        if label != OTHER and scored.confidence is not None:
-            tally.scores.append((scored.confidence, label == truth))
+        # What its thresholds hold against: the margin, or the confidence of an older model.
+        score = output.get("margin", scored.confidence)
+        if label != OTHER and score is not None:
+            tally.scores.append((score, label == truth))
     if ticket.status == Ticket.Status.QUEUED:
         assert ticket.pool is not None
         right = ticket.pool.slug == truth
@@ -335,7 +340,7 @@ def print_what_if(rows: Sequence[tuple[str, Tally]], thresholds: Sequence[float]
     for name, t in rows:
         cells = []
         for threshold in thresholds:
-            taken = [right for confidence, right in t.scores if confidence >= threshold]
+            taken = [right for score, right in t.scores if score >= threshold]
             cells.append(f"{share(len(taken), t.tickets)} / {share(sum(taken), len(taken))}")
         print(f"{name:>11} " + " ".join(f"{cell:>28}" for cell in cells))
 

@@ -31,7 +31,8 @@ class PipelineEvaluation:
     # (None without an active local model) ...
     full_coverage_accuracy: float | None = None
     # ... its threshold, and per predicted pool the precision of the texts it would route at
-    # the threshold (confidence >= it) and how many those are (`n`; precision None when 0).
+    # the threshold routing holds that pool to (score >= it: see Prediction.score) and how many
+    # those are (`n`; precision None when 0).
     local_threshold: float | None = None
     local_precision_at_threshold: dict[str, dict[str, float | int | None]] = field(
         default_factory=dict
@@ -131,10 +132,11 @@ def _local_figures(
     """The local model alone: accuracy at full coverage, precision per pool at its threshold."""
     if pipeline.local is None or not labelled:
         return None, {}
-    threshold = pipeline.local.threshold
     per_pool: dict[str, dict[str, float | int | None]] = {}
     for pool in sorted({truth for truth, _ in labelled} | {p.label for _, p in labelled}):
-        routed = [truth for truth, p in labelled if p.label == pool and p.confidence >= threshold]
+        # The threshold routing holds this pool to: the version's, or the pool's own if lower.
+        threshold = pipeline.local.threshold_for(pool)
+        routed = [truth for truth, p in labelled if p.label == pool and p.score >= threshold]
         per_pool[pool] = {
             "precision": routed.count(pool) / len(routed) if routed else None,
             "n": len(routed),

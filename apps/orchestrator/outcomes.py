@@ -80,6 +80,6 @@ class LocalTier:
     pool_thresholds: dict[str, float] = field(default_factory=dict)
 
     def threshold_for(self, label: str) -> float:
-        """The confidence at or above which the local tier decides `label`: the version's
-        threshold, or the pool's own when it is lower."""
+        """The score (Prediction.score) at or above which the local tier decides `label`: the
+        version's threshold, or the pool's own when it is lower."""
         return min(self.threshold, self.pool_thresholds.get(label, self.threshold))

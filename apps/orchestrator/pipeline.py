@@ -8,6 +8,7 @@ so a ticket is never dropped and never routed to a pool that is not active.
 
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -193,16 +194,7 @@ class RoutingPipeline:
             confidence=prediction.confidence,
             model=f"local-v{self.local.version.pk}",
             model_version=self.local.version,
-            raw_output=json.dumps(
-                {"label": prediction.label, "scores": prediction.scores}
-                if prediction.intent is None
-                else {
-                    "label": prediction.label,
-                    "scores": prediction.scores,
-                    "intent": prediction.intent,
-                    "intent_confidence": prediction.intent_confidence,
-                }
-            ),
+            raw_output=json.dumps(prediction.output()),
             latency_ms=_ms(started),
         )
         trail.append(draft)
@@ -210,8 +202,14 @@ class RoutingPipeline:
             label: score for label, score in prediction.scores.items() if label in self.pools
         }
         threshold = self.local.threshold_for(prediction.label)
-        if prediction.confidence < threshold:
-            draft.reason = f"below threshold {threshold:.2f}"
+        if prediction.score < threshold:
+            draft.reason = (
+                f"below threshold {threshold:.2f}"
+                if prediction.margin is None
+                # Cut, not rounded: a margin of 0.996 is not "1.00 below threshold 1.00".
+                else f"margin {math.floor(prediction.margin * 100) / 100:.2f} below threshold "
+                f"{threshold:.2f}"
+            )
             return None
         if prediction.label == OTHER:
             draft.action, draft.reason = Action.REVIEW, "no pool fits"

@@ -390,15 +390,16 @@ ROUTER_UNMOVED_WEIGHT = env_float("ROUTER_UNMOVED_WEIGHT", 0.3)
 # A fast start for new pools (docs/orchestrator.md): a retraining also gives a pool a threshold of
 # its own when, on labels predicted out of sample (people's and from decisions), its precision
 # shrunk towards every pool's (as if ROUTER_POOL_PRIOR_STRENGTH more texts had theirs) reaches
-# ROUTER_POOL_TARGET_PRECISION, at or above the lowest confidence where every pool's together
-# reach ROUTER_FAST_START_PRECISION on at least ROUTER_FAST_START_MIN_ACCEPTED texts. 0.96, above
-# the model tiers' own accuracy (about 95% on the benchmark), so routing locally does not lower
-# it; and above what the tier then does (93.6-97.0% on the benchmark's first 1,000 tickets): the
-# unmoved routes it is measured on count the mistakes nobody caught as right.
-ROUTER_POOL_TARGET_PRECISION = env_float("ROUTER_POOL_TARGET_PRECISION", 0.96)
+# ROUTER_POOL_TARGET_PRECISION, at or above the lowest margin (Prediction.score) where every
+# pool's together reach ROUTER_FAST_START_PRECISION on at least ROUTER_FAST_START_MIN_ACCEPTED
+# texts. 0.97, above the model tiers' own accuracy (about 95% on the benchmark), so routing
+# locally does not lower it; and above what the tier then does (95.7-97.3% on the benchmark's
+# first 1,000 tickets, docs/benchmarks.md): the unmoved routes it is measured on count the
+# mistakes nobody caught as right.
+ROUTER_POOL_TARGET_PRECISION = env_float("ROUTER_POOL_TARGET_PRECISION", 0.97)
 ROUTER_POOL_PRIOR_STRENGTH = env_float("ROUTER_POOL_PRIOR_STRENGTH", 5.0)
 ROUTER_POOL_MIN_SUPPORT = env_int("ROUTER_POOL_MIN_SUPPORT", 0)
-ROUTER_FAST_START_PRECISION = env_float("ROUTER_FAST_START_PRECISION", 0.96)
+ROUTER_FAST_START_PRECISION = env_float("ROUTER_FAST_START_PRECISION", 0.97)
 ROUTER_FAST_START_MIN_ACCEPTED = env_int("ROUTER_FAST_START_MIN_ACCEPTED", 20)
 # Retraining as soon as the labels have grown by ROUTER_RETRAIN_GROWTH of what the last one
 # learnt from (and by ROUTER_RETRAIN_NEW_LABELS at least): often while a deployment is new,

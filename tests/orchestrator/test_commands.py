@@ -151,6 +151,29 @@ def test_evaluate_router_json_gives_local_full_coverage_accuracy_and_precision_a
     assert "technical 0.500 (2)" in text.getvalue()
 
 
+def test_evaluate_router_gives_each_pool_s_precision_at_the_threshold_routing_holds_it_to(
+    pools, local_model, tmp_path
+):
+    # No threshold for the model as a whole, technical's own: the local tier routes technical
+    # only, and the figures say what it does.
+    ModelVersion.objects.filter(pk=local_model.pk).update(
+        threshold=1.0, pool_thresholds={"technical": 0.5}
+    )
+    rows = [
+        ("I forgot my password and cannot log in", "technical"),
+        ("The app crashes every time I upload a file", "billing"),  # labelled against the model
+        ("Please send me the invoice for March", "billing"),
+    ]
+    data = write_csv(tmp_path / "eval.csv", rows)
+    out = StringIO()
+    call_command("evaluate_router", "--data", str(data), "--json", stdout=out, stderr=StringIO())
+    result = json.loads(out.getvalue())
+    assert result["local_precision_at_threshold"] == {
+        "billing": {"precision": None, "n": 0},
+        "technical": {"precision": 0.5, "n": 2},
+    }
+
+
 def test_evaluate_router_without_a_local_model_has_no_local_figures(pools, tmp_path):
     data = write_csv(tmp_path / "eval.csv", [("Please send me the invoice", "billing")])
     out = StringIO()

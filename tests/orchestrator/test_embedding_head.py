@@ -67,11 +67,15 @@ def test_the_weight_with_the_best_held_out_accuracy_wins():
     assert set(accuracy_of) == {f"{0.1 * i:.1f}" for i in range(11)}
 
 
-def test_a_model_without_embeddings_writes_the_bytes_main_wrote():
+def test_a_model_without_embeddings_writes_the_bytes_main_wrote_but_for_its_margin():
     old = FORMAT1_ARTIFACT.read_bytes()
     retrained = LocalClassifier.train(
         texts=[t for t, _ in TINY], labels=[label for _, label in TINY], seed=0
     )
+    # A model trained now routes on its margin and says so; all else is as main wrote it.
+    assert retrained.to_bytes() != old
+    assert not LocalClassifier.from_bytes(old).routes_on_margin
+    retrained.routes_on_margin = False
     assert retrained.to_bytes() == old
     assert retrained.embedding_weight == 0.0
     assert retrained.embedding_report == {"embedding_weight": 0.0}

@@ -125,6 +125,54 @@ def test_serialised_model_round_trips_with_identical_predictions(seed_classifier
     assert loaded.to_bytes() == data
 
 
+def test_a_trained_model_routes_on_its_margin_over_the_runner_up(seed_classifier):
+    assert seed_classifier.routes_on_margin
+    for text, _ in HELD_OUT:
+        prediction = seed_classifier.predict(text)
+        top, second = list(prediction.scores.values())[:2]
+        assert prediction.margin == pytest.approx(top - second)
+        assert prediction.score == prediction.margin < prediction.confidence
+        assert seed_classifier.predict_many([text])[0].margin == pytest.approx(prediction.margin)
+
+
+def test_a_model_stored_before_margins_keeps_routing_on_its_confidence(seed_classifier):
+    # A model stored before had its thresholds chosen on its confidence; its bytes say nothing
+    # of margins, and it routes on its confidence as it did.
+    older = LocalClassifier.from_bytes(seed_classifier.to_bytes())
+    older.routes_on_margin = False
+    data = older.to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        meta = json.loads(np.load(archive.open("meta.npy")).tobytes())
+    assert set(meta) == {"format", "labels", "temperature", "vocabularies"}
+    loaded = LocalClassifier.from_bytes(data)
+    assert not loaded.routes_on_margin
+    prediction = loaded.predict("I forgot my password")
+    assert prediction.margin is None
+    assert prediction.score == prediction.confidence
+    assert prediction.confidence == seed_classifier.predict("I forgot my password").confidence
+    assert loaded.to_bytes() == data
+
+
+def test_thresholds_hold_against_the_margin_where_the_model_routes_on_it():
+    # Sure of billing but close to the runner-up (and wrong), against less sure of refund but
+    # far ahead of the rest (and right).
+    close = Prediction("billing", 0.9, {"billing": 0.9, "refund": 0.85}, margin=0.05)
+    clear = Prediction("refund", 0.6, {"refund": 0.6, "billing": 0.1}, margin=0.5)
+    truths = ["refund", "refund"]
+    assert threshold_for_precision([close, clear], truths, target_precision=1.0) == 0.5
+    assert pool_thresholds(
+        [close, clear],
+        truths,
+        pools=["billing", "refund"],
+        floor=math.inf,
+        target_precision=1.0,
+        prior_strength=0,
+    ) == {"refund": 0.5}
+    # On the confidence alone the wrong one ranks first, and no threshold is right every time.
+    as_before = [prediction("billing", 0.9), prediction("refund", 0.6)]
+    assert threshold_for_precision(as_before, truths, target_precision=1.0) == math.inf
+
+
 def test_from_bytes_refuses_data_that_is_not_a_model(seed_classifier):
     with pytest.raises(ValueError, match="not a serialised local model"):
         LocalClassifier.from_bytes(b"definitely not a model")
@@ -374,7 +422,8 @@ def test_a_model_of_pools_keeps_its_format_and_gives_no_intent(seed_classifier):
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         meta = json.loads(np.load(archive.open("meta.npy")).tobytes())
     assert meta["format"] == "supportdesk-local-model/1"
-    assert set(meta) == {"format", "labels", "temperature", "vocabularies"}
+    assert set(meta) == {"format", "labels", "temperature", "vocabularies", "routes_on"}
+    assert meta["routes_on"] == "margin"
     assert seed_classifier.intents == {}
     prediction = LocalClassifier.from_bytes(data).predict("I forgot my password")
     assert (prediction.label, prediction.intent, prediction.intent_confidence) == (

@@ -1,6 +1,8 @@
 """The routing pipeline through the real anthropic SDK against the Messages API stand-in."""
 
 import json
+import math
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from apps.chat.models import Message
 from apps.chat.services import conversation_create
 from apps.flows.messages import message_post
 from apps.flows.routing import ticket_route
+from apps.orchestrator.local_model import LocalClassifier
 from apps.orchestrator.models import RoutingDecision, RoutingRule
 from apps.pools.models import Intent
 from apps.tickets.models import Ticket
@@ -377,7 +380,34 @@ def test_a_pool_threshold_of_its_own_lets_the_local_model_route_that_pool_only(
     llm.enqueue(route_reply("billing", 0.95))
     ticket, decisions = route("Can I get a copy of last month's invoice?")
     local = next(d for d in decisions if d.tier == Tier.LOCAL)
-    assert (local.action, local.reason) == ("pass", "below threshold 1.00")
+    assert local.action == "pass"
+    assert re.fullmatch(r"margin 0\.\d\d below threshold 1\.00", local.reason)
+    assert (ticket.pool, decisions[-1].tier) == (pools["billing"], Tier.LLM)
+
+
+def test_the_local_tier_holds_its_margin_not_its_confidence_to_the_threshold(
+    pools, llm, local_model
+):
+    # Billing, most likely, with another pool close behind (0.73 probability, 0.46 margin).
+    text = "my payment failed and the app crashed"
+    prediction = LocalClassifier.from_bytes(bytes(local_model.artifact)).predict(text)
+    assert prediction.label == "billing"
+    assert prediction.margin is not None
+    threshold = round((prediction.margin + prediction.confidence) / 2, 2)
+    assert prediction.margin < threshold <= prediction.confidence
+    local_model.threshold = threshold
+    local_model.save()
+    llm.enqueue(route_reply("billing", 0.95))
+
+    ticket, decisions = route(text)
+
+    local = next(d for d in decisions if d.tier == Tier.LOCAL)
+    assert local.action == "pass"
+    cut = math.floor(prediction.margin * 100) / 100
+    assert local.reason == f"margin {cut:.2f} below threshold {threshold:.2f}"
+    # The decision keeps the probability as its confidence, and the margin it was held to.
+    assert local.confidence == pytest.approx(prediction.confidence)
+    assert json.loads(local.raw_output)["margin"] == pytest.approx(prediction.margin)
     assert (ticket.pool, decisions[-1].tier) == (pools["billing"], Tier.LLM)
 
 

@@ -231,7 +231,7 @@ def test_the_local_tiers_routes_nobody_moved_become_weighted_labels_and_a_move_r
         assert (local_decision(ticket).action, ticket.status) == ("route", Ticket.Status.QUEUED)
     ticket_reroute(ticket=moved, actor=root, pool=pools["billing"], reason="it is about a bill")
     to_review = open_ticket("zorbit hub blinks orange twice")
-    assert (local_decision(to_review).action, to_review.status) == ("review", "in_review")
+    assert (local_decision(to_review).action, to_review.status) == ("pass", "in_review")
 
     labels = {label.ticket_id: label for label in training_labels()}
 
@@ -362,8 +362,9 @@ def test_a_candidate_that_learns_a_new_phrasing_is_activated_and_the_local_tier_
     settings.ROUTER_TARGET_MISROUTE_RATE = 0.05
     label_rows(JARGON + PLAIN)
     before = open_ticket("zorbit hub blinks orange twice")
-    # The seed model does not know the jargon: "no pool fits", a person must look.
-    assert (local_decision(before).action, before.status) == ("review", Ticket.Status.IN_REVIEW)
+    # The seed model does not know the jargon: not sure of any pool, it passes the ticket on,
+    # and with no LLM configured a person must look.
+    assert (local_decision(before).action, before.status) == ("pass", Ticket.Status.IN_REVIEW)
 
     result = model_version_retrain()
 
@@ -473,7 +474,8 @@ def test_retraining_on_the_same_labels_again_trains_nothing_unless_forced(local_
     assert model_version_retrain().version is not None
 
 
-def test_the_daily_task_retrains_through_the_same_service(local_model, label_rows):
+def test_the_daily_task_retrains_through_the_same_service(local_model, label_rows, settings):
+    settings.ROUTER_TARGET_MISROUTE_RATE = 0.05  # what 52 labels can measure (see above)
     label_rows(JARGON + PLAIN)
     router_retrain_task.delay()
     assert ModelVersion.objects.get(active=True).note.startswith("retrain_router: activated")

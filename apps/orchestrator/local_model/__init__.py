@@ -2,9 +2,11 @@
 
 Pure Python + scikit-learn (no Django), so it trains and runs the same in a management command,
 a Celery task or a benchmark. A message is mapped to a pool slug, or to `OTHER` when no pool
-fits; the pipeline accepts the label only when its calibrated probability clears the version's
-threshold (see `threshold_for_precision`, and `threshold_for_misroute_rate`, which retraining
-from people's corrections uses: apps/review/training/).
+fits; the pipeline accepts the label only when its margin (its calibrated probability less the
+runner-up's; `Prediction.score`) clears the version's threshold (see `threshold_for_precision`,
+and `threshold_for_misroute_rate`, which retraining from people's corrections uses:
+apps/review/training/). A model stored before margins routes on its probability, which its
+threshold was chosen on.
 
 Model. The text (first 1,000 characters, NFKC, lower case, runs of 4+ digits such as order
 numbers folded to "0000") feeds four TF-IDF blocks (sublinear tf, smoothed idf, each block

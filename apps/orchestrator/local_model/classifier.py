@@ -53,6 +53,26 @@ class Prediction:
     scores: dict[str, float]  # the top 5 labels -> probability, most likely first
     intent: str | None = None  # a model of intents: the most likely intent of `label`
     intent_confidence: float | None = None  # its probability, 0..1
+    # A model that routes on its margin (LocalClassifier.routes_on_margin): `label`'s probability
+    # less the runner-up's, 0..1. None for a model that routes on `confidence`.
+    margin: float | None = None
+
+    @property
+    def score(self) -> float:
+        """What the local tier's thresholds hold against: the margin, for a model that routes
+        on it, else the confidence."""
+        return self.confidence if self.margin is None else self.margin
+
+    def output(self) -> dict[str, Any]:
+        """What a routing decision keeps of it (its raw output): the label and scores, the
+        intent where the model has intents, the margin where it routes on one."""
+        output: dict[str, Any] = {"label": self.label, "scores": self.scores}
+        if self.intent is not None:
+            output["intent"] = self.intent
+            output["intent_confidence"] = self.intent_confidence
+        if self.margin is not None:
+            output["margin"] = self.margin
+        return output
 
 
 class LocalClassifier:
@@ -60,6 +80,12 @@ class LocalClassifier:
 
     With `groups` (each label's pool) it classifies intents and predicts pools: a pool's
     probability is the sum of its intents' probabilities.
+
+    A model trained now routes on its margin (`routes_on_margin`): the top label's probability
+    less the runner-up's ranks its right answers above its wrong ones better than the
+    probability alone, where two pools share the probability (CLINC150's learning curve,
+    docs/benchmarks.md). Its thresholds are chosen on the margin and compared with it. A model
+    stored before keeps routing on its confidence, which its thresholds were chosen on.
     """
 
     def __init__(
@@ -76,8 +102,10 @@ class LocalClassifier:
         groups: Sequence[str] | None = None,
         embedding_head: EmbeddingHead | None = None,
         embedder: TextEmbedder | None = None,
+        routes_on_margin: bool = False,
     ) -> None:
         self._labels = labels
+        self.routes_on_margin = routes_on_margin
         # The embedding head is kept (and serialised) whatever the embedder; it is used only with
         # an embedder of the same embeddings (see embedding_head).
         self._head = embedding_head
@@ -226,6 +254,7 @@ class LocalClassifier:
             groups=None if groups is None else [groups[name] for name in names],
             embedding_head=head,
             embedder=embedder,
+            routes_on_margin=True,
         )
         classifier.embedding_report = report
         return classifier
@@ -320,6 +349,10 @@ class LocalClassifier:
             arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
             arrays["embedding_coef"] = self._head.coef
             arrays["embedding_intercept"] = self._head.intercept
+        if self.routes_on_margin:
+            # Added last too: a model that routes on its confidence keeps its bytes.
+            meta["routes_on"] = "margin"
+            arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         # np.savez_compressed's layout, with fixed timestamps so equal models give equal bytes.
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -366,6 +399,7 @@ class LocalClassifier:
                 groups=groups,
                 embedding_head=head,
                 embedder=embedder,
+                routes_on_margin=meta.get("routes_on") == "margin",
             )
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
             raise ValueError("not a serialised local model of a known format") from error
@@ -411,6 +445,7 @@ class LocalClassifier:
                 label=self._labels[best],
                 confidence=float(probabilities[best]),
                 scores={self._labels[i]: float(probabilities[i]) for i in top},
+                margin=self._margin(probabilities, top),
             )
         pools: FloatArray = np.bincount(
             self._group_of, weights=probabilities, minlength=len(self._groups)
@@ -425,7 +460,15 @@ class LocalClassifier:
             scores={self._groups[i]: float(min(pools[i], 1.0)) for i in top},
             intent=self._labels[intent],
             intent_confidence=float(probabilities[intent]),
+            margin=self._margin(pools, top),
         )
+
+    def _margin(self, probabilities: FloatArray, top: IntArray) -> float | None:
+        """The top label's probability less the runner-up's (a model that routes on it)."""
+        if not self.routes_on_margin:
+            return None
+        second = float(probabilities[top[1]]) if len(top) > 1 else 0.0
+        return float(min(max(float(probabilities[top[0]]) - second, 0.0), 1.0))
 
 
 def _top(probabilities: FloatArray) -> IntArray:

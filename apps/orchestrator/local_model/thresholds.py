@@ -1,4 +1,7 @@
-"""Scoring the local model on labelled texts, and the confidence thresholds chosen from it."""
+"""Scoring the local model on labelled texts, and the thresholds chosen from it.
+
+A threshold holds against a prediction's `score`: its margin over the runner-up for a model that
+routes on it, its confidence for one stored before (see `Prediction.score`)."""
 
 from __future__ import annotations
 
@@ -83,7 +86,7 @@ def threshold_for_precision(
     target_precision: float,
     min_accepted: int = 1,
 ) -> float:
-    """Lowest confidence threshold whose accepted set (confidence >= it) reaches the precision,
+    """Lowest threshold whose accepted set (score >= it) reaches the precision,
     among thresholds that accept at least `min_accepted` labelled messages.
 
     Returns math.inf (accept nothing) when no such threshold reaches it.
@@ -93,19 +96,19 @@ def threshold_for_precision(
     if not 0.0 < target_precision <= 1.0:
         raise ValueError("target_precision must be in (0, 1]")
     ranked = sorted(
-        ((p.confidence, p.label == truth) for p, truth in zip(predictions, labels, strict=True)),
+        ((p.score, p.label == truth) for p, truth in zip(predictions, labels, strict=True)),
         key=lambda pair: -pair[0],
     )
     best = math.inf
     correct = 0
-    for i, (confidence, is_correct) in enumerate(ranked):
+    for i, (score, is_correct) in enumerate(ranked):
         accepted = i + 1
         correct += is_correct
-        # A threshold accepts every prediction with the same confidence, so only the last of a
-        # run of equal confidences is a real choice.
-        last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < confidence
+        # A threshold accepts every prediction with the same score, so only the last of a run
+        # of equal scores is a real choice.
+        last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < score
         if last_of_tie and accepted >= min_accepted and correct >= target_precision * accepted:
-            best = confidence
+            best = score
     return best
 
 
@@ -114,7 +117,7 @@ def misroute_rate(
 ) -> tuple[float, float]:
     """(misroute rate, auto-routed share) of a threshold on labelled predictions.
 
-    Auto-routed: a pool label (not OTHER) with confidence >= threshold; misrouted: auto-routed
+    Auto-routed: a pool label (not OTHER) with score >= threshold; misrouted: auto-routed
     to a label that is not the truth. The rate is 0.0 when nothing is auto-routed.
     """
     if len(predictions) != len(labels):
@@ -122,7 +125,7 @@ def misroute_rate(
     routed = [
         p.label != truth
         for p, truth in zip(predictions, labels, strict=True)
-        if p.label != OTHER and p.confidence >= threshold
+        if p.label != OTHER and p.score >= threshold
     ]
     if not routed:
         return 0.0, 0.0
@@ -136,7 +139,7 @@ def threshold_for_misroute_rate(
     target_rate: float,
     min_routed: int = 1,
 ) -> float:
-    """Lowest confidence threshold at which the auto-routed messages' misroute rate is within
+    """Lowest threshold at which the auto-routed messages' misroute rate is within
     the target (see `misroute_rate`; a confident OTHER goes to a person, so it is never a
     misroute), among thresholds that auto-route at least `min_routed` labelled messages: a rate
     measured on fewer says little (below 1/target messages, one error more breaks the target).
@@ -149,7 +152,7 @@ def threshold_for_misroute_rate(
         raise ValueError("target_rate must be in [0, 1)")
     ranked = sorted(
         (
-            (p.confidence, p.label != truth)
+            (p.score, p.label != truth)
             for p, truth in zip(predictions, labels, strict=True)
             if p.label != OTHER
         ),
@@ -157,12 +160,12 @@ def threshold_for_misroute_rate(
     )
     best = math.inf
     wrong = 0
-    for i, (confidence, is_wrong) in enumerate(ranked):
+    for i, (score, is_wrong) in enumerate(ranked):
         wrong += is_wrong
-        # As in threshold_for_precision: a threshold accepts a whole run of equal confidences.
-        last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < confidence
+        # As in threshold_for_precision: a threshold accepts a whole run of equal scores.
+        last_of_tie = i + 1 == len(ranked) or ranked[i + 1][0] < score
         if last_of_tie and i + 1 >= min_routed and wrong / (i + 1) <= target_rate:
-            best = confidence
+            best = score
     return best
 
 
@@ -193,16 +196,16 @@ def pool_thresholds(
     prior_strength: float,
     min_support: int = 0,
 ) -> dict[str, float]:
-    """Each pool's own confidence threshold, chosen on out-of-sample predictions of labelled
+    """Each pool's own threshold, chosen on out-of-sample predictions of labelled
     texts; a pool that no threshold qualifies is left out, and the local tier passes its
     messages on to the next tier.
 
     A pool's precision at a threshold is measured on its accepted predictions (its label,
-    confidence >= the threshold) and shrunk towards the precision of every pool's accepted
+    score >= the threshold) and shrunk towards the precision of every pool's accepted
     predictions at that threshold, as if `prior_strength` more of them had that precision:
     (right + prior_strength * overall) / (accepted + prior_strength). A pool of a few labelled
     texts then rests on what the model shows on all pools, and each of its own errors moves it
-    down at once. The threshold is the lowest confidence (`floor` or one of the pool's
+    down at once. The threshold is the lowest score (`floor` or one of the pool's
     predictions') at which the shrunk precision reaches `target_precision` with at least
     `min_support` accepted predictions of the pool; below `floor` (where every pool's precision
     is not shown to hold; math.inf: nowhere) at least one. So a pool never predicted can only
@@ -215,13 +218,13 @@ def pool_thresholds(
     if not 0.0 < target_precision <= 1.0:
         raise ValueError("target_precision must be in (0, 1]")
     scored = [
-        (p.confidence, p.label, p.label == truth)
+        (p.score, p.label, p.label == truth)
         for p, truth in zip(predictions, labels, strict=True)
         if p.label != OTHER
     ]
-    # Every pool's accepted predictions at a threshold: a prefix by descending confidence.
+    # Every pool's accepted predictions at a threshold: a prefix by descending score.
     ordered = sorted(scored, key=lambda row: -row[0])
-    descending = [-confidence for confidence, _, _ in ordered]
+    descending = [-score for score, _, _ in ordered]
     right_before = [0]
     for _, _, is_right in ordered:
         right_before.append(right_before[-1] + is_right)
@@ -231,19 +234,19 @@ def pool_thresholds(
         return right_before[accepted] / accepted if accepted else 0.0
 
     by_pool: dict[str, list[tuple[float, bool]]] = {}
-    for confidence, label, is_right in ordered:
-        by_pool.setdefault(label, []).append((confidence, is_right))
+    for score, label, is_right in ordered:
+        by_pool.setdefault(label, []).append((score, is_right))
     chosen: dict[str, float] = {}
     for pool in sorted(set(pools) - {OTHER}):
         rows = by_pool.get(pool, [])
         right = 0
         candidates: list[tuple[float, int, int]] = []  # (threshold, accepted, right)
-        for i, (confidence, is_right) in enumerate(rows):
+        for i, (score, is_right) in enumerate(rows):
             right += is_right
-            # As in threshold_for_precision: a threshold accepts a whole run of equal confidences.
-            if i + 1 == len(rows) or rows[i + 1][0] < confidence:
-                candidates.append((confidence, i + 1, right))
-        if math.isfinite(floor) and all(confidence != floor for confidence, _ in rows):
+            # As in threshold_for_precision: a threshold accepts a whole run of equal scores.
+            if i + 1 == len(rows) or rows[i + 1][0] < score:
+                candidates.append((score, i + 1, right))
+        if math.isfinite(floor) and all(score != floor for score, _ in rows):
             # The floor itself, with the pool's predictions at or above it.
             above = [(c, ok) for c, ok in rows if c >= floor]
             candidates.append((floor, len(above), sum(ok for _, ok in above)))

@@ -47,7 +47,7 @@ def pool_thresholds_choose(
         accepted = [
             p.label == truth
             for p, truth in zip(predictions, truths, strict=True)
-            if p.label == pool and p.confidence >= value
+            if p.label == pool and p.score >= value
         ]
         per_pool[pool] = {
             "threshold": value,
@@ -57,7 +57,7 @@ def pool_thresholds_choose(
     routed = [
         p.label == truth
         for p, truth in zip(predictions, truths, strict=True)
-        if p.label in thresholds and p.confidence >= thresholds[p.label]
+        if p.label in thresholds and p.score >= thresholds[p.label]
     ]
     figures = {
         "labels_scored": len(truths),

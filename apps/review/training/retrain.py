@@ -30,14 +30,15 @@ would no longer hold what it claims. The held-out slice keeps teaching through t
 
 The threshold. It is chosen on every human label, each predicted by a model that never saw it:
 the held-out slice by the candidate, the training part by `ROUTER_RETRAIN_FOLDS` models trained
-without one fold each (folds by a hash of the ticket id). It is the lowest confidence at which
-the misroute rate (a wrong pool among auto-routed texts; a confident `other` goes to a person
-and is not auto-routed) is at most `ROUTER_TARGET_MISROUTE_RATE`, among thresholds that
-auto-route at least max(`ROUTER_THRESHOLD_MIN_ROUTED`, 1/target) labelled texts. When none
-does, the threshold is 1.0: the local tier then passes everything to the next tier (bar a
-probability of exactly 1.0), and the metrics say so. People's labels over-represent hard
-texts (reviews are the doubtful ones, reroutes the LLM's mistakes), so the rate measured on
-them errs on the high side: the threshold is, if anything, conservative.
+without one fold each (folds by a hash of the ticket id). It is the lowest score (the top
+pool's probability less the runner-up's: `Prediction.score`) at which the misroute rate (a
+wrong pool among auto-routed texts; a confident `other` goes to a person and is not
+auto-routed) is at most `ROUTER_TARGET_MISROUTE_RATE`, among thresholds that auto-route at
+least max(`ROUTER_THRESHOLD_MIN_ROUTED`, 1/target) labelled texts. When none does, the
+threshold is 1.0: the local tier then passes everything to the next tier (bar a margin of
+exactly 1.0), and the metrics say so. People's labels over-represent hard texts (reviews are
+the doubtful ones, reroutes the LLM's mistakes), so the rate measured on them errs on the high
+side: the threshold is, if anything, conservative.
 
 A fast start for new pools. That threshold needs 50 routes measured on people's labels, which a
 deployment with many pools reaches only after thousands of tickets. So a pool may also get a
