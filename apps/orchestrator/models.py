@@ -209,7 +209,10 @@ class ModelVersion(models.Model):
     artifact = models.BinaryField()
     signature = models.CharField(max_length=64, help_text="HMAC-SHA256 of the artifact.")
     metrics = models.JSONField(default=dict, blank=True)
-    threshold = models.FloatField(help_text="Confidence at or above which the local tier decides.")
+    threshold = models.FloatField(
+        help_text="Margin (top probability less the runner-up's) at or above which the local "
+        "tier decides; confidence for a model trained before margins."
+    )
     # Pool slug -> a lower threshold of its own, for the pools whose own out-of-sample precision
     # holds at it (retraining's fast start); the lower of the two applies.
     pool_thresholds = models.JSONField(default=dict, blank=True)
