@@ -23,13 +23,19 @@ old 300-character "one sentence", a sentence naming the pool (about 60 character
 `missing_fields: []` only when the schema requires it. --reason-chars N makes every reason N
 characters instead (e.g. 40: the longest the prompt allows).
 
+The router sizes its prefix by the API's own count (`count_tokens`, once per prompt version,
+pool set and model; prompts/prefix.py); the stand-in counts as it bills. --chars-per-token F
+plays a tokenizer other than the 4 characters a token the router estimates with (e.g. 3.5 or
+4.5); --uncounted makes count_tokens fail (404), so the router fills by its estimate alone.
+
 Run at an older commit (with this file and the stand-in copied there) it measures that
 commit's prompts: where `prompt_version_examples_refresh` does not exist the version is used
 as it is. `evaluate_router --prompt-version A --prompt-version B` against the real API stays the
 way to compare prompts' accuracy.
 
     .venv/bin/python bench/prompt_cost.py [--calls 20] [--pools 3,4,77,150]
-        [--descriptions short|quoted] [--reason-chars N] [--data ../shared/data]
+        [--descriptions short|quoted] [--reason-chars N] [--chars-per-token F] [--uncounted]
+        [--data ../shared/data]
 """
 
 import argparse
@@ -62,7 +68,7 @@ from apps.pools.models import Pool  # noqa: E402
 from apps.pools.services import pool_upsert  # noqa: E402
 from apps.review.models import TrainingExample  # noqa: E402
 from apps.review.training.examples import training_examples_store  # noqa: E402
-from tests.fakes.messages_api import MessagesApiStandIn, Reply, tool_use  # noqa: E402
+from tests.fakes.messages_api import MessagesApiStandIn, Reply, error, tool_use  # noqa: E402
 
 try:  # absent before issue 15: the bench then measures the prompt version as it is
     from apps.review.training.prompt_examples import prompt_version_examples_refresh
@@ -164,6 +170,7 @@ class Figures:
     first: RoutingDecision
     after: list[RoutingDecision]
     unfilled: list[RoutingDecision]  # the same calls with ROUTER_PROMPT_PREFIX_TOKENS=0
+    counts: int  # count_tokens requests the filled calls made
 
 
 def shown_examples(standin: MessagesApiStandIn) -> int:
@@ -198,13 +205,17 @@ def measure(pool_set: PoolSet, parent: PromptVersion, standin: MessagesApiStandI
     if prompt_version_examples_refresh is not None:
         version = prompt_version_examples_refresh(parent=parent, author=None, activate=True)
         examples = len(version.examples)
+    counted_before = len(standin.count_requests)
     decisions = route_all(pool_set.customers, standin)
+    counts = len(standin.count_requests) - counted_before
     shown = shown_examples(standin)
     unfilled = []
     if examples:  # the same calls without filling: what the examples cost and save
         with override_settings(ROUTER_PROMPT_PREFIX_TOKENS=0):
             unfilled = route_all(pool_set.customers, standin)
-    return Figures(len(pool_set.pools), examples, shown, decisions[0], decisions[1:], unfilled)
+    return Figures(
+        len(pool_set.pools), examples, shown, decisions[0], decisions[1:], unfilled, counts
+    )
 
 
 def usd(value: Decimal | float) -> str:
@@ -215,7 +226,7 @@ def report(rows: list[Figures]) -> None:
     print(
         f"{'pools':>5} {'examples':>8} {'shown':>5} {'calls':>5} {'1st call':>11} "
         f"{'mean after':>11} {'max after':>11} {'prefix tok':>10} {'input tok':>9} "
-        f"{'output tok':>10} {'unfilled':>11} {'pays from':>9}"
+        f"{'output tok':>10} {'unfilled':>11} {'pays from':>9} {'counts':>6}"
     )
     for row in rows:
         after = row.after or [row.first]
@@ -236,7 +247,8 @@ def report(rows: list[Figures]) -> None:
             f"{row.pools:>5} {row.examples:>8} {row.shown:>5} {len(row.after) + 1:>5} "
             f"{usd(row.first.cost_usd):>11} {usd(mean(costs)):>11} {usd(max(costs)):>11} "
             f"{prefix or '-':>10} {mean(d.input_tokens for d in after):>9.1f} "
-            f"{mean(d.output_tokens for d in after):>10.1f} {unfilled:>11} {pays:>9}"
+            f"{mean(d.output_tokens for d in after):>10.1f} {unfilled:>11} {pays:>9} "
+            f"{row.counts:>6}"
         )
     means = [mean(d.cost_usd for d in (row.after or [row.first])) for row in rows]
     worst = max(max(d.cost_usd for d in (row.after or [row.first])) for row in rows)
@@ -251,7 +263,7 @@ def report(rows: list[Figures]) -> None:
         "unfilled: the same calls with ROUTER_PROMPT_PREFIX_TOKENS=0 (mean after the first); "
         "pays from: the length of a streak of calls (each within 5 minutes of the last, so the "
         "cached prefix lives) from which the filled prefix costs less in total, its dearer "
-        "first call included"
+        "first call included; counts: count_tokens requests that sized the prefix"
     )
 
 
@@ -261,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pools", default="3,4,77,150", help="pool sets to measure")
     parser.add_argument("--descriptions", choices=["short", "quoted"], default="short")
     parser.add_argument("--reason-chars", type=int, default=None)
+    parser.add_argument("--chars-per-token", type=float, default=4.0)
+    parser.add_argument("--uncounted", action="store_true", help="count_tokens answers 404")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="the shared data")
     args = parser.parse_args(argv)
 
@@ -271,11 +285,15 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"model {settings.ROUTER_MODEL}; prefix filled to {filled} tokens; "
         f"descriptions {args.descriptions}; reason "
-        f"{'as the schema asks' if args.reason_chars is None else f'{args.reason_chars} chars'}"
+        f"{'as the schema asks' if args.reason_chars is None else f'{args.reason_chars} chars'}; "
+        f"the API's tokenizer {args.chars_per_token} characters a token; count_tokens "
+        f"{'off (404)' if args.uncounted else 'on'}"
     )
     rows = []
-    with MessagesApiStandIn(bill_usage=True) as standin:
+    with MessagesApiStandIn(bill_usage=True, chars_per_token=args.chars_per_token) as standin:
         standin.default = answerer(args.reason_chars)
+        if args.uncounted:
+            standin.count_tokens_reply = error(404, "not_found_error", "count_tokens is off")
         settings.ANTHROPIC_BASE_URL = standin.url
         for count in (int(part) for part in args.pools.split(",")):
             if count == 3:

@@ -24,11 +24,13 @@ from apps.orchestrator.models import PromptVersion, RoutingDecision, RoutingRule
 from apps.orchestrator.outcomes import DecisionDraft, LocalTier, ReviewReason, RoutingOutcome
 from apps.orchestrator.pricing import cost_usd
 from apps.orchestrator.prompts import text as prompt_text
+from apps.orchestrator.prompts.prefix import prefix_examples, prefix_uncached_warn
 from apps.orchestrator.providers.base import (
     ProviderCall,
     ProviderError,
     ProviderReply,
     RouterProvider,
+    TokenCounter,
 )
 from apps.orchestrator.rules import rule_match
 from apps.orchestrator.schema import REASON_STORED_CHARS, route_output_errors, route_tool
@@ -286,12 +288,14 @@ class RoutingPipeline:
         system = prompt_text.system_prompt(
             template=self.prompt.text, few_shot=self.prompt.few_shot, pools=pools
         )
-        examples = prompt_text.examples_turn(
+        examples = prefix_examples(
             examples=self.prompt.examples,
             pools=pools,
             tool=tool,
             system=system,
+            model=model,
             target_tokens=settings.ROUTER_PROMPT_PREFIX_TOKENS if cached else 0,
+            counter=self.provider if isinstance(self.provider, TokenCounter) else None,
         )
         content: str | list[dict[str, Any]] = prompt_text.user_turn(text)
         if examples:
@@ -347,7 +351,7 @@ class RoutingPipeline:
                 if exc.kind == "malformed" and attempt == 1:
                     continue
                 return _LlmVerdict(None, ReviewReason.PROVIDER_UNAVAILABLE)
-            self._warn_if_uncached(call, reply)
+            prefix_uncached_warn(call=call, reply=reply, prompt=self.prompt)
             errors = self._read_reply(draft, reply)
             if not errors:
                 return _LlmVerdict(_tool_input(reply))
@@ -404,26 +408,6 @@ class RoutingPipeline:
         else:
             feedback = instructions
         return [assistant, {"role": "user", "content": feedback}]
-
-    def _warn_if_uncached(self, call: ProviderCall, reply: ProviderReply) -> None:
-        """A prefix filled with examples that the API neither wrote nor read is paid in full
-        on every call: the token estimate fell short of the model's minimum."""
-        usage = reply.usage
-        if (
-            call.cache_prefix
-            and self.prompt is not None
-            and self.prompt.examples
-            and settings.ROUTER_PROMPT_PREFIX_TOKENS > 0
-            and not (usage.cache_read_tokens or usage.cache_creation_tokens)
-        ):
-            logger.warning(
-                "router prompt v%s: the API cached none of the %s input tokens of %s; raise "
-                "ROUTER_PROMPT_PREFIX_TOKENS (now %s) above the model's minimum",
-                self.prompt.pk,
-                usage.input_tokens,
-                reply.model,
-                settings.ROUTER_PROMPT_PREFIX_TOKENS,
-            )
 
     @staticmethod
     def _record_reply(draft: DecisionDraft, reply: ProviderReply, *, batch: bool = False) -> None:

@@ -345,11 +345,13 @@ ROUTER_MAX_INPUT_CHARS = env_int("ROUTER_MAX_INPUT_CHARS", 8000)
 ROUTER_EMBEDDINGS = env_bool("ROUTER_EMBEDDINGS", default=True)
 # Mark the router's tools + system prompt as a prompt-cache prefix (cache reads bill at 10%).
 ROUTER_PROMPT_CACHE = env_bool("ROUTER_PROMPT_CACHE", default=True)
-# Tokens the cached prefix (tools + system prompt) is filled to with the prompt version's
-# labelled examples, estimated at 4 characters of JSON a token. The API caches nothing shorter
-# than the model's minimum (4,096 for Haiku 4.5); the 5% margin covers the estimate's error and
-# costs $0.00002 a call at the cache-read price. 0: no filling.
-ROUTER_PROMPT_PREFIX_TOKENS = env_int("ROUTER_PROMPT_PREFIX_TOKENS", 4300)
+# Tokens the cached prefix (tools + system prompt + the examples block) is filled to with the
+# prompt version's labelled examples, as the API counts them (count_tokens, once per version,
+# pool set and model: apps/orchestrator/prompts/prefix.py); by the estimate of 4 characters a
+# token and 2.5% more when it cannot count. The API caches nothing shorter than the model's
+# minimum (4,096 for Haiku 4.5); the 2.5% margin covers a count that is itself an estimate and
+# costs $0.00001 a call at the cache-read price. 0: no filling.
+ROUTER_PROMPT_PREFIX_TOKENS = env_int("ROUTER_PROMPT_PREFIX_TOKENS", 4200)
 # Share of confident automatic routes also sampled (per tier) for a reviewer to audit.
 REVIEW_AUDIT_SHARE = env_float("REVIEW_AUDIT_SHARE", 0.02)
 # Seed for the audit draw, for reproducible benchmarks only: unset, the draw is unpredictable.

@@ -14,15 +14,16 @@ answers. Nothing in the project is patched: the SDK sends real HTTP.
 
 Usage. By default a reply carries the usage it was scripted with. With `bill_usage=True` the
 stand-in bills each Message as the API does instead (`bill`): tokens counted from the request
-and the answer (about 4 characters a token, `estimate_tokens`), and prompt caching. The cached
-prefix is what precedes a `cache_control` breakpoint in the API's order (tools, then system,
-then messages), up to and including the block that carries it. A prefix that reaches the model's
-minimum cacheable length (`CACHE_MINIMUM_TOKENS`: 4,096 for Haiku 4.5) is written once
-(`cache_creation_input_tokens`, billed at 1.25x the input price) and read by later requests with
-the same prefix (`cache_read_input_tokens`, 0.1x) while the entry lives: five minutes from its
-last use (the `ephemeral` TTL; `"ttl": "1h"` keeps it an hour), for the model that wrote it
-only. A shorter prefix is not cached: all of it is `input_tokens`. Only the last breakpoint is
-looked up (the API also finds hits at earlier ones; requests here carry one).
+and the answer (about 4 characters a token, `estimate_tokens`; `chars_per_token` sets another
+rate), and prompt caching; `count_tokens` always counts a request's input as billing would.
+The cached prefix is what precedes a `cache_control` breakpoint in the API's order (tools, then
+system, then messages), up to and including the block that carries it. A prefix that reaches
+the model's minimum cacheable length (`CACHE_MINIMUM_TOKENS`: 4,096 for Haiku 4.5) is written
+once (`cache_creation_input_tokens`, billed at 1.25x the input price) and read by later
+requests with the same prefix (`cache_read_input_tokens`, 0.1x) while the entry lives: five
+minutes from its last use (the `ephemeral` TTL; `"ttl": "1h"` keeps it an hour), for the model
+that wrote it only. A shorter prefix is not cached: all of it is `input_tokens`. Only the last
+breakpoint is looked up (the API also finds hits at earlier ones; requests here carry one).
 """
 
 from __future__ import annotations
@@ -303,10 +304,11 @@ def route_ticket_default(body: Mapping[str, Any]) -> Reply:
 # --------------------------------------------------------------------------------------------
 
 
-def estimate_tokens(value: Any) -> int:
-    """Tokens of a request part: about 4 characters of its JSON a token (strings as they are)."""
+def estimate_tokens(value: Any, chars_per_token: float = 4.0) -> int:
+    """Tokens of a request part: about 4 characters of its JSON a token (strings as they are).
+    `chars_per_token` plays a tokenizer that counts the same text otherwise."""
     text = value if isinstance(value, str) else json.dumps(value)
-    return len(text) // 4
+    return int(len(text) / chars_per_token)
 
 
 def cache_minimum(model: str) -> int:
@@ -346,23 +348,25 @@ def cached_prefix(body: Mapping[str, Any]) -> tuple[list[Any], float] | None:
     return None
 
 
-def output_tokens(content: list[Mapping[str, Any]]) -> int:
+def output_tokens(content: list[Mapping[str, Any]], chars_per_token: float = 4.0) -> int:
     """Tokens the model wrote: the JSON of each tool call's input, the text of text blocks.
     (A forced tool call's name is prefilled by the API, not written by the model.)"""
     total = 0
     for block in content:
         if block.get("type") == "tool_use":
-            total += estimate_tokens(block.get("input") or {})
+            total += estimate_tokens(block.get("input") or {}, chars_per_token)
         else:
-            total += estimate_tokens(str(block.get("text", "")))
+            total += estimate_tokens(str(block.get("text", "")), chars_per_token)
     return max(total, 1)
 
 
 class PromptCache:
-    """Cache entries by prefix, each alive until its TTL after its last use."""
+    """Cache entries by prefix, each alive until its TTL after its last use. Tokens are
+    counted at `chars_per_token` characters of JSON a token."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], chars_per_token: float = 4.0) -> None:
         self.clock = clock
+        self.chars_per_token = chars_per_token
         self._expiry: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -370,14 +374,18 @@ class PromptCache:
         with self._lock:
             self._expiry.clear()
 
+    def count(self, body: Mapping[str, Any]) -> int:
+        """The input tokens of `body` as `bill` counts them: what count_tokens answers."""
+        return max(estimate_tokens(_blocks(body), self.chars_per_token), 1)
+
     def bill(self, body: Mapping[str, Any], content: list[Mapping[str, Any]]) -> dict[str, int]:
         """The usage of a Message answering `body` with `content`, prompt caching included."""
-        total = estimate_tokens(_blocks(body))
+        total = estimate_tokens(_blocks(body), self.chars_per_token)
         read = written = 0
         found = cached_prefix(body)
         if found is not None:
             prefix, ttl = found
-            tokens = estimate_tokens(prefix)
+            tokens = estimate_tokens(prefix, self.chars_per_token)
             if tokens >= cache_minimum(str(body.get("model") or DEFAULT_MODEL)):
                 # Entries are per model, as the API keeps them.
                 key = json.dumps([body.get("model"), prefix], sort_keys=True)
@@ -389,7 +397,8 @@ class PromptCache:
                     read = tokens
                 else:
                     written = tokens
-        return _usage(max(total - read - written, 0), output_tokens(content), read, written)
+        output = output_tokens(content, self.chars_per_token)
+        return _usage(max(total - read - written, 0), output, read, written)
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,6 +493,9 @@ class MessagesApiStandIn:
     at creation and to the first N retrieves (`batches.results()` retrieves once too).
     `bill_usage`: bill every Message from its request and answer, prompt caching included
     (module docstring), instead of the usage it was scripted with. `clock` ages cache entries.
+    `chars_per_token`: characters of JSON a token, in billing and in `count_tokens` (4: the
+    estimate the router fills its prefix by; other values play a tokenizer it must measure).
+    `count_tokens_reply`: when set, `POST /v1/messages/count_tokens` answers with it (an error).
     """
 
     def __init__(
@@ -493,9 +505,11 @@ class MessagesApiStandIn:
         batch_polls_before_end: int = 0,
         bill_usage: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        chars_per_token: float = 4.0,
     ) -> None:
         self.bill_usage = bill_usage
-        self.prompt_cache = PromptCache(clock)
+        self.prompt_cache = PromptCache(clock, chars_per_token)
+        self.count_tokens_reply: Reply | None = None
         self._initial_require_key = require_key
         self._initial_batch_polls = batch_polls_before_end
         self.require_key: str | None = require_key
@@ -575,7 +589,18 @@ class MessagesApiStandIn:
             self.default = route_ticket_default
             self.require_key = self._initial_require_key
             self.batch_polls_before_end = self._initial_batch_polls
+            self.count_tokens_reply = None
         self.prompt_cache.clear()
+
+    @property
+    def count_requests(self) -> list[RecordedRequest]:
+        """The recorded `POST /v1/messages/count_tokens` requests."""
+        with self._lock:
+            return [
+                r
+                for r in self.requests
+                if r.method == "POST" and r.path.rstrip("/") == "/v1/messages/count_tokens"
+            ]
 
     @property
     def message_requests(self) -> list[RecordedRequest]:
@@ -607,8 +632,9 @@ class MessagesApiStandIn:
         if method == "POST" and path == "/v1/messages":
             return self._messages(request, request_id)
         if method == "POST" and path == "/v1/messages/count_tokens":
-            size = len(json.dumps(request.json or {})) // 4
-            return _json_answer(200, {"input_tokens": max(size, 1)})
+            if self.count_tokens_reply is not None:
+                return self._render_error(self.count_tokens_reply, request_id)
+            return _json_answer(200, {"input_tokens": self.prompt_cache.count(request.json or {})})
         if path == "/v1/messages/batches" and method == "POST":
             return self._batch_create(request, request_id)
         if path == "/v1/messages/batches" and method == "GET":

@@ -9,6 +9,7 @@ import pytest
 from tests.fakes.messages_api import (
     CACHE_MINIMUM_TOKENS,
     MessagesApiStandIn,
+    error,
     estimate_tokens,
     tool_use,
 )
@@ -142,3 +143,41 @@ def test_scripted_usage_stays_without_bill_usage():
         message = ask(standin, LONG, "a")
     assert (message.usage.input_tokens, message.usage.output_tokens) == (350, 40)
     assert message.usage.cache_read_input_tokens == 0
+
+
+def test_count_tokens_counts_a_request_as_it_is_billed(billed):
+    params: dict[str, Any] = {
+        "model": MODEL,
+        "system": [{"type": "text", "text": LONG}],
+        "tools": [TOOL],
+        "messages": [{"role": "user", "content": "my invoice is wrong"}],
+    }
+    with anthropic.Anthropic(api_key="k", base_url=billed.url, max_retries=0) as sdk:
+        counted = sdk.messages.count_tokens(**params).input_tokens
+
+    message = ask(billed, LONG, "my invoice is wrong", cached=False)
+
+    assert counted == message.usage.input_tokens
+    assert len(billed.count_requests) == 1
+
+
+def test_another_tokenizer_counts_the_same_text_otherwise(clock):
+    with MessagesApiStandIn(bill_usage=True, clock=clock, chars_per_token=5.0) as standin:
+        fewer = ask(standin, LONG, "a", cached=False)
+    with MessagesApiStandIn(bill_usage=True, clock=clock, chars_per_token=3.0) as standin:
+        more = ask(standin, LONG, "a", cached=False)
+
+    # 18,000 characters of system prompt: 3,600 tokens at 5 a token, 6,000 at 3.
+    assert 3_600 < fewer.usage.input_tokens < 3_700
+    assert 6_000 < more.usage.input_tokens < 6_150
+
+
+def test_count_tokens_answers_the_scripted_error(billed):
+    billed.count_tokens_reply = error(503, "overloaded_error", "count later")
+    with (
+        anthropic.Anthropic(api_key="k", base_url=billed.url, max_retries=0) as sdk,
+        pytest.raises(anthropic.InternalServerError),
+    ):
+        sdk.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "a"}])
+    billed.reset()
+    assert billed.count_tokens_reply is None

@@ -7,9 +7,10 @@ Customer text never enters the system prompt. Inside the user turn it is fenced 
 The API caches a prompt's prefix only from a minimum length (4,096 tokens for Haiku 4.5), and
 tools + system are far shorter at a few pools. So the user turn opens with a block of the
 version's labelled examples (`PromptVersion.examples`, most useful first: examples.py), as many
-as bring tools + system + that block to `target_tokens` (estimated as the Messages API
-stand-in bills, about 4 characters of JSON a token), and the cache breakpoint goes on that
-block; the customer's fenced text is the block after it. The examples are texts people
+as bring tools + system + that block to a target number of tokens (prefix.py counts them with
+the API; the estimate here is about 4 characters of JSON a token, as the Messages API stand-in
+bills), and the cache breakpoint goes on that block; the customer's fenced text is the block
+after it. The examples are texts people
 labelled (some from customers, redacted and screened for injection when chosen): they are
 data like the customer's text, so they stay out of the system prompt too. Which examples a
 call saw is fixed by the prompt version and the active pools, like the rest of the prompt.
@@ -101,25 +102,33 @@ def labelled_block(examples: Sequence[dict[str, Any]], pools: Sequence[Pool]) ->
     return header + "\n".join(lines)
 
 
-def prefix_tokens_estimate(*, tool: dict[str, Any], system: str) -> int:
-    """The tokens of the cached prefix (tools + system), at about 4 characters of JSON a token:
-    the estimate the Messages API stand-in bills with."""
-    return (len(json.dumps([tool])) + len(json.dumps(system))) // 4
+def prefix_tokens_estimate(*, tool: dict[str, Any], system: str, block: str = "") -> int:
+    """The tokens of the cached prefix (tools + system + the examples `block`), at about 4
+    characters of JSON a token: the estimate the Messages API stand-in bills with."""
+    return (len(json.dumps([tool])) + len(json.dumps(system))) // 4 + len(json.dumps(block)) // 4
 
 
-def _fill(render: Callable[[int], str], available: int, reaches: Callable[[str], bool]) -> str:
-    """`render(k)` for the smallest k (examples shown) whose prompt `reaches` the target; all
-    `available` when none does. The length grows with k, so a binary search finds it."""
-    if reaches(render(0)) or not reaches(render(available)):
-        return render(0) if reaches(render(0)) else render(available)
-    low, high = 0, available  # render(low) falls short, render(high) reaches
+def smallest_reaching(available: int, reaches: Callable[[int], bool]) -> int:
+    """The smallest k in 0..`available` (examples shown) for which `reaches(k)`; `available`
+    when none does. What k shows only grows with k, so a binary search finds it."""
+    if reaches(0) or not reaches(available):
+        return 0 if reaches(0) else available
+    low, high = 0, available  # low falls short, high reaches
     while low + 1 < high:
         middle = (low + high) // 2
-        if reaches(render(middle)):
+        if reaches(middle):
             high = middle
         else:
             low = middle
-    return render(high)
+    return high
+
+
+def examples_active(
+    examples: Sequence[dict[str, Any]], pools: Sequence[Pool]
+) -> list[dict[str, Any]]:
+    """The labelled examples of active `pools`, in the version's order (most useful first)."""
+    slugs = {pool.slug for pool in pools}
+    return [example for example in examples if example.get("pool") in slugs]
 
 
 def system_prompt(
@@ -129,35 +138,6 @@ def system_prompt(
     slugs = {pool.slug for pool in pools}
     return template.replace("{pools}", pools_block(pools)).replace(
         "{examples}", examples_block(few_shot, slugs)
-    )
-
-
-def examples_turn(
-    *,
-    examples: Sequence[dict[str, Any]],
-    pools: Sequence[Pool],
-    tool: dict[str, Any],
-    system: str,
-    target_tokens: int,
-) -> str:
-    """The user turn's first block: the version's labelled `examples` (most useful first) for
-    active pools, as many as bring tools + system + this block to `target_tokens`; "" when
-    there is nothing to show or no target (0)."""
-    slugs = {pool.slug for pool in pools}
-    shown = [example for example in examples if example.get("pool") in slugs]
-    if target_tokens <= 0 or not shown:
-        return ""
-
-    def render(count: int) -> str:
-        return labelled_block(shown[:count], pools)
-
-    return _fill(
-        render,
-        len(shown),
-        lambda block: (
-            prefix_tokens_estimate(tool=tool, system=system) + len(json.dumps(block)) // 4
-            >= target_tokens
-        ),
     )
 
 

@@ -180,6 +180,23 @@ class AnthropicProvider:
         message, elapsed, attempts = self._create(self._params(call))
         return self._reply(message, call.model, elapsed, attempts)
 
+    def count_tokens(self, call: ProviderCall) -> int:
+        """The input tokens of `call` by the API's count_tokens endpoint (free, and not
+        retried: a count only sizes the prompt, and the call it sizes still follows)."""
+        params = self._params(call)
+        del params["max_tokens"]
+        try:
+            with waiting():
+                counted = self.client.with_options(max_retries=0).messages.count_tokens(**params)
+        except anthropic.APIError as exc:
+            kind, status = _error_kind(exc)
+            raise ProviderError(kind, str(exc)[:300], status=status) from exc
+        except ValueError as exc:  # a body that is not JSON
+            raise ProviderError("malformed", str(exc)[:300]) from exc
+        if not isinstance(counted.input_tokens, int):
+            raise ProviderError("malformed", "the count was not a number")
+        return counted.input_tokens
+
     def draft(
         self, *, model: str, system: str, messages: list[dict[str, Any]], max_tokens: int
     ) -> TextReply:

@@ -2,7 +2,7 @@
 and what the desk needs: one plain-text completion (a draft reply), with usage and errors."""
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from apps.orchestrator.pricing import Usage
 
@@ -72,6 +72,14 @@ class ProviderError(Exception):
 class RouterProvider(Protocol):
     def complete(self, call: ProviderCall) -> ProviderReply:
         """Make one forced tool call; raise ProviderError when the provider fails."""
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    def count_tokens(self, call: ProviderCall) -> int:
+        """The input tokens of `call` as the provider counts them (no model is run); raise
+        ProviderError when it cannot count."""
         ...
 
 

@@ -60,8 +60,9 @@ def prompt_version_examples_refresh(
         corrections=corrections,
         pools=sorted(slugs),
         per_pool=per_pool,
-        # The examples alone never need more characters than the whole prefix holds.
-        max_chars=4 * settings.ROUTER_PROMPT_PREFIX_TOKENS,
+        # The examples alone never need more characters than the whole prefix holds, for a
+        # tokenizer of up to 5 characters a token (the router counts what it shows).
+        max_chars=5 * settings.ROUTER_PROMPT_PREFIX_TOKENS,
     )
     version = prompt_version_append(
         text=parent.text,

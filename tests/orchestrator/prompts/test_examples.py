@@ -4,13 +4,14 @@ them (never the system prompt: they are data, like the customer's text)."""
 import json
 
 import pytest
+from django.core.cache import cache
 
 from apps.flows.demo import DEFAULT_POOLS
 from apps.orchestrator.prompts.examples import prompt_examples_rank
+from apps.orchestrator.prompts.prefix import UNCOUNTED_MARGIN, prefix_examples
 from apps.orchestrator.prompts.text import (
     DEFAULT_FEW_SHOT,
     DEFAULT_PROMPT,
-    examples_turn,
     prefix_tokens_estimate,
     system_prompt,
     user_turn,
@@ -75,7 +76,8 @@ def test_max_chars_caps_what_a_version_carries():
 
 
 @pytest.mark.django_db
-def test_the_examples_block_is_filled_to_the_target_and_no_further():
+def test_uncounted_the_examples_block_is_filled_to_the_target_and_its_margin_and_no_further():
+    cache.clear()
     pools = [pool_upsert(**spec) for spec in DEFAULT_POOLS]
     tool = route_tool(sorted(p.slug for p in pools))
     system = system_prompt(template=DEFAULT_PROMPT, few_shot=DEFAULT_FEW_SHOT, pools=pools)
@@ -83,32 +85,30 @@ def test_the_examples_block_is_filled_to_the_target_and_no_further():
         {"text": f"example number {n} about my bill", "pool": "billing"} for n in range(900)
     ]
 
-    def build(target: int) -> str:
-        return examples_turn(
-            examples=examples, pools=pools, tool=tool, system=system, target_tokens=target
+    def build(target: int, shown: list[dict[str, str]] = examples) -> str:
+        return prefix_examples(
+            examples=shown,
+            pools=pools,
+            tool=tool,
+            system=system,
+            model="claude-haiku-4-5",
+            target_tokens=target,
+            counter=None,  # no provider to count with: the estimate alone
         )
 
     def prefix(block: str) -> int:
-        return prefix_tokens_estimate(tool=tool, system=system) + len(json.dumps(block)) // 4
+        return prefix_tokens_estimate(tool=tool, system=system, block=block)
 
-    filled = build(4300)
-    assert prefix(filled) >= 4300
+    filled = build(4200)
+    goal = 4200 * UNCOUNTED_MARGIN
+    assert prefix(filled) >= goal
     # One example fewer would fall short: the smallest block that reaches the target.
-    assert prefix(filled.rsplit(" | ", 1)[0]) < 4300
+    assert prefix(filled.rsplit(" | ", 1)[0]) < goal
     assert "example number 0 about" in filled
     assert "example number" not in system
     assert build(0) == ""
     # Examples of pools that are not active are never shown.
-    assert (
-        examples_turn(
-            examples=[{"text": "where is my parcel", "pool": "shipping"}],
-            pools=pools,
-            tool=tool,
-            system=system,
-            target_tokens=4300,
-        )
-        == ""
-    )
+    assert build(4200, [{"text": "where is my parcel", "pool": "shipping"}]) == ""
 
 
 def test_the_user_turn_is_only_the_fenced_text():
