@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -47,12 +48,38 @@ COUNTED_SECONDS = 24 * 3600  # a count only goes stale with its key: keep it a d
 FAILED_COUNT_SECONDS = 60
 
 
-def prefix_call(*, model: str, tool: dict[str, Any], system: str, block: str) -> ProviderCall:
-    """The router's call cut at its cache breakpoint: tools, system and the examples block."""
-    content = [{"type": "text", "text": block, "cache_control": {"type": "ephemeral"}}]
-    return ProviderCall(
-        model=model, system=system, tool=tool, messages=[{"role": "user", "content": content}]
-    )
+@dataclass(frozen=True)
+class _Prefix:
+    """A router call cut at its cache breakpoint: tools, system and the first `k` examples."""
+
+    shown: list[dict[str, Any]]
+    pools: Sequence[Pool]
+    tool: dict[str, Any]
+    system: str
+    model: str
+
+    def block(self, k: int) -> str:
+        return prompt_text.labelled_block(self.shown[:k], self.pools)
+
+    def estimate(self, k: int) -> int:
+        return prompt_text.prefix_tokens_estimate(
+            tool=self.tool, system=self.system, block=self.block(k)
+        )
+
+    def call(self, k: int) -> ProviderCall:
+        content = [{"type": "text", "text": self.block(k), "cache_control": {"type": "ephemeral"}}]
+        return ProviderCall(
+            model=self.model,
+            system=self.system,
+            tool=self.tool,
+            messages=[{"role": "user", "content": content}],
+        )
+
+    def fill(self, scale: float, goal: float) -> int:
+        """The fewest examples whose estimate times `scale` reaches `goal` (all: none does)."""
+        return prompt_text.smallest_reaching(
+            len(self.shown), lambda k: self.estimate(k) * scale >= goal
+        )
 
 
 def prefix_examples(
@@ -68,63 +95,35 @@ def prefix_examples(
     """The user turn's first block for a call to `model`: the labelled `examples` of active
     `pools` that bring the prefix to `target_tokens` (counted by `counter` where it can);
     "" when there is nothing to show or no target (0)."""
-    shown = prompt_text.examples_active(examples, pools)
-    if target_tokens <= 0 or not shown:
+    prefix = _Prefix(prompt_text.examples_active(examples, pools), pools, tool, system, model)
+    if target_tokens <= 0 or not prefix.shown:
         return ""
-    key = (
-        "router-prefix:"
-        + hashlib.sha256(
-            json.dumps([model, tool, system, shown, target_tokens], sort_keys=True).encode()
-        ).hexdigest()
-    )
+    signature = json.dumps([model, tool, system, prefix.shown, target_tokens], sort_keys=True)
+    key = "router-prefix:" + hashlib.sha256(signature.encode()).hexdigest()
     count = cache.get(key)
     if not isinstance(count, int):
-        count, seconds = _examples_count(
-            shown=shown, pools=pools, tool=tool, system=system, model=model,
-            target=target_tokens, counter=counter,
-        )  # fmt: skip
+        count, seconds = _examples_count(prefix, target_tokens, counter)
         cache.set(key, count, seconds)
-    return prompt_text.labelled_block(shown[:count], pools)
+    return prefix.block(count)
 
 
-def _examples_count(
-    *,
-    shown: list[dict[str, Any]],
-    pools: Sequence[Pool],
-    tool: dict[str, Any],
-    system: str,
-    model: str,
-    target: int,
-    counter: TokenCounter | None,
-) -> tuple[int, int]:
+def _examples_count(prefix: _Prefix, target: int, counter: TokenCounter | None) -> tuple[int, int]:
     """(examples to show, seconds to keep that number)."""
-
-    def block(k: int) -> str:
-        return prompt_text.labelled_block(shown[:k], pools)
-
-    def estimate(k: int) -> int:
-        return prompt_text.prefix_tokens_estimate(tool=tool, system=system, block=block(k))
-
-    def fill(scale: float, goal: float) -> int:
-        return prompt_text.smallest_reaching(len(shown), lambda k: estimate(k) * scale >= goal)
-
-    guess = fill(1.0, target * UNCOUNTED_MARGIN)
+    guess = prefix.fill(1.0, target * UNCOUNTED_MARGIN)
     if counter is None:
         return guess, COUNTED_SECONDS
     counted: dict[int, int] = {}
     k = guess
     try:
         for _ in range(MAX_COUNTS):
-            counted[k] = counter.count_tokens(
-                prefix_call(model=model, tool=tool, system=system, block=block(k))
-            )
-            k = fill(counted[k] / max(estimate(k), 1), target)
+            counted[k] = counter.count_tokens(prefix.call(k))
+            k = prefix.fill(counted[k] / max(prefix.estimate(k), 1), target)
             if k in counted:
                 break
     except ProviderError as exc:
         logger.warning(
             "router prefix for %s not counted (%s): filled by the estimate, %s examples",
-            model,
+            prefix.model,
             exc,
             guess,
         )
@@ -132,16 +131,17 @@ def _examples_count(
     reaching = [shown_k for shown_k, tokens in counted.items() if tokens >= target]
     if reaching:
         return min(reaching), COUNTED_SECONDS
-    if len(shown) in counted:
+    everything = len(prefix.shown)
+    if everything in counted:
         # Even every example falls short: the prefix would not be cached, and each call would
         # pay all of it in full. Shown none, it costs what an unfilled prompt does.
         logger.warning(
             "router prefix for %s: all %s examples make %s tokens, under the %s to fill; none "
             "shown (label more examples, or lower ROUTER_PROMPT_PREFIX_TOKENS to the model's "
             "minimum)",
-            model,
-            len(shown),
-            counted[len(shown)],
+            prefix.model,
+            everything,
+            counted[everything],
             target,
         )
         return 0, COUNTED_SECONDS
