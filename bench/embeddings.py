@@ -5,6 +5,8 @@ Accuracy at full coverage (every message gets the model's top label, no threshol
 - Bitext, pools: 80/20 split stratified on `pool` (as bench/router_accuracy.py), trained on the 80%.
 One model is trained with the embedder; "without" is the same artifact loaded without it, i.e.
 the same SVM on TF-IDF alone (what ROUTER_EMBEDDINGS=off gives). The chosen weight w is printed.
+Then what the nearest labelled texts (neighbours.py) cost on the same models: the artifact's
+size with and without them, and predict() on 500 test texts with and without them.
 
 Latency: the whole local path (pipeline.run without the LLM, as bench/router_latency.py) on
 Bitext messages and on 2,000-character messages, with the tier on and off, on the demo model
@@ -51,12 +53,35 @@ def accuracy_pair(
     seconds = time.perf_counter() - started
     alone = LocalClassifier.from_bytes(mixed.to_bytes())
     texts, labels = [t for t, _ in test], [label for _, label in test]
+    neighbour_costs.append((name, *neighbour_cost(mixed, texts[:500])))
 
     def accuracy(model: LocalClassifier) -> float:
         predictions = model.predict_many(texts)
         return sum(p.label == y for p, y in zip(predictions, labels, strict=True)) / len(labels)
 
     return name, accuracy(alone), accuracy(mixed), mixed.embedding_weight, seconds
+
+
+neighbour_costs: list[tuple[str, int, int, list[float], list[float]]] = []
+
+
+def neighbour_cost(
+    model: LocalClassifier, texts: list[str]
+) -> tuple[int, int, list[float], list[float]]:
+    """The neighbours' share of a model: artifact bytes with and without them, and predict()
+    in ms with them and without (the same model told not to use them)."""
+    embedder = embeddings.embedder()
+    data = model.to_bytes()
+    plain = LocalClassifier.from_bytes(data, embedder=embedder)
+    plain._gaps = False  # the margin alone, the same SVM, head and embeddings
+    plain._neighbours = None
+    with_them = LocalClassifier.from_bytes(data, embedder=embedder)
+    return (
+        len(data),
+        len(plain.to_bytes()),
+        timed(texts, with_them.predict, warm=30),
+        timed(texts, plain.predict, warm=30),
+    )
 
 
 def accuracy_runs() -> None:
@@ -78,6 +103,13 @@ def accuracy_runs() -> None:
     print(f"{'data':40} {'TF-IDF':>8} {'+ emb':>8} {'w':>5} {'train s':>8}")
     for name, alone, mixed, weight, seconds in runs:
         print(f"{name:40} {alone:>8.2%} {mixed:>8.2%} {weight:>5.1f} {seconds:>8.1f}")
+    print("\nnearest labelled texts (neighbours.py): artifact size, predict() on 500 test texts")
+    print(f"{'data':40} {'MB with':>8} {'without':>8} {'p50 ms':>14} {'p95 ms':>14}")
+    for name, size, size_without, timed_with, timed_without in neighbour_costs:
+        p50 = f"{percentile(timed_with, 0.5):.3f}/{percentile(timed_without, 0.5):.3f}"
+        p95 = f"{percentile(timed_with, 0.95):.3f}/{percentile(timed_without, 0.95):.3f}"
+        print(f"{name:40} {size / 1e6:>8.2f} {size_without / 1e6:>8.2f} {p50:>14} {p95:>14}")
+    print("(p50/p95: with the neighbours / without them)")
 
 
 def latency_runs(n: int) -> None:

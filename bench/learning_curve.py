@@ -30,15 +30,16 @@ escalation call), the review share, the automatic decisions (routed without a pe
 accuracy against the true intent, the share decided by the local model and its accuracy, the
 local model's top-1 accuracy on every ticket it scored (whatever its confidence), the cost per
 ticket (the sum of RoutingDecision.cost_usd over the window's tickets), and the labels people
-gave; then what the active local model would have decided at fixed thresholds of its score
-(0.9, 0.95, 0.99; the margin over the runner-up, what its thresholds hold against), which
-separates what it learned from the threshold retraining chose; then every retraining and what
-the gate did; then issue 15's fast-start target on tickets 1-1,000
-(model-call share <= 60% at an automatic accuracy >= 94.4%), the local model's precision per
-pool there (with how many pools would show below 90% by chance on so few tickets, and how many
-the tickets show to be below it), and the active model's pools with thresholds of their own.
-Audit draws are seeded too (REVIEW_AUDIT_SEED), so a seed reproduces a run. A default run takes
-about 6-8 minutes on 2 cores (3-4 minutes for --tickets 1000).
+gave; then what the active local model would have decided at fixed thresholds of its margin
+over the runner-up (0.9, 0.95, 0.99; its own thresholds hold against the margin with the
+neighbour gap, neighbours.py, on another scale), which separates what it learned from the
+threshold retraining chose; then every retraining and what the gate did; then issue 15's
+fast-start target on tickets 1-1,000 (model-call share <= 60% at an automatic accuracy >=
+94.4%), the local model's precision per pool there (with how many pools would show below 90%
+by chance on so few tickets, and how many the tickets show to be below it), and the active
+model's pools with thresholds of their own. Audit draws are seeded too (REVIEW_AUDIT_SEED), so a
+seed reproduces a run. A default run takes about 6-8 minutes on 2 cores (3-4 minutes for
+--tickets 1000).
 """
 
 import argparse
@@ -178,8 +179,8 @@ class Tally:
     local_top1: int = 0  # ... whose top label was the true intent, whatever the confidence
     cost: Decimal = Decimal(0)
     labels: dict[str, int] = field(default_factory=dict)
-    # The local model's (score, right) on every ticket it scored, "other" left out; the score
-    # is what its thresholds hold against (Prediction.score: its margin over the runner-up).
+    # The local model's (margin, right) on every ticket it scored, "other" left out (its
+    # confidence for an older model): how sure the model was, on the margin's own scale.
     scores: list[tuple[float, bool]] = field(default_factory=list)
     # Pool -> (tickets the local model routed there, rightly).
     local_pools: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -265,7 +266,7 @@ def ticket_run(
         output = json.loads(scored.raw_output)
         label = output.get("label")
         tally.local_top1 = int(label == truth)
-        # What its thresholds hold against: the margin, or the confidence of an older model.
+        # The margin over the runner-up, or the confidence of an older model.
         score = output.get("margin", scored.confidence)
         if label != OTHER and score is not None:
             tally.scores.append((score, label == truth))

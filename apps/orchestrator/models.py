@@ -210,8 +210,9 @@ class ModelVersion(models.Model):
     signature = models.CharField(max_length=64, help_text="HMAC-SHA256 of the artifact.")
     metrics = models.JSONField(default=dict, blank=True)
     threshold = models.FloatField(
-        help_text="Margin (top probability less the runner-up's) at or above which the local "
-        "tier decides; confidence for a model trained before margins."
+        help_text="Score at or above which the local tier decides: the margin (top probability "
+        "less the runner-up's), with the neighbour gap for a model that keeps its training "
+        "texts' embeddings ((margin + gap + 2) / 5); confidence for a model trained before margins."
     )
     # Pool slug -> a lower threshold of its own, for the pools whose own out-of-sample precision
     # holds at it (retraining's fast start); the lower of the two applies.

@@ -209,8 +209,8 @@ class RoutingPipeline:
                 f"below threshold {threshold:.2f}"
                 if prediction.margin is None
                 # Cut, not rounded: a margin of 0.996 is not "1.00 below threshold 1.00".
-                else f"margin {math.floor(prediction.margin * 100) / 100:.2f} below threshold "
-                f"{threshold:.2f}"
+                else f"{'margin' if prediction.neighbour_gap is None else 'score'} "
+                f"{math.floor(prediction.score * 100) / 100:.2f} below threshold {threshold:.2f}"
             )
             return None
         if prediction.label == OTHER:

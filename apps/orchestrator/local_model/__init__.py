@@ -2,11 +2,12 @@
 
 Pure Python + scikit-learn (no Django), so it trains and runs the same in a management command,
 a Celery task or a benchmark. A message is mapped to a pool slug, or to `OTHER` when no pool
-fits; the pipeline accepts the label only when its margin (its calibrated probability less the
-runner-up's; `Prediction.score`) clears the version's threshold (see `threshold_for_precision`,
-and `threshold_for_misroute_rate`, which retraining from people's corrections uses:
-apps/review/training/). A model stored before margins routes on its probability, which its
-threshold was chosen on.
+fits; the pipeline accepts the label only when its score (the margin, its calibrated probability
+less the runner-up's, with the neighbour gap where the model keeps its training texts'
+embeddings: neighbours.py; `Prediction.score`) clears the version's threshold (see
+`threshold_for_precision`, and `threshold_for_misroute_rate`, which retraining from people's
+corrections uses: apps/review/training/). A model stored before margins routes on its
+probability, which its threshold was chosen on.
 
 Model. The text (first 1,000 characters, NFKC, lower case, runs of 4+ digits such as order
 numbers folded to "0000") feeds four TF-IDF blocks (sublinear tf, smoothed idf, each block
@@ -77,8 +78,9 @@ Modules: `features` (text to TF-IDF blocks), `classifier` (the SVM, calibration,
 re-exports the public names of the first four.
 """
 
-from apps.orchestrator.local_model.classifier import LocalClassifier, Prediction
+from apps.orchestrator.local_model.classifier import LocalClassifier
 from apps.orchestrator.local_model.examples import OTHER, SEED_EXAMPLES_PATH, seed_examples
+from apps.orchestrator.local_model.prediction import Prediction
 from apps.orchestrator.local_model.thresholds import (
     Evaluation,
     evaluate,

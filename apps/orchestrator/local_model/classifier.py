@@ -8,7 +8,6 @@ import itertools
 import json
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,8 @@ from apps.orchestrator.local_model.features import (
     fit_features,
     text_words,
 )
+from apps.orchestrator.local_model.neighbours import Neighbours
+from apps.orchestrator.local_model.prediction import Prediction
 from apps.orchestrator.local_model.svm import (
     calibration_folds,
     fit_svm,
@@ -38,41 +39,6 @@ _FORMAT = "supportdesk-local-model/1"
 # format 1 would take the intents for pools, so it must refuse these.
 _FORMAT_GROUPED = "supportdesk-local-model/2"
 _TOP_SCORES = 5
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One message's label, its calibrated probability and the most likely labels.
-
-    A model of intents (trained with `groups`) gives the pool whose intents' probabilities sum
-    highest, that sum, and the pool's most likely intent.
-    """
-
-    label: str  # a pool slug or OTHER
-    confidence: float  # calibrated probability of `label`, 0..1
-    scores: dict[str, float]  # the top 5 labels -> probability, most likely first
-    intent: str | None = None  # a model of intents: the most likely intent of `label`
-    intent_confidence: float | None = None  # its probability, 0..1
-    # A model that routes on its margin (LocalClassifier.routes_on_margin): `label`'s probability
-    # less the runner-up's, 0..1. None for a model that routes on `confidence`.
-    margin: float | None = None
-
-    @property
-    def score(self) -> float:
-        """What the local tier's thresholds hold against: the margin, for a model that routes
-        on it, else the confidence."""
-        return self.confidence if self.margin is None else self.margin
-
-    def output(self) -> dict[str, Any]:
-        """What a routing decision keeps of it (its raw output): the label and scores, the
-        intent where the model has intents, the margin where it routes on one."""
-        output: dict[str, Any] = {"label": self.label, "scores": self.scores}
-        if self.intent is not None:
-            output["intent"] = self.intent
-            output["intent_confidence"] = self.intent_confidence
-        if self.margin is not None:
-            output["margin"] = self.margin
-        return output
 
 
 class LocalClassifier:
@@ -103,19 +69,21 @@ class LocalClassifier:
         embedding_head: EmbeddingHead | None = None,
         embedder: TextEmbedder | None = None,
         routes_on_margin: bool = False,
+        neighbours: Neighbours | None = None,
     ) -> None:
         self._labels = labels
         self.routes_on_margin = routes_on_margin
-        # The embedding head is kept (and serialised) whatever the embedder; it is used only with
-        # an embedder of the same embeddings (see embedding_head).
+        # The embedding head and the neighbours are kept (and serialised) whatever the embedder;
+        # each is used only with an embedder of the same embeddings (see embedding_head).
         self._head = embedding_head
-        self._embedder = (
-            embedder
-            if embedding_head is not None
-            and embedder is not None
-            and embedder.model_id == embedding_head.model_id
-            else None
-        )
+        self._neighbours = neighbours
+
+        def fits(part: EmbeddingHead | Neighbours | None) -> bool:
+            return part is not None and embedder is not None and embedder.model_id == part.model_id
+
+        self._embedder = embedder if fits(embedding_head) or fits(neighbours) else None
+        self._mixes = fits(embedding_head)
+        self._gaps = fits(neighbours) and routes_on_margin
         self.embedding_report: dict[str, object] = {}
         # A model of intents: `_groups` are the pools, `_group_of[i]` the pool of label i.
         self._groups: list[str] | None = None
@@ -225,12 +193,15 @@ class LocalClassifier:
             )
             progress.update()
             head: EmbeddingHead | None = None
+            neighbours: Neighbours | None = None
             report: dict[str, object] = {"embedding_weight": 0.0}
             if embedder is not None:
                 progress.set_postfix_str("embeddings")
                 all_held = np.concatenate(held_rows)
+                embedded = embedder.embed(texts)
+                neighbours = Neighbours.build(embedded, y, embedder.model_id)
                 head, report = fit_head(
-                    embedder.embed(texts),
+                    embedded,
                     y,
                     len(names),
                     folds=folds,
@@ -255,6 +226,7 @@ class LocalClassifier:
             embedding_head=head,
             embedder=embedder,
             routes_on_margin=True,
+            neighbours=neighbours,
         )
         classifier.embedding_report = report
         return classifier
@@ -267,7 +239,7 @@ class LocalClassifier:
     @property
     def uses_embeddings(self) -> bool:
         """True when predictions mix in embeddings (a head and an embedder for it)."""
-        return self._embedder is not None
+        return self._mixes
 
     @property
     def labels(self) -> list[str]:
@@ -353,6 +325,11 @@ class LocalClassifier:
             # Added last too: a model that routes on its confidence keeps its bytes.
             meta["routes_on"] = "margin"
             arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        if self._neighbours is not None:  # last again: a model without them keeps its bytes
+            meta["neighbours"] = {"model": self._neighbours.model_id}
+            arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+            arrays["neighbour_vectors"] = self._neighbours.vectors.astype(np.float16)
+            arrays["neighbour_labels"] = self._neighbours.labels
         # np.savez_compressed's layout, with fixed timestamps so equal models give equal bytes.
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -382,6 +359,13 @@ class LocalClassifier:
                     weight=float(meta["embedding"]["weight"]),
                     model_id=str(meta["embedding"]["model"]),
                 )
+            neighbours = None
+            if "neighbours" in meta:
+                neighbours = Neighbours(
+                    vectors=arrays["neighbour_vectors"].astype(np.float32),
+                    labels=arrays["neighbour_labels"],
+                    model_id=str(meta["neighbours"]["model"]),
+                )
             vocabularies: list[dict[str, int]] = []
             offset = 0
             for grams in meta["vocabularies"]:
@@ -400,6 +384,7 @@ class LocalClassifier:
                 embedding_head=head,
                 embedder=embedder,
                 routes_on_margin=meta.get("routes_on") == "margin",
+                neighbours=neighbours,
             )
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
             raise ValueError("not a serialised local model of a known format") from error
@@ -436,7 +421,7 @@ class LocalClassifier:
         scaled = margins * self._temperature
         probabilities = np.exp(scaled - scaled.max())
         probabilities /= probabilities.sum()
-        if embedding is not None and self._head is not None:
+        if embedding is not None and self._mixes and self._head is not None:
             probabilities = self._head.mix(probabilities[None, :], embedding[None, :])[0]
         if self._groups is None or self._group_of is None:
             top = _top(probabilities)
@@ -446,6 +431,7 @@ class LocalClassifier:
                 confidence=float(probabilities[best]),
                 scores={self._labels[i]: float(probabilities[i]) for i in top},
                 margin=self._margin(probabilities, top),
+                neighbour_gap=self._gap(embedding, np.arange(len(self._labels)) == best),
             )
         pools: FloatArray = np.bincount(
             self._group_of, weights=probabilities, minlength=len(self._groups)
@@ -461,6 +447,7 @@ class LocalClassifier:
             intent=self._labels[intent],
             intent_confidence=float(probabilities[intent]),
             margin=self._margin(pools, top),
+            neighbour_gap=self._gap(embedding, self._group_of == best),
         )
 
     def _margin(self, probabilities: FloatArray, top: IntArray) -> float | None:
@@ -469,6 +456,12 @@ class LocalClassifier:
             return None
         second = float(probabilities[top[1]]) if len(top) > 1 else 0.0
         return float(min(max(float(probabilities[top[0]]) - second, 0.0), 1.0))
+
+    def _gap(self, embedding: NDArray[np.float32] | None, same: NDArray[np.bool_]) -> float | None:
+        """The neighbour gap of the predicted label (`same`: its labels), where it is used."""
+        if embedding is None or not self._gaps or self._neighbours is None:
+            return None
+        return self._neighbours.gap(embedding, same)
 
 
 def _top(probabilities: FloatArray) -> IntArray:

@@ -1,7 +1,8 @@
 """Scoring the local model on labelled texts, and the thresholds chosen from it.
 
 A threshold holds against a prediction's `score`: its margin over the runner-up for a model that
-routes on it, its confidence for one stored before (see `Prediction.score`)."""
+routes on it (with the neighbour gap where the model keeps its training texts' embeddings), its
+confidence for one stored before (see `Prediction.score`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from apps.orchestrator.local_model.classifier import LocalClassifier, Prediction
+from apps.orchestrator.local_model.classifier import LocalClassifier
 from apps.orchestrator.local_model.examples import OTHER
+from apps.orchestrator.local_model.prediction import Prediction
 
 
 @dataclass(frozen=True)
