@@ -392,12 +392,13 @@ ROUTER_UNMOVED_WEIGHT = env_float("ROUTER_UNMOVED_WEIGHT", 0.3)
 # A fast start for new pools (docs/orchestrator.md): a retraining also gives a pool a threshold of
 # its own when, on labels predicted out of sample (people's and from decisions), its precision
 # shrunk towards every pool's (as if ROUTER_POOL_PRIOR_STRENGTH more texts had theirs) reaches
-# ROUTER_POOL_TARGET_PRECISION, at or above the lowest margin (Prediction.score) where every
-# pool's together reach ROUTER_FAST_START_PRECISION on at least ROUTER_FAST_START_MIN_ACCEPTED
-# texts. 0.97, above the model tiers' own accuracy (about 95% on the benchmark), so routing
-# locally does not lower it; the tier then routed at 95.7-97.3% on the benchmark's first 1,000
-# tickets (docs/benchmarks.md), below the target on three seeds of five: the unmoved routes it
-# is measured on count the mistakes nobody caught as right.
+# ROUTER_POOL_TARGET_PRECISION, at or above the lowest score (Prediction.score: the margin, with
+# the neighbour gap where the model keeps its neighbours) where every pool's together reach
+# ROUTER_FAST_START_PRECISION on at least ROUTER_FAST_START_MIN_ACCEPTED texts. 0.97, above the
+# model tiers' own accuracy (about 95% on the benchmark), so routing locally does not lower it;
+# the tier then routed at 95.2-98.1% on the benchmark's first 1,000 tickets (docs/benchmarks.md),
+# below the target on four seeds of five: the unmoved routes it is measured on count the
+# mistakes nobody caught as right.
 ROUTER_POOL_TARGET_PRECISION = env_float("ROUTER_POOL_TARGET_PRECISION", 0.97)
 ROUTER_POOL_PRIOR_STRENGTH = env_float("ROUTER_POOL_PRIOR_STRENGTH", 5.0)
 ROUTER_POOL_MIN_SUPPORT = env_int("ROUTER_POOL_MIN_SUPPORT", 0)
