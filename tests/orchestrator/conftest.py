@@ -3,11 +3,20 @@ from functools import cache
 import pytest
 
 from apps.flows.demo import DEFAULT_POOLS
-from apps.orchestrator.local_model import OTHER, LocalClassifier, seed_examples
+from apps.orchestrator.local_model import OTHER, LocalClassifier, embeddings, seed_examples
 from apps.orchestrator.models import ModelVersion
 from apps.orchestrator.selectors import artifact_signature
 from apps.pools.services import intent_ensure, pool_upsert
 from tests.fakes.fixtures import messages_api  # noqa: F401  (a fixture)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    """The shipped sentence embedder (the embedding tier's); skips where the tier is off."""
+    found = embeddings.embedder()
+    if found is None:
+        pytest.skip("ROUTER_EMBEDDINGS is off in this environment")
+    return found
 
 
 @pytest.fixture

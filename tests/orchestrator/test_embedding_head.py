@@ -40,14 +40,6 @@ PARAPHRASES = [
 
 
 @pytest.fixture(scope="module")
-def embedder():
-    found = embeddings.embedder()
-    if found is None:
-        pytest.skip("ROUTER_EMBEDDINGS is off in this environment")
-    return found
-
-
-@pytest.fixture(scope="module")
 def mixed_classifier(embedder) -> LocalClassifier:
     examples = seed_examples()
     return LocalClassifier.train(

