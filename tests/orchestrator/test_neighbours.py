@@ -76,14 +76,17 @@ def test_neighbours_round_trip_and_count_only_with_their_embeddings(tiny, embedd
     assert loaded.to_bytes() == data
     assert loaded.predict("I want my money back") == tiny.predict("I want my money back")
 
-    without = LocalClassifier.from_bytes(data)  # ROUTER_EMBEDDINGS=off: the margin alone
+    # ROUTER_EMBEDDINGS=off: the gap counts as 0, on the scale the thresholds were chosen on.
+    without = LocalClassifier.from_bytes(data)
     alone = without.predict("I want my money back")
-    assert alone.neighbour_gap is None
-    assert alone.score == alone.margin
+    assert not without.uses_embeddings
+    assert alone.neighbour_gap == 0.0
+    assert alone.margin is not None
+    assert alone.score == pytest.approx((alone.margin + 2) / 5)
 
     monkeypatch.setattr(embedder, "model_id", "some-other-embeddings")
     other = LocalClassifier.from_bytes(data, embedder=embedder)
-    assert other.predict("I want my money back").neighbour_gap is None
+    assert other.predict("I want my money back").neighbour_gap == 0.0
 
 
 @needs_model

@@ -238,8 +238,8 @@ class LocalClassifier:
 
     @property
     def uses_embeddings(self) -> bool:
-        """True when predictions mix in embeddings (a head and an embedder for it)."""
-        return self._mixes
+        """True when predictions use embeddings: a head mixed in, or the neighbour gap."""
+        return self._embedder is not None
 
     @property
     def labels(self) -> list[str]:
@@ -458,9 +458,13 @@ class LocalClassifier:
         return float(min(max(float(probabilities[top[0]]) - second, 0.0), 1.0))
 
     def _gap(self, embedding: NDArray[np.float32] | None, same: NDArray[np.bool_]) -> float | None:
-        """The neighbour gap of the predicted label (`same`: its labels), where it is used."""
-        if embedding is None or not self._gaps or self._neighbours is None:
+        """The neighbour gap of the predicted label (`same`: its labels); None for a model
+        without neighbours. Its thresholds were chosen on margin + gap: run without the
+        embeddings they were built on, the gap counts as 0 and the score keeps that scale."""
+        if self._neighbours is None or not self.routes_on_margin:
             return None
+        if embedding is None or not self._gaps:
+            return 0.0
         return self._neighbours.gap(embedding, same)
 
 
