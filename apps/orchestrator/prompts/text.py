@@ -10,10 +10,10 @@ version's labelled examples (`PromptVersion.examples`, most useful first: exampl
 as bring tools + system + that block to a target number of tokens (prefix.py counts them with
 the API; the estimate here is about 4 characters of JSON a token, as the Messages API stand-in
 bills), and the cache breakpoint goes on that block; the customer's fenced text is the block
-after it. The examples are texts people
-labelled (some from customers, redacted and screened for injection when chosen): they are
-data like the customer's text, so they stay out of the system prompt too. Which examples a
-call saw is fixed by the prompt version and the active pools, like the rest of the prompt.
+after it. The examples are texts people labelled (some from customers, redacted and screened
+for injection when chosen): they are data like the customer's text, so they stay out of the
+system prompt too. Which examples a call saw is fixed by the prompt version and the active
+pools, like the rest of the prompt.
 """
 
 import json
