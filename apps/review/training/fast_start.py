@@ -21,12 +21,12 @@ class FastStart:
 def pool_thresholds_choose(
     predictions: list[Prediction], truths: list[str], *, known: set[str]
 ) -> FastStart:
-    """Pools' own thresholds (see `pool_thresholds`), chosen on every label predicted out of
-    sample: people's, and those from decisions. While people's labels are few, those (the
-    LLM's confident answers, and the local tier's routes nobody moved, on ordinary traffic) are
-    most of what shows where the model can be trusted. A wrong distilled answer counts as the
-    model's misroute, which errs safe; a wrong local route that nobody moved counts as right,
-    which errs the other way, by the share of its mistakes agents do not catch."""
+    """Pools' own thresholds (see `pool_thresholds`), chosen on the labels predicted out of
+    sample that are not the local tier's own: people's, and the LLM's confident answers
+    (distilled). While people's labels are few, the distilled ones (ordinary traffic) are most
+    of what shows where the model can be trusted; a wrong one counts as the model's misroute,
+    which errs safe. The local tier's unmoved routes are not among them (retrain.py): a model
+    like it agrees with its own answers whether they were right or not."""
     target = float(settings.ROUTER_POOL_TARGET_PRECISION)
     floor_precision = float(settings.ROUTER_FAST_START_PRECISION)
     min_accepted = int(settings.ROUTER_FAST_START_MIN_ACCEPTED)

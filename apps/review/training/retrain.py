@@ -43,8 +43,9 @@ side: the threshold is, if anything, conservative.
 A fast start for new pools. That threshold needs 50 routes measured on people's labels, which a
 deployment with many pools reaches only after thousands of tickets. So a pool may also get a
 threshold of its own (`ModelVersion.pool_thresholds`; the local tier uses the lower one), chosen
-on every label scored out of sample, people's and from decisions, where the pool's precision shrunk
-towards every pool's reaches ROUTER_POOL_TARGET_PRECISION (see `pool_thresholds`). And
+on the labels scored out of sample, people's and the distilled LLM answers (not the local tier's
+unmoved routes, which a model like it agrees with, right or wrong), where the pool's precision
+shrunk towards every pool's reaches ROUTER_POOL_TARGET_PRECISION (see `pool_thresholds`). And
 `model_version_retrain_when_due` (a beat task) retrains as soon as the labels have grown enough
 since the last retraining, so a new deployment does not wait a day for its first model.
 """
@@ -188,7 +189,9 @@ def model_version_retrain(
 
     # The threshold is chosen on every human label, each predicted by a model that did not
     # see it: the held-out slice by the candidate, the training part by k-fold models. The
-    # folds split the labels from decisions too, which the pools' own thresholds are chosen on.
+    # folds split the labels from decisions too: the distilled ones are scored for the pools'
+    # own thresholds; the unmoved ones only train. An unmoved route is the local tier's own
+    # answer, which a model like it agrees with whether it was right or not.
     folds = max(2, int(settings.ROUTER_RETRAIN_FOLDS))
     predictions: list[Prediction] = candidate.predict_many(held_texts)
     truths: list[str] = list(held_truth)
@@ -197,7 +200,9 @@ def model_version_retrain(
     decided_predictions: list[Prediction] = []
     decided_truths: list[str] = []
     for fold in range(folds):
-        inside = [x for x, f in zip(learnt, fold_of, strict=True) if f == fold]
+        inside = [
+            x for x, f in zip(learnt, fold_of, strict=True) if f == fold and x.source != UNMOVED
+        ]
         if not inside:
             continue
         outside = [
