@@ -55,11 +55,9 @@ def training_labels(*, since: datetime | None = None) -> list[TrainingLabel]:
     replaces either at the next retraining. Texts that are empty are skipped.
 
     Why the unmoved routes: without them the local tier's mistakes leave labels (agents move
-    them) and its right routes leave none, so the labels a retraining measures the local
-    tier's precision on hold its errors and not its successes. After a retraining that routed
-    eagerly, the next one then measures its precision far too low and routes almost nothing
-    (the 150-pool benchmark swung from 79% of tickets routed locally to 3% and back), and the
-    pools' own thresholds (fast_start.py) cannot be trusted to mean the precision they ask for.
+    them) and its right routes leave none, so it would learn from its errors only. They train;
+    no threshold is chosen on them (retrain.py): a model like the local tier agrees with its own
+    answers, right or wrong.
     """
     rows = RoutingLabel.objects.order_by("ticket_id", "-created_at", "-id").values_list(
         "ticket_id", "source", "pool__slug", "text"
