@@ -506,6 +506,45 @@ def test_the_gate_wants_accuracy_and_brier_score_no_worse_than_the_active_models
     assert not _gate(evaluation(0.80, 0.100, n=30), evaluation(0.85, 0.100, n=30), local_model)[0]
 
 
+def scored(terms, accuracy=0.80):
+    """An evaluation with its per-text Brier terms, as `evaluate` gives them."""
+    return Evaluation(
+        accuracy=accuracy,
+        macro_f1=accuracy,
+        per_label={},
+        confusion={},
+        ece=0.0,
+        n=len(terms),
+        brier=sum(terms) / len(terms),
+        brier_terms=tuple(terms),
+    )
+
+
+def test_the_gate_holds_a_candidate_back_on_its_brier_score_only_when_the_texts_show_it_worse(
+    local_model,
+):
+    # Scored on the same 40 texts: the candidate is better on some, worse on others, 0.0025
+    # worse on average. Noise: a paired t-test does not show it worse, so it passes.
+    active = [0.30, 0.10] * 20
+    noisy = [0.40, 0.005] * 20
+    noisy[0] = 0.41
+    passed, why = _gate(scored(noisy, 0.85), scored(active), local_model)
+    assert passed, why
+    assert scored(noisy).brier - scored(active).brier > 0.002
+    # The same 0.0025 on every text: the texts show it worse, held back.
+    worse = [term + 0.0025 for term in active]
+    passed, why = _gate(scored(worse, 0.85), scored(active), local_model)
+    assert not passed
+    assert why.startswith("worse calibrated than the active model")
+    assert why.endswith("p = 0.000")
+    # Far worse on a few texts, the same on the rest: p below 0.05, held back.
+    spread = list(active)
+    for i in range(0, 40, 4):
+        spread[i] += 0.2
+    passed, why = _gate(scored(spread, 0.85), scored(active), local_model)
+    assert not passed, why
+
+
 # --- the base a retraining starts from -------------------------------------------------------
 
 CLINIC = [

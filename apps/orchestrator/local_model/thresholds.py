@@ -29,6 +29,9 @@ class Evaluation:
     # Mean squared gap between the top label's confidence and whether it was right: a proper
     # scoring rule (no bins), lower when confidences are both calibrated and sharp.
     brier: float = 0.0
+    # Each text's (confidence - right)^2, in the order scored: two models scored on the same
+    # texts are compared text by text (the retraining gate).
+    brier_terms: tuple[float, ...] = ()
 
 
 def evaluate(
@@ -59,6 +62,7 @@ def evaluate(
             "support": float(support),
         }
     correct = [p.label == truth for p, truth in zip(predictions, labels, strict=True)]
+    terms = tuple((p.confidence - hit) ** 2 for p, hit in zip(predictions, correct, strict=True))
     return Evaluation(
         accuracy=sum(correct) / n if n else 0.0,
         macro_f1=sum(figures["f1"] for figures in per_label.values()) / len(names)
@@ -68,10 +72,8 @@ def evaluate(
         confusion=confusion,
         ece=_expected_calibration_error([p.confidence for p in predictions], correct),
         n=n,
-        brier=sum((p.confidence - hit) ** 2 for p, hit in zip(predictions, correct, strict=True))
-        / n
-        if n
-        else 0.0,
+        brier=sum(terms) / n if n else 0.0,
+        brier_terms=terms,
     )
 
 
