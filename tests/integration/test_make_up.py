@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 import uuid
@@ -180,12 +181,21 @@ def test_nginx_round_robins_requests_to_both_asgi_processes(made_up):
     logs = {
         port: Path(made_up.state()["workdir"], f"asgi-{port}.log") for port in made_up.asgi_ports
     }
-    served = {port: log.read_text().count(f"probe={probe}-") for port, log in logs.items()}
+    nginx_log = Path(made_up.state()["workdir"], "nginx", "supportdesk.access.log")
+    # Both write their line once the response is on its way (nginx's log phase runs after it
+    # is sent), so the client may read the tenth answer before its line is written.
+    deadline = time.monotonic() + 5.0
+    while True:
+        served = {port: log.read_text().count(f"probe={probe}-") for port, log in logs.items()}
+        access_log = nginx_log.read_text()
+        logged = all(f"request_id={request_id} " in access_log for request_id in request_ids)
+        if (sum(served.values()) == 10 and logged) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     # Each uvicorn's own access log: every probe was answered once, by both processes.
     assert sum(served.values()) == 10
     assert all(count > 0 for count in served.values()), served
     # The id nginx made is the one the application used (and answered with).
-    access_log = Path(made_up.state()["workdir"], "nginx", "supportdesk.access.log").read_text()
     for request_id in request_ids:
         assert f"request_id={request_id} upstream=127.0.0.1:" in access_log
 
