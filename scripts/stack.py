@@ -89,15 +89,51 @@ def embedded_env(workdir: Path, **extra: str) -> dict[str, str]:
 # --- Ports and commands -------------------------------------------------------------------
 
 
+# Where free_ports looks: above the ports services are usually configured on (PostgreSQL's
+# 5432, Redis's 6379, `make up`'s 8000-8002), minus the kernel's ephemeral range.
+CHOSEN_PORTS = range(10_000, 65_536)
+# Linux's default ip_local_port_range, for a kernel that does not say.
+DEFAULT_EPHEMERAL_PORTS = range(32_768, 61_000)
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel gives the local end of outgoing connections (and `bind(0)`)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL_PORTS
+    return range(low, high + 1)
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports nobody listens on (all held open while choosing)."""
-    with ExitStack() as sockets:
-        ports = []
-        for _ in range(count):
-            sock = sockets.enter_context(socket.socket())
-            sock.bind((LOOPBACK, 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
+    """`count` distinct loopback ports nobody listens on (all held open while choosing).
+
+    Drawn at random from outside the kernel's ephemeral range. A port from `bind(0)` stays
+    free only until the kernel gives it to the local end of some outgoing connection: between
+    choosing nginx's port and nginx binding it, the stack's own connections to PostgreSQL and
+    Redis (and those of other processes) draw from that range, and CI once saw nginx fail with
+    "Address already in use" so. Standard library only, as this module is (port-for does the
+    same, but `make down` runs without the venv).
+    """
+    ephemeral = ephemeral_ports()
+    # A kernel that lends every port to outgoing connections leaves only checking for now.
+    candidates = [port for port in CHOSEN_PORTS if port not in ephemeral] or list(CHOSEN_PORTS)
+    rng = secrets.SystemRandom()
+    with ExitStack() as held:
+        ports: list[int] = []
+        for _ in range(100 * count):
+            port = rng.choice(candidates)
+            if port in ports:
+                continue
+            sock = held.enter_context(socket.socket())
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue  # taken
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError(f"fewer than {count} free loopback ports from {CHOSEN_PORTS}")
 
 
 def free_port() -> int:

@@ -18,8 +18,10 @@ from scripts.stack import (
     RecordedProcess,
     StackState,
     embedded_env,
+    ephemeral_ports,
     free_ports,
     main,
+    port_in_use,
     render_nginx_site,
     service_env,
     stop_process,
@@ -198,3 +200,17 @@ def test_down_leaves_alone_a_process_that_took_a_recorded_pid(tmp_path: Path, sl
     assert main(["--state", str(state_file), "down"]) == 0
     assert sleeper.poll() is None
     assert "had exited" in capsys.readouterr().out
+
+
+def test_the_ephemeral_range_read_is_the_one_the_kernel_draws_from():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert sock.getsockname()[1] in ephemeral_ports()
+
+
+def test_free_ports_are_distinct_unused_and_outside_the_ephemeral_range():
+    """Outgoing connections cannot take them before the server that was given one binds it."""
+    ports = free_ports(50)
+    assert len(set(ports)) == 50
+    assert not [port for port in ports if port in ephemeral_ports()]
+    assert not [port for port in ports if port_in_use(port)]
