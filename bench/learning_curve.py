@@ -460,7 +460,9 @@ def pools_below_by_chance(pools: dict[str, tuple[int, int]]) -> str:
 
 
 def print_pools() -> None:
-    """The active model's pools with thresholds of their own, and their out-of-sample figures."""
+    """The active model's pools with thresholds of their own, and their figures on the labels
+    they were chosen on: predicted out of sample, but each pool's threshold stops where that
+    sample shows it holding, so these read high (the windows above measure what followed)."""
     active = ModelVersion.objects.filter(active=True).first()
     figures = (active.metrics.get("pools") or {}) if active else {}
     if not figures:
@@ -472,7 +474,8 @@ def print_pools() -> None:
     print(
         f"active model v{active.pk if active else '-'}: {figures['pools']} pools with thresholds "
         f"of their own (floor {figures['floor']:.4f}) on {figures['labels_scored']} labels "
-        f"predicted out of sample: {100 * figures['auto_routed_share']:.1f}% auto-routed at "
+        f"predicted out of sample, which chose them (so these read high): "
+        f"{100 * figures['auto_routed_share']:.1f}% auto-routed at "
         f"{100 * (figures['precision'] or 0):.1f}% precision; {len(measured)} pools measured, "
         f"{below} below 90%"
     )
